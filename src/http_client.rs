@@ -1,0 +1,144 @@
+//! A keep-alive HTTP/1.1 client connection over a byte-counting socket: hyper's low-level
+//! client, because reqwest cannot count the bytes its sockets carry (see `net.rs`).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::client::conn::http1;
+use hyper::{Method, Request, Response, StatusCode, header};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use crate::net::{ByteMeter, CountingStream};
+use crate::techniques::Target;
+
+/// Why a client request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("connect to {addr}: {source}")]
+    Connect {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("HTTP: {0}")]
+    Http(#[from] hyper::Error),
+    #[error("building the request: {0}")]
+    Request(#[from] hyper::http::Error),
+    #[error("{status} from the server: {body}")]
+    Status { status: StatusCode, body: String },
+    #[error("unparsable response: {0}")]
+    Parse(String),
+}
+
+/// Opens a TCP connection to `target` whose bytes `meter` counts, with TCP_NODELAY.
+pub async fn connect_counted(
+    target: &Target,
+    meter: Arc<ByteMeter>,
+) -> Result<CountingStream<TcpStream, ByteMeter>, ClientError> {
+    let stream = TcpStream::connect(target.addr)
+        .await
+        .map_err(|source| ClientError::Connect {
+            addr: target.addr,
+            source,
+        })?;
+    let _ = stream.set_nodelay(true);
+    Ok(CountingStream::new(stream, meter))
+}
+
+/// One keep-alive connection; requests on it go one after another, as a browser's would.
+pub struct HttpConnection {
+    sender: http1::SendRequest<Full<Bytes>>,
+    host: String,
+}
+
+impl HttpConnection {
+    /// Connects and performs the HTTP/1.1 handshake (no bytes are sent until a request).
+    pub async fn open(target: &Target, meter: Arc<ByteMeter>) -> Result<Self, ClientError> {
+        let stream = connect_counted(target, meter).await?;
+        let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(Self {
+            sender,
+            host: target.host(),
+        })
+    }
+
+    /// Whether the server has not closed the connection.
+    pub fn is_open(&self) -> bool {
+        !self.sender.is_closed()
+    }
+
+    /// Sends a request and returns the response with its body still streaming.
+    pub async fn send(
+        &mut self,
+        method: Method,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: Option<Bytes>,
+    ) -> Result<Response<Incoming>, ClientError> {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(path_and_query)
+            .header(header::HOST, &self.host);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let request = builder.body(Full::new(body.unwrap_or_default()))?;
+        self.sender.ready().await?;
+        Ok(self.sender.send_request(request).await?)
+    }
+
+    /// Sends a request and reads the whole body; non-2xx statuses are errors.
+    pub async fn fetch(
+        &mut self,
+        method: Method,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: Option<Bytes>,
+    ) -> Result<Bytes, ClientError> {
+        let response = self.send(method, path_and_query, headers, body).await?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        if !status.is_success() {
+            return Err(ClientError::Status {
+                status,
+                body: String::from_utf8_lossy(&body).into_owned(),
+            });
+        }
+        Ok(body)
+    }
+
+    /// `GET` returning the body.
+    pub async fn get(&mut self, path_and_query: &str) -> Result<Bytes, ClientError> {
+        self.fetch(Method::GET, path_and_query, &[], None).await
+    }
+
+    /// `POST` of a JSON body, returning the response body.
+    pub async fn post_json(&mut self, path: &str, json: &str) -> Result<Bytes, ClientError> {
+        let headers = [("content-type", "application/json")];
+        self.fetch(
+            Method::POST,
+            path,
+            &headers,
+            Some(Bytes::copy_from_slice(json.as_bytes())),
+        )
+        .await
+    }
+}
+
+/// Percent-encodes a query component (user ids may hold any printable character).
+pub fn encode_component(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}

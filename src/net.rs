@@ -1,0 +1,177 @@
+//! Byte counting at the socket. Every figure of bytes on the wire in pushlab comes from a
+//! `CountingStream` wrapped around a `TcpStream`, on the server and on the load generator, so
+//! request lines, headers, chunked framing, WebSocket handshakes and frame headers, SSE field
+//! names and heartbeats are all counted, never estimated from payload sizes.
+//!
+//! This is the one place pushlab works below the HTTP crates: they do not expose the bytes
+//! their sockets carry (reqwest's `Conn` is private), so the counting has to wrap the stream.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Receives the size of every successful read and write on a counted stream.
+pub trait Meter: Send + Sync + 'static {
+    /// `n` bytes arrived from the peer.
+    fn on_read(&self, n: usize);
+    /// `n` bytes were handed to the kernel for the peer.
+    fn on_write(&self, n: usize);
+}
+
+/// A stream that reports every byte it carries to a `Meter`.
+pub struct CountingStream<S, M: Meter> {
+    inner: S,
+    meter: Arc<M>,
+}
+
+impl<S, M: Meter> CountingStream<S, M> {
+    pub fn new(inner: S, meter: Arc<M>) -> Self {
+        Self { inner, meter }
+    }
+
+    /// The meter this stream reports to.
+    pub fn meter(&self) -> &Arc<M> {
+        &self.meter
+    }
+
+    /// The wrapped stream.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S: AsyncRead + Unpin, M: Meter> AsyncRead for CountingStream<S, M> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = &poll {
+            let n = buf.filled().len() - before;
+            if n > 0 {
+                self.meter.on_read(n);
+            }
+        }
+        poll
+    }
+}
+
+impl<S: AsyncWrite + Unpin, M: Meter> AsyncWrite for CountingStream<S, M> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = &poll {
+            self.meter.on_write(*n);
+        }
+        poll
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = &poll {
+            self.meter.on_write(*n);
+        }
+        poll
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// A plain up/down byte meter, for the client side of a connection (the load generator and
+/// the tests), shared by every connection that should be counted together.
+#[derive(Debug, Default)]
+pub struct ByteMeter {
+    /// Bytes received from the server.
+    pub down: AtomicU64,
+    /// Bytes sent to the server.
+    pub up: AtomicU64,
+}
+
+impl ByteMeter {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// (up, down) so far.
+    pub fn totals(&self) -> (u64, u64) {
+        (
+            self.up.load(Ordering::Relaxed),
+            self.down.load(Ordering::Relaxed),
+        )
+    }
+}
+
+impl Meter for ByteMeter {
+    fn on_read(&self, n: usize) {
+        self.down.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    fn on_write(&self, n: usize) {
+        self.up.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+/// The kernel's own count for a TCP socket (Linux `TCP_INFO`): a cross-check of the
+/// stream-level count, and the segment counts behind the TCP/IP overhead.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KernelCount {
+    /// Payload bytes the peer acknowledged (`tcpi_bytes_acked`).
+    pub bytes_acked: u64,
+    /// Payload bytes received (`tcpi_bytes_received`).
+    pub bytes_received: u64,
+    /// Segments sent (`tcpi_segs_out`), each with about 52 B of TCP/IP headers on loopback.
+    pub segs_out: u64,
+    /// Segments received (`tcpi_segs_in`).
+    pub segs_in: u64,
+}
+
+/// Reads `TCP_INFO` for a connected socket; `None` where the kernel does not provide it.
+#[cfg(target_os = "linux")]
+pub fn kernel_count(socket: &impl std::os::fd::AsRawFd) -> Option<KernelCount> {
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: `info` is a valid, writable `tcp_info` and `len` holds its size, as getsockopt
+    // requires; the fd is borrowed from a live socket.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0).then(|| KernelCount {
+        bytes_acked: info.tcpi_bytes_acked,
+        bytes_received: info.tcpi_bytes_received,
+        segs_out: u64::from(info.tcpi_segs_out),
+        segs_in: u64::from(info.tcpi_segs_in),
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn kernel_count(_socket: &impl std::os::fd::AsRawFd) -> Option<KernelCount> {
+    None
+}

@@ -1,0 +1,154 @@
+//! Errors as HTTP responses: every refusal is a 4xx/5xx with a JSON body `{"error": "..."}`
+//! that names the problem, and extractors whose rejections would otherwise be plain text.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+
+use crate::feed::FeedError;
+
+/// An error response: a status and a message naming the problem.
+#[derive(Debug)]
+pub struct AppError {
+    pub status: StatusCode,
+    pub message: String,
+    /// Seconds for a `Retry-After` header (503 responses).
+    pub retry_after: Option<u64>,
+    /// Extra machine-readable fields merged into the JSON body.
+    pub details: Option<serde_json::Value>,
+}
+
+impl AppError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            retry_after: None,
+            details: None,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// The JSON body, `{"error": message, ...details}`.
+    pub fn body(&self) -> serde_json::Value {
+        let mut body = serde_json::json!({ "error": self.message });
+        if let (Some(serde_json::Value::Object(details)), Some(map)) =
+            (&self.details, body.as_object_mut())
+        {
+            for (key, value) in details {
+                map.insert(key.clone(), value.clone());
+            }
+        }
+        body
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(self.body())).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+impl From<FeedError> for AppError {
+    fn from(error: FeedError) -> Self {
+        let message = error.to_string();
+        match error {
+            FeedError::CursorExpired { cursor, oldest } => Self {
+                status: StatusCode::GONE,
+                message,
+                retry_after: None,
+                details: Some(serde_json::json!({ "cursor": cursor, "oldest": oldest })),
+            },
+            FeedError::CursorAhead { cursor, last } => Self {
+                status: StatusCode::BAD_REQUEST,
+                message,
+                retry_after: None,
+                details: Some(serde_json::json!({ "cursor": cursor, "last": last })),
+            },
+            FeedError::Lagged { .. } | FeedError::Closed => Self {
+                retry_after: Some(1),
+                ..Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
+            },
+        }
+    }
+}
+
+/// `Query<T>` whose rejection is a JSON 400 naming the parameter.
+pub struct AppQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for AppQuery<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Self(value)),
+            Err(rejection) => Err(query_error(rejection)),
+        }
+    }
+}
+
+fn query_error(rejection: QueryRejection) -> AppError {
+    AppError::new(
+        rejection.status(),
+        format!("bad query string: {}", rejection.body_text()),
+    )
+}
+
+/// `Json<T>` whose rejection is a JSON 4xx (413 for an oversized body) naming the problem.
+pub struct AppJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for AppJson<T> {
+    type Rejection = AppError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_error(rejection)),
+        }
+    }
+}
+
+fn json_error(rejection: JsonRejection) -> AppError {
+    let status = rejection.status();
+    let message = match &rejection {
+        JsonRejection::MissingJsonContentType(_) => {
+            "expected a JSON body with `Content-Type: application/json`".to_string()
+        }
+        _ if status == StatusCode::PAYLOAD_TOO_LARGE => {
+            format!("request body too large: {}", rejection.body_text())
+        }
+        _ => format!("bad JSON body: {}", rejection.body_text()),
+    };
+    AppError::new(status, message)
+}
+
+/// Checks a user id from a query or a body: 1 to 64 bytes, no control characters.
+pub fn check_user(field: &str, value: &str) -> Result<(), AppError> {
+    if value.is_empty() || value.len() > 64 || value.chars().any(char::is_control) {
+        return Err(AppError::bad_request(format!(
+            "`{field}` must be a user id of 1 to 64 bytes without control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// An optional `user` query parameter, checked.
+pub fn checked_user(user: Option<String>) -> Result<Option<String>, AppError> {
+    if let Some(user) = &user {
+        check_user("user", user)?;
+    }
+    Ok(user)
+}

@@ -1,0 +1,118 @@
+//! The server's listener: wraps every accepted connection in a byte-counting stream, sets
+//! TCP_NODELAY (small pushes must not wait for Nagle), and refuses connections over the cap
+//! with a 503 and `Retry-After` instead of letting the process run out of file descriptors.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::connect_info::Connected;
+use axum::serve::IncomingStream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::stats::{Account, ConnMeter, Stats};
+use crate::net::CountingStream;
+
+/// A `TcpListener` whose connections count their bytes into `Stats`.
+pub struct CountingListener {
+    listener: TcpListener,
+    stats: Arc<Stats>,
+    max_connections: usize,
+}
+
+impl CountingListener {
+    pub fn new(listener: TcpListener, stats: Arc<Stats>, max_connections: usize) -> Self {
+        Self {
+            listener,
+            stats,
+            max_connections,
+        }
+    }
+}
+
+impl axum::serve::Listener for CountingListener {
+    type Io = CountingStream<TcpStream, ConnMeter>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.listener.accept().await {
+                Ok((stream, addr)) => {
+                    let _ = stream.set_nodelay(true);
+                    let over_cap = self.stats.connections_live() >= self.max_connections as u64;
+                    let meter = ConnMeter::new(self.stats.clone());
+                    let stream = CountingStream::new(stream, meter);
+                    if over_cap {
+                        self.stats.record_refused();
+                        tokio::spawn(refuse(stream, self.max_connections));
+                        continue;
+                    }
+                    return (stream, addr);
+                }
+                Err(error) => {
+                    // EMFILE and friends: back off briefly rather than spin; the error is
+                    // transient once connections close.
+                    tracing::warn!("accept failed: {error}");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.listener.local_addr()
+    }
+}
+
+/// Answers a connection over the cap with 503 and closes it. The request is read first so
+/// the close does not turn into a reset that would hide the response from the client.
+async fn refuse(mut stream: CountingStream<TcpStream, ConnMeter>, cap: usize) {
+    stream.meter().attribute(Account::Other);
+    let mut head = Vec::with_capacity(1024);
+    let mut buf = [0u8; 1024];
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    let body = serde_json::json!({
+        "error": format!("the server is at its connection cap ({cap}); retry later")
+    })
+    .to_string();
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n\
+         connection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(response.as_bytes()).await;
+    let _ = stream.shutdown().await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while let Ok(n) = stream.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+/// What handlers learn about their connection: its meter (to attribute it) and the peer.
+#[derive(Clone)]
+pub struct ConnInfo {
+    pub meter: Arc<ConnMeter>,
+    pub remote: SocketAddr,
+}
+
+impl Connected<IncomingStream<'_, CountingListener>> for ConnInfo {
+    fn connect_info(stream: IncomingStream<'_, CountingListener>) -> Self {
+        Self {
+            meter: stream.io().meter().clone(),
+            remote: *stream.remote_addr(),
+        }
+    }
+}

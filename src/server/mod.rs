@@ -1,0 +1,244 @@
+//! `pushlab-server`: the comment feed served four ways. `app()` builds the router apart from
+//! binding, `serve()` runs it on a bound listener whose every connection is byte-counted, and
+//! `spawn()` starts one on 127.0.0.1:0 for tests.
+
+mod admin;
+pub mod error;
+mod listener;
+mod publish;
+pub mod stats;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use error::AppError;
+pub use listener::{ConnInfo, CountingListener};
+pub use publish::checked_comment;
+pub use stats::{Account, ConnMeter, Stats, StatsSnapshot};
+
+use crate::feed::{Feed, MemoryFeed};
+use crate::techniques::Technique;
+
+/// Everything the server can be tuned with; `pushlab-server --help` documents each.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Comments kept for resuming; an older cursor gets 410 Gone.
+    pub history_capacity: usize,
+    /// Slots in each subscriber's queue; a subscriber further behind is dropped and counted.
+    pub subscriber_queue: usize,
+    /// Largest comment text accepted, in bytes (413 above it).
+    pub max_comment_bytes: usize,
+    /// Most connections served at once; more get 503 with `Retry-After`.
+    pub max_connections: usize,
+    /// Interval of SSE heartbeat comment lines.
+    pub sse_heartbeat: Duration,
+    /// The `retry:` hint sent to SSE clients.
+    pub sse_retry: Duration,
+    /// Longest `timeout_ms` a long poll may ask for.
+    pub long_poll_max_timeout: Duration,
+    /// Long-poll timeout when the request names none.
+    pub long_poll_default_timeout: Duration,
+    /// Most comments in one poll response.
+    pub page_limit: usize,
+    /// tungstenite read buffer per WebSocket: sized for comments, not megabytes.
+    pub ws_read_buffer: usize,
+    /// Enables `POST /admin/drop`.
+    pub admin: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            history_capacity: 1_000_000,
+            subscriber_queue: 1024,
+            max_comment_bytes: 4096,
+            max_connections: 19_500,
+            sse_heartbeat: Duration::from_secs(15),
+            sse_retry: Duration::from_millis(1000),
+            long_poll_max_timeout: Duration::from_secs(300),
+            long_poll_default_timeout: Duration::from_secs(30),
+            page_limit: 1000,
+            ws_read_buffer: 4096,
+            admin: false,
+        }
+    }
+}
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub feed: Arc<dyn Feed>,
+    pub stats: Arc<Stats>,
+    pub config: Arc<ServerConfig>,
+    /// Cancelled on SIGINT/SIGTERM: streams close cleanly, long polls return.
+    pub shutdown: CancellationToken,
+    /// Per technique, cancelled (and replaced) when the admin endpoint drops its connections.
+    drops: Arc<Mutex<[CancellationToken; 4]>>,
+}
+
+impl AppState {
+    pub fn new(config: ServerConfig, shutdown: CancellationToken) -> Self {
+        let feed = MemoryFeed::new(config.history_capacity, config.subscriber_queue);
+        Self {
+            feed: Arc::new(feed),
+            stats: Stats::new(),
+            config: Arc::new(config),
+            shutdown,
+            drops: Arc::default(),
+        }
+    }
+
+    /// A token cancelled when the admin endpoint drops this technique's connections.
+    pub fn drop_signal(&self, technique: Technique) -> CancellationToken {
+        self.drops.lock().unwrap_or_else(|p| p.into_inner())[technique as usize].clone()
+    }
+
+    /// Fires the drop signal of `technique` and arms a fresh one for later connections.
+    fn fire_drop(&self, technique: Technique) {
+        let mut drops = self.drops.lock().unwrap_or_else(|p| p.into_inner());
+        std::mem::take(&mut drops[technique as usize]).cancel();
+    }
+
+    /// The feed's counters and the process's, as `/stats` serves them.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        self.stats.snapshot(self.feed.published())
+    }
+}
+
+/// The whole HTTP interface, apart from binding.
+pub fn app(state: AppState) -> Router {
+    let mut router = Router::new();
+    for technique in Technique::ALL {
+        router = router.merge(accounted(technique.routes(), Account::Technique(technique)));
+    }
+    let mut other = Router::new()
+        .route("/stats", get(stats_json))
+        .route("/metrics", get(metrics))
+        .merge(crate::web::routes());
+    if state.config.admin {
+        other = other.merge(admin::routes());
+    }
+    router
+        .merge(accounted(publish::routes(&state.config), Account::Publish))
+        .merge(accounted(other, Account::Other))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+/// Books every request of `router` (and its connection's bytes) to `account`.
+fn accounted(router: Router<AppState>, account: Account) -> Router<AppState> {
+    router.route_layer(middleware::from_fn_with_state(account, attribute))
+}
+
+async fn attribute(State(account): State<Account>, request: Request, next: Next) -> Response {
+    if let Some(info) = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<ConnInfo>>()
+    {
+        info.0.meter.attribute(account);
+    }
+    next.run(request).await
+}
+
+async fn not_found(request: Request) -> AppError {
+    book_other(&request);
+    AppError::new(
+        StatusCode::NOT_FOUND,
+        format!("no route for {} {}", request.method(), request.uri().path()),
+    )
+}
+
+async fn method_not_allowed(request: Request) -> AppError {
+    book_other(&request);
+    AppError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "{} is not allowed on {}",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+}
+
+fn book_other(request: &Request) {
+    if let Some(info) = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<ConnInfo>>()
+    {
+        info.0.meter.attribute(Account::Other);
+    }
+}
+
+async fn stats_json(State(state): State<AppState>) -> Json<StatsSnapshot> {
+    Json(state.snapshot())
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        stats::prometheus(&state.snapshot()),
+    )
+}
+
+/// Serves `state` on `listener` until `state.shutdown` is cancelled, then gives open streams
+/// `grace` to close before returning.
+pub async fn serve(listener: TcpListener, state: AppState, grace: Duration) -> std::io::Result<()> {
+    let shutdown = state.shutdown.clone();
+    let listener =
+        CountingListener::new(listener, state.stats.clone(), state.config.max_connections);
+    let service = app(state).into_make_service_with_connect_info::<ConnInfo>();
+    let server = axum::serve(listener, service)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .into_future();
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => result,
+        _ = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!("connections still open {grace:?} after shutdown; exiting anyway");
+            Ok(())
+        }
+    }
+}
+
+/// A server running in this process, for tests.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// `http://ADDR` of the server.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Cancels the server and waits for it to finish.
+    pub async fn stop(self) -> std::io::Result<()> {
+        self.state.shutdown.cancel();
+        self.task.await.map_err(std::io::Error::other)?
+    }
+}
+
+/// Starts a server on 127.0.0.1 with a free port.
+pub async fn spawn(config: ServerConfig) -> std::io::Result<RunningServer> {
+    let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+    let addr = listener.local_addr()?;
+    let state = AppState::new(config, CancellationToken::new());
+    let task = tokio::spawn(serve(listener, state.clone(), Duration::from_secs(5)));
+    Ok(RunningServer { addr, state, task })
+}

@@ -1,0 +1,119 @@
+//! Long polling: `GET /long-poll?user=U&after=N&timeout_ms=T` is held until at least one
+//! comment after N exists or T passes; the client asks again as soon as it has an answer.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+
+use super::short_polling::{KeepAlive, deliver_page};
+use super::{ClientCounters, DeliverySink, Subscriber, Technique, page_response};
+use crate::feed::{FeedError, Page};
+use crate::server::AppState;
+use crate::server::error::{AppError, AppQuery, checked_user};
+
+#[derive(Deserialize)]
+struct LongPollQuery {
+    user: Option<String>,
+    after: Option<u64>,
+    timeout_ms: Option<u64>,
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/long-poll", get(long_poll))
+}
+
+async fn long_poll(
+    State(state): State<AppState>,
+    AppQuery(query): AppQuery<LongPollQuery>,
+) -> Result<Response, AppError> {
+    let user = checked_user(query.user)?;
+    let max = state.config.long_poll_max_timeout.as_millis() as u64;
+    let timeout = match query.timeout_ms {
+        None => state.config.long_poll_default_timeout,
+        Some(ms) if (1..=max).contains(&ms) => Duration::from_millis(ms),
+        Some(ms) => {
+            return Err(AppError::bad_request(format!(
+                "`timeout_ms` is {ms}; it must be between 1 and {max}"
+            )));
+        }
+    };
+    // Subscribing from the cursor takes the backlog and the live queue under one lock, so a
+    // comment published between "nothing yet" and "wait" cannot slip through.
+    let mut subscription = state.feed.subscribe(query.after, user)?;
+    let dropped = state.drop_signal(Technique::LongPolling);
+    let mut page = Page {
+        comments: Vec::new(),
+        next: subscription.cursor(),
+    };
+    let first = tokio::select! {
+        first = subscription.next() => Some(first),
+        _ = tokio::time::sleep(timeout) => None,
+        _ = state.shutdown.cancelled() => None,
+        _ = dropped.cancelled() => {
+            state.stats.technique(Technique::LongPolling).dropped_by_admin
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let error = AppError::new(StatusCode::SERVICE_UNAVAILABLE, "connection dropped by the admin endpoint");
+            let mut response = error.into_response();
+            response.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+            return Ok(response);
+        }
+    };
+    match first {
+        Some(Ok(comment)) => page.comments.push(comment),
+        Some(Err(FeedError::Lagged { .. })) | None => {}
+        Some(Err(error)) => return Err(error.into()),
+    }
+    // Take whatever else is already there, up to the page limit, without waiting.
+    while page.comments.len() < state.config.page_limit {
+        match subscription.try_next() {
+            Some(Ok(comment)) => page.comments.push(comment),
+            _ => break,
+        }
+    }
+    page.next = subscription.cursor();
+    state
+        .stats
+        .record_page(Technique::LongPolling, page.comments.len());
+    Ok(page_response(&page))
+}
+
+/// Re-asks as soon as each answer arrives, on one keep-alive connection.
+pub async fn run_client(subscriber: &Subscriber, sink: &mut dyn DeliverySink) {
+    let counters = &subscriber.counters;
+    let timeout_ms = subscriber.settings.long_poll_timeout.as_millis().max(1);
+    let mut cursor = subscriber.after;
+    let mut connection = KeepAlive::default();
+    let mut ready = false;
+    loop {
+        let mut path = format!("/long-poll?{}", subscriber.query(cursor));
+        path.push_str(&format!(
+            "{}timeout_ms={timeout_ms}",
+            if path.ends_with('?') { "" } else { "&" }
+        ));
+        let result = tokio::select! {
+            _ = subscriber.stop.cancelled() => return,
+            result = connection.get_page(subscriber, &path) => result,
+        };
+        match result {
+            Ok(page) => {
+                if !ready {
+                    ready = true;
+                    ClientCounters::add(&counters.ready);
+                }
+                deliver_page(page, subscriber, sink, &mut cursor);
+            }
+            Err(error) => {
+                tracing::debug!("long poll failed: {error}");
+                ClientCounters::add(&counters.errors);
+                if !subscriber.pause(subscriber.settings.reconnect_delay).await {
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! Server-Sent Events: `GET /sse?user=U` answers `text/event-stream`: first an event named
+//! `connect` with a `retry:` hint (as in the study note), then per comment `id: N`,
+//! `event: comment`, `data: <json>`, with heartbeat comment lines in between. A reconnecting
+//! client resumes after its `Last-Event-ID` header (or `?after=N`), as EventSource does.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::routing::get;
+use eventsource_stream::Eventsource;
+use futures_util::{Stream, StreamExt};
+use http_body_util::BodyExt;
+use serde::Deserialize;
+
+use super::{ClientCounters, DeliverySink, Subscriber, Technique};
+use crate::feed::{Comment, FeedError, Subscription};
+use crate::http_client::{ClientError, HttpConnection};
+use crate::server::AppState;
+use crate::server::error::{AppError, AppQuery, checked_user};
+
+#[derive(Deserialize)]
+struct SseQuery {
+    user: Option<String>,
+    after: Option<u64>,
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/sse", get(subscribe))
+}
+
+/// Ends a stream abruptly (no terminating chunk), as a dropped network connection would.
+#[derive(Debug, thiserror::Error)]
+#[error("connection dropped by the admin endpoint")]
+pub struct DroppedByAdmin;
+
+async fn subscribe(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    AppQuery(query): AppQuery<SseQuery>,
+) -> Result<Sse<impl Stream<Item = Result<Event, DroppedByAdmin>>>, AppError> {
+    let user = checked_user(query.user)?;
+    // A reconnecting EventSource repeats its original URL and adds Last-Event-ID, so the
+    // header is the newer cursor and wins.
+    let cursor = match headers.get("last-event-id") {
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .ok_or_else(|| {
+                    AppError::bad_request(
+                        "`Last-Event-ID` must be a comment id (an unsigned integer)",
+                    )
+                })?,
+        ),
+        None => query.after,
+    };
+    let subscription = state.feed.subscribe(cursor, user.clone())?;
+    let connect = Event::default()
+        .event("connect")
+        .retry(state.config.sse_retry)
+        .data(serde_json::json!({ "user": user, "after": subscription.cursor() }).to_string());
+    let keep_alive = KeepAlive::new().interval(state.config.sse_heartbeat);
+    let stream =
+        futures_util::stream::once(async move { Ok(connect) }).chain(comments(state, subscription));
+    Ok(Sse::new(stream).keep_alive(keep_alive))
+}
+
+/// The comment events of one subscription, until shutdown, a drop or a full queue.
+fn comments(
+    state: AppState,
+    subscription: Subscription,
+) -> impl Stream<Item = Result<Event, DroppedByAdmin>> {
+    let dropped = state.drop_signal(Technique::Sse);
+    futures_util::stream::unfold(Some((state, subscription, dropped)), |context| async move {
+        let (state, mut subscription, dropped) = context?;
+        let stats = state.stats.technique(Technique::Sse);
+        tokio::select! {
+            _ = state.shutdown.cancelled() => None,
+            _ = dropped.cancelled() => {
+                stats.dropped_by_admin.fetch_add(1, Ordering::Relaxed);
+                Some((Err(DroppedByAdmin), None))
+            }
+            next = subscription.next() => match next {
+                Ok(comment) => {
+                    stats.comments_delivered.fetch_add(1, Ordering::Relaxed);
+                    let event = Event::default()
+                        .id(comment.comment.id.to_string())
+                        .event("comment")
+                        .data(&*comment.json);
+                    Some((Ok(event), Some((state, subscription, dropped))))
+                }
+                Err(error @ FeedError::Lagged { resume_after, .. }) => {
+                    stats.dropped_slow.fetch_add(1, Ordering::Relaxed);
+                    let body = serde_json::json!({ "error": error.to_string(), "resume_after": resume_after });
+                    Some((Ok(Event::default().event("dropped").data(body.to_string())), None))
+                }
+                Err(_) => None,
+            }
+        }
+    })
+}
+
+/// Subscribes like EventSource: one streaming GET; when the stream ends it waits the
+/// server's `retry:` delay and reconnects with `Last-Event-ID`.
+pub async fn run_client(subscriber: &Subscriber, sink: &mut dyn DeliverySink) {
+    let counters = &subscriber.counters;
+    let path = format!("/sse?{}", subscriber.query(subscriber.after));
+    let mut last_event_id: Option<String> = None;
+    let mut retry = subscriber.settings.reconnect_delay;
+    let mut attempts = 0u64;
+    let mut ready = false;
+    loop {
+        if attempts > 0 {
+            ClientCounters::add(&counters.reconnects);
+        }
+        attempts += 1;
+        let result = tokio::select! {
+            _ = subscriber.stop.cancelled() => return,
+            result = open_stream(subscriber, &path, last_event_id.as_deref()) => result,
+        };
+        match result {
+            Ok(body) => {
+                let mut events = body.eventsource();
+                loop {
+                    let event = tokio::select! {
+                        _ = subscriber.stop.cancelled() => return,
+                        event = events.next() => event,
+                    };
+                    let event = match event {
+                        Some(Ok(event)) => event,
+                        Some(Err(_)) | None => break,
+                    };
+                    if let Some(delay) = event.retry {
+                        retry = delay;
+                    }
+                    if !event.id.is_empty() {
+                        last_event_id = Some(event.id.clone());
+                    }
+                    match event.event.as_str() {
+                        "connect" if !ready => {
+                            ready = true;
+                            ClientCounters::add(&counters.ready);
+                        }
+                        "comment" => {
+                            let received_at = Instant::now();
+                            if let Ok(comment) = serde_json::from_str::<Comment>(&event.data) {
+                                sink.deliver(comment, received_at);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                ClientCounters::add(&counters.errors);
+            }
+            Err(error) => {
+                tracing::debug!("SSE connect failed: {error}");
+                ClientCounters::add(&counters.errors);
+            }
+        }
+        if !subscriber.pause(retry).await {
+            return;
+        }
+    }
+}
+
+/// Opens a counted connection and starts the event stream, returning its body bytes.
+async fn open_stream(
+    subscriber: &Subscriber,
+    path: &str,
+    last_event_id: Option<&str>,
+) -> Result<impl Stream<Item = Result<bytes::Bytes, hyper::Error>> + use<>, ClientError> {
+    let mut connection = HttpConnection::open(&subscriber.target, subscriber.meter.clone()).await?;
+    ClientCounters::add(&subscriber.counters.connections_opened);
+    ClientCounters::add(&subscriber.counters.requests);
+    let mut headers = vec![
+        ("accept", "text/event-stream"),
+        ("cache-control", "no-cache"),
+    ];
+    if let Some(id) = last_event_id {
+        headers.push(("last-event-id", id));
+    }
+    let response = connection.send(Method::GET, path, &headers, None).await?;
+    let status = response.status();
+    if status != StatusCode::OK {
+        let body = response.into_body().collect().await?.to_bytes();
+        return Err(ClientError::Status {
+            status,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        });
+    }
+    // hyper keeps the connection until the body ends; dropping the stream closes it.
+    drop(connection);
+    Ok(response.into_body().into_data_stream())
+}

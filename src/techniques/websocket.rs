@@ -1,0 +1,295 @@
+//! WebSocket: `GET /ws?user=U&after=N` upgrades, then the server sends one text frame per
+//! comment (the comment's JSON) and the client may publish by sending
+//! `{"to":...,"text":...}`, acknowledged with `{"ack":ID}`: the two-way half of the protocol.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use futures_util::StreamExt;
+use serde::Deserialize;
+use tokio_tungstenite::tungstenite;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use super::{ClientCounters, DeliverySink, Subscriber, Technique};
+use crate::feed::{Comment, FeedError, Subscription};
+use crate::http_client::connect_counted;
+use crate::server::error::{AppError, AppQuery, checked_user};
+use crate::server::{AppState, ConnInfo, ConnMeter};
+
+#[derive(Deserialize)]
+struct WsQuery {
+    user: Option<String>,
+    after: Option<u64>,
+}
+
+/// What a client sends to publish over its WebSocket.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WsPublish {
+    #[serde(default)]
+    to: Option<String>,
+    text: String,
+}
+
+/// Close code for a subscriber dropped for falling behind (private-use range 4000-4999).
+pub const CLOSE_TOO_SLOW: u16 = 4008;
+/// Close code for a connection dropped through the admin endpoint.
+pub const CLOSE_DROPPED: u16 = 4010;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/ws", get(upgrade))
+}
+
+async fn upgrade(
+    State(state): State<AppState>,
+    ConnectInfo(connection): ConnectInfo<ConnInfo>,
+    AppQuery(query): AppQuery<WsQuery>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, AppError> {
+    let upgrade = upgrade.map_err(|rejection| {
+        AppError::new(
+            StatusCode::UPGRADE_REQUIRED,
+            format!(
+                "/ws takes only WebSocket upgrade requests: {}",
+                rejection.body_text()
+            ),
+        )
+    })?;
+    let user = checked_user(query.user)?;
+    // Subscribe before upgrading so a bad cursor is an HTTP error the client can read.
+    let subscription = state.feed.subscribe(query.after, user.clone())?;
+    let meter = Some(connection.meter);
+    let message_limit = state.config.max_comment_bytes * 6 + 1024;
+    Ok(upgrade
+        // Sized for comments: tungstenite's 128 KiB default read buffer alone would cost
+        // about 134 KiB per idle connection (floors.md).
+        .read_buffer_size(state.config.ws_read_buffer)
+        .write_buffer_size(0)
+        .max_write_buffer_size(message_limit * 4 + 64 * 1024)
+        .max_message_size(message_limit)
+        .max_frame_size(message_limit)
+        .on_upgrade(move |socket| session(socket, state, subscription, user, meter)))
+}
+
+async fn session(
+    mut socket: WebSocket,
+    state: AppState,
+    mut subscription: Subscription,
+    user: Option<String>,
+    meter: Option<Arc<ConnMeter>>,
+) {
+    if let Some(meter) = &meter {
+        meter.read_directly();
+    }
+    let stats = state.stats.technique(Technique::WebSocket);
+    let dropped = state.drop_signal(Technique::WebSocket);
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => {
+                close(&mut socket, 1001, "server shutting down").await;
+                return;
+            }
+            _ = dropped.cancelled() => {
+                // Like a network fault: no close frame, the TCP connection just goes away.
+                stats.dropped_by_admin.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            next = subscription.next() => match next {
+                Ok(comment) => {
+                    if socket.send(Message::Text(comment.json.as_ref().into())).await.is_err() {
+                        return;
+                    }
+                    stats.comments_delivered.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(error @ FeedError::Lagged { .. }) => {
+                    stats.dropped_slow.fetch_add(1, Ordering::Relaxed);
+                    close(&mut socket, CLOSE_TOO_SLOW, &error.to_string()).await;
+                    return;
+                }
+                Err(_) => {
+                    close(&mut socket, 1001, "feed closed").await;
+                    return;
+                }
+            },
+            incoming = socket.recv() => match incoming {
+                None | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(Message::Text(text))) => {
+                    let reply = publish(&state, user.as_deref(), text.as_str());
+                    if socket.send(Message::Text(reply.into())).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    close(&mut socket, 1003, "binary frames are not supported; send JSON text").await;
+                    return;
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Err(error)) => {
+                    // A protocol violation (bad frame, bad UTF-8, oversized message): say
+                    // why in the close frame, as RFC 6455 asks, and end the connection.
+                    let (code, reason) = close_reason(&error);
+                    close(&mut socket, code, &reason).await;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Publishes a client's message; the reply is `{"ack":ID}` or `{"error":...}`.
+fn publish(state: &AppState, user: Option<&str>, text: &str) -> String {
+    let Some(from) = user else {
+        return serde_json::json!({
+            "error": "anonymous WebSocket clients cannot publish; connect with ?user=NAME"
+        })
+        .to_string();
+    };
+    let request: WsPublish = match serde_json::from_str(text) {
+        Ok(request) => request,
+        Err(error) => {
+            return serde_json::json!({
+                "error": format!("bad publish message (expected {{\"to\":...,\"text\":...}}): {error}")
+            })
+            .to_string();
+        }
+    };
+    match crate::server::checked_comment(state, from.to_string(), request.to, request.text) {
+        Ok(comment) => {
+            let stored = state.feed.publish(comment);
+            state
+                .stats
+                .technique(Technique::WebSocket)
+                .comments_published
+                .fetch_add(1, Ordering::Relaxed);
+            serde_json::json!({ "ack": stored.comment.id }).to_string()
+        }
+        Err(error) => error.body().to_string(),
+    }
+}
+
+fn close_reason(error: &axum::Error) -> (u16, String) {
+    let text = error.to_string();
+    let code = if text.contains("too long") || text.contains("Space limit") {
+        1009
+    } else if text.contains("UTF-8") || text.contains("utf-8") {
+        1007
+    } else {
+        1002
+    };
+    // A close reason must fit in a control frame (125 bytes with the code).
+    let reason: String = text.chars().take(100).collect();
+    (code, reason)
+}
+
+async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
+    let reason: String = reason.chars().take(100).collect();
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    let _ = socket.send(Message::Close(Some(frame))).await;
+    // Wait briefly for the client's close reply so the TCP close is orderly.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        while let Some(Ok(message)) = socket.recv().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+/// Subscribes over WebSocket and reconnects after `?after=LAST` when the connection is lost.
+pub async fn run_client(subscriber: &Subscriber, sink: &mut dyn DeliverySink) {
+    let counters = &subscriber.counters;
+    let mut cursor = subscriber.after;
+    let mut attempts = 0u64;
+    loop {
+        if attempts > 0 {
+            ClientCounters::add(&counters.reconnects);
+        }
+        attempts += 1;
+        let outcome = tokio::select! {
+            _ = subscriber.stop.cancelled() => return,
+            outcome = connect(subscriber, cursor) => outcome,
+        };
+        let mut socket = match outcome {
+            Ok(socket) => socket,
+            Err(error) => {
+                tracing::debug!("WebSocket connect failed: {error}");
+                ClientCounters::add(&counters.errors);
+                if !subscriber.pause(subscriber.settings.reconnect_delay).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        if attempts == 1 {
+            ClientCounters::add(&counters.ready);
+        }
+        loop {
+            let frame = tokio::select! {
+                _ = subscriber.stop.cancelled() => {
+                    let _ = socket.close(None).await;
+                    // Read until the server's close reply so both ends count the same bytes.
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+                        while let Some(Ok(_)) = socket.next().await {}
+                    }).await;
+                    return;
+                }
+                frame = socket.next() => frame,
+            };
+            match frame {
+                Some(Ok(tungstenite::Message::Text(text))) => {
+                    let received_at = Instant::now();
+                    if let Ok(comment) = serde_json::from_str::<Comment>(text.as_str()) {
+                        cursor = Some(comment.id);
+                        sink.deliver(comment, received_at);
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => {
+                    ClientCounters::add(&counters.errors);
+                    break;
+                }
+            }
+        }
+        if !subscriber.pause(subscriber.settings.reconnect_delay).await {
+            return;
+        }
+    }
+}
+
+type ClientSocket = tokio_tungstenite::WebSocketStream<
+    crate::net::CountingStream<tokio::net::TcpStream, crate::net::ByteMeter>,
+>;
+
+/// Opens a counted TCP connection and performs the WebSocket handshake on it.
+pub async fn connect(
+    subscriber: &Subscriber,
+    cursor: Option<u64>,
+) -> Result<ClientSocket, Box<dyn std::error::Error + Send + Sync>> {
+    let stream = connect_counted(&subscriber.target, subscriber.meter.clone()).await?;
+    ClientCounters::add(&subscriber.counters.connections_opened);
+    ClientCounters::add(&subscriber.counters.requests);
+    let url = format!(
+        "ws://{}/ws?{}",
+        subscriber.target.host(),
+        subscriber.query(cursor)
+    );
+    let request = url.into_client_request()?;
+    let config = tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(0);
+    let (socket, _response) =
+        tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
+    Ok(socket)
+}
