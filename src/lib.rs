@@ -19,7 +19,9 @@
 
 pub mod feed;
 pub mod http_client;
+pub mod loadgen;
 pub mod net;
+pub mod report;
 pub mod server;
 pub mod techniques;
 pub mod web;

@@ -1,0 +1,200 @@
+//! The results of a run as plain data: what `summary.json` holds (schema
+//! `SCHEMA_VERSION`, documented in `results/README.md`) and what every exporter (CSV,
+//! Markdown, charts) is a pure function of, so `report` can redraw without rerunning.
+
+use serde::{Deserialize, Serialize};
+
+use super::scenario::{Audience, Scenario};
+use crate::techniques::Technique;
+
+/// Bumped whenever a field changes meaning or is removed.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A whole run: the scenario, the machine, and one result per cell.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub schema_version: u32,
+    /// The pushlab version that produced the run.
+    pub pushlab_version: String,
+    /// UTC start time, RFC 3339.
+    pub started_at: String,
+    /// `http://...` of the server when driven with `--target`; `None` when the load
+    /// generator started a fresh server per cell.
+    pub target: Option<String>,
+    pub scenario: Scenario,
+    pub machine: Machine,
+    pub cells: Vec<CellResult>,
+    /// True when the run was stopped (Ctrl-C) before every cell ran.
+    pub interrupted: bool,
+}
+
+/// What the run ran on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Machine {
+    pub os: String,
+    pub kernel: String,
+    pub cpu_model: String,
+    pub cpus: u32,
+    pub memory_bytes: u64,
+    /// The load generator's open-files limit (soft, after raising it to the hard limit).
+    pub open_files_limit: u64,
+}
+
+/// The measured result of one cell: one technique at one point of the scenario's sweeps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CellResult {
+    pub technique: Technique,
+    pub clients: u32,
+    /// Publish rate, comments per second.
+    pub rate: f64,
+    /// Comment text size in bytes.
+    pub payload_bytes: u32,
+    pub audience: Audience,
+    /// Length of the measured window (warm-up excluded), seconds.
+    pub window_seconds: f64,
+    /// File names (inside the run folder) of this cell's histogram in HdrHistogram's
+    /// percentile-distribution text and in its V2 serialised form.
+    pub histogram_text_file: String,
+    pub histogram_file: String,
+    pub latency: LatencySummary,
+    pub deliveries: Deliveries,
+    /// The load generator's own view, within the window.
+    pub client: ClientTotals,
+    /// The server's view from `/stats`, within the window.
+    pub server: ServerTotals,
+    /// Whole-cell byte counts of both ends, which must be equal.
+    pub agreement: ByteAgreement,
+    pub loadgen: LoadgenUse,
+    pub per_delivery: PerDelivery,
+    /// Latency and events second by second through the window.
+    pub timeline: Vec<TimelinePoint>,
+    /// Anything a reader must know before trusting the cell (loss, generator-bound, ...).
+    pub warnings: Vec<String>,
+}
+
+/// Delivery latency: from the moment a comment was scheduled to be published to the moment
+/// a subscriber had parsed it, over every (comment, subscriber) pair, in microseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencySummary {
+    pub count: u64,
+    pub min_us: u64,
+    pub mean_us: f64,
+    pub p50_us: u64,
+    pub p90_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub p9999_us: u64,
+    pub max_us: u64,
+    /// (percentile, latency) points from 0% to 100% at HdrHistogram's usual ticks, for the
+    /// percentile-distribution chart.
+    pub percentiles: Vec<PercentilePoint>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PercentilePoint {
+    /// 0 to 100.
+    pub percentile: f64,
+    pub latency_us: u64,
+}
+
+/// What was expected to arrive and what did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deliveries {
+    /// Comments published within the window.
+    pub comments_published: u64,
+    /// (comment, subscriber) pairs that should have arrived.
+    pub expected: u64,
+    /// Pairs that arrived (first copies).
+    pub delivered: u64,
+    /// Pairs that never arrived.
+    pub missing: u64,
+    /// Extra copies of pairs already delivered.
+    pub duplicated: u64,
+    /// Comments that arrived with a lower id than one the subscriber already had.
+    pub out_of_order: u64,
+    /// Publishes that failed (the comment never entered the feed).
+    pub publish_errors: u64,
+}
+
+/// The load generator's counts for the subscribers of a cell.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientTotals {
+    pub requests: u64,
+    pub empty_responses: u64,
+    pub connections_opened: u64,
+    pub reconnects: u64,
+    pub errors: u64,
+    /// Bytes sent by the subscribers, counted at their sockets.
+    pub bytes_up: u64,
+    /// Bytes received by the subscribers, counted at their sockets.
+    pub bytes_down: u64,
+    /// Bytes of comment JSON delivered (the payload every technique must carry), the rest
+    /// of `bytes_up + bytes_down` being protocol overhead.
+    pub payload_bytes_delivered: u64,
+}
+
+/// The server's counts for the technique of a cell, and its resource use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerTotals {
+    pub requests: u64,
+    pub empty_responses: u64,
+    pub connections_opened: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub comments_delivered: u64,
+    pub dropped_slow: u64,
+    /// CPU seconds the server used within the window.
+    pub cpu_seconds: f64,
+    /// Peak resident memory of the server process (a fresh server per cell makes it the
+    /// cell's own peak).
+    pub peak_rss_bytes: u64,
+    /// Resident memory at the end of the window.
+    pub rss_bytes: u64,
+}
+
+/// Whole-cell bytes counted at both ends of the subscribers' connections.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ByteAgreement {
+    pub client_up: u64,
+    pub client_down: u64,
+    pub server_in: u64,
+    pub server_out: u64,
+    /// `client_up == server_in && client_down == server_out`.
+    pub equal: bool,
+}
+
+/// The load generator's own CPU use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoadgenUse {
+    /// CPU seconds within the window.
+    pub cpu_seconds: f64,
+    /// `cpu_seconds / window_seconds`: 1.0 is one whole core.
+    pub core_share: f64,
+    /// True when the generator used most of a core: its figures may show its own limits.
+    pub generator_bound: bool,
+}
+
+/// Costs per delivered comment (per (comment, subscriber) pair), within the window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct PerDelivery {
+    pub requests: f64,
+    /// Bytes both ways at the subscribers' sockets.
+    pub bytes: f64,
+    /// Of `bytes`, the comment JSON itself.
+    pub payload_bytes: f64,
+    pub server_cpu_us: f64,
+}
+
+/// One second of the window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct TimelinePoint {
+    /// Seconds since the window began (start of the second).
+    pub second: u32,
+    /// Deliveries received in that second.
+    pub deliveries: u64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub max_us: u64,
+    /// Reconnects started in that second.
+    pub reconnects: u64,
+}

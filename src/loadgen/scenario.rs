@@ -1,0 +1,438 @@
+//! Scenario files: TOML parsed into a raw struct that mirrors the file (unknown keys are
+//! errors), then validated into the `Scenario` the runner uses, with errors that name the file
+//! and the key. The schema is documented in `scenarios/README.md`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::techniques::Technique;
+
+/// A scenario file that cannot be used, naming the file and the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("{file}: {message}")]
+    Parse { file: String, message: String },
+    #[error("{file}: `{key}`: {message}")]
+    Invalid {
+        file: String,
+        key: String,
+        message: String,
+    },
+}
+
+/// One value or a list of values: a list makes the scenario a sweep over that key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T: Clone> OneOrMany<T> {
+    fn into_vec(self) -> Vec<T> {
+        match self {
+            OneOrMany::One(value) => vec![value],
+            OneOrMany::Many(values) => values,
+        }
+    }
+}
+
+/// The file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    name: String,
+    description: String,
+    techniques: Vec<String>,
+    clients: OneOrMany<i64>,
+    duration: String,
+    warmup: Option<String>,
+    drain: Option<String>,
+    publish: RawPublish,
+    short_polling: Option<RawShortPolling>,
+    long_polling: Option<RawLongPolling>,
+    server: Option<RawServer>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPublish {
+    rate: OneOrMany<f64>,
+    payload_bytes: Option<OneOrMany<i64>>,
+    audience: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawShortPolling {
+    interval: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLongPolling {
+    timeout: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    sse_heartbeat: Option<String>,
+    subscriber_queue: Option<i64>,
+}
+
+/// Who each comment is addressed to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Audience {
+    /// Every comment to everyone: each subscriber receives each comment.
+    Broadcast,
+    /// Each comment to one subscriber, in turn: the study note's notification feed.
+    PerUser,
+}
+
+impl Audience {
+    pub fn name(self) -> &'static str {
+        match self {
+            Audience::Broadcast => "broadcast",
+            Audience::PerUser => "per-user",
+        }
+    }
+}
+
+/// A checked scenario: every value in range, sweeps expanded into lists.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scenario {
+    pub name: String,
+    /// What the scenario shows, and which claim of the study note it tests.
+    pub description: String,
+    pub techniques: Vec<Technique>,
+    /// Client counts to sweep (one cell per technique and count).
+    pub clients: Vec<u32>,
+    /// Publish rates to sweep, comments per second, open loop.
+    pub rates: Vec<f64>,
+    /// Comment text sizes to sweep, in bytes.
+    pub payload_bytes: Vec<u32>,
+    pub audience: Audience,
+    /// Measured time of each cell, after the warm-up.
+    #[serde(with = "humantime_serde_compat")]
+    pub duration: Duration,
+    /// Time before measuring, excluded from every figure.
+    #[serde(with = "humantime_serde_compat")]
+    pub warmup: Duration,
+    /// Longest wait after the last publish for late deliveries before counting losses.
+    #[serde(with = "humantime_serde_compat")]
+    pub drain: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub poll_interval: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub long_poll_timeout: Duration,
+    /// The server's SSE heartbeat interval when the load generator starts the server.
+    #[serde(with = "humantime_serde_compat")]
+    pub sse_heartbeat: Duration,
+    /// The server's per-subscriber queue when the load generator starts the server.
+    pub subscriber_queue: u32,
+}
+
+/// One cell of a scenario: a technique at one point of every sweep.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CellSpec {
+    pub technique: Technique,
+    pub clients: u32,
+    pub rate: f64,
+    pub payload_bytes: u32,
+}
+
+impl Scenario {
+    /// Reads and checks a scenario file.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        Scenario::parse(&text, &file)
+    }
+
+    /// Parses and checks scenario text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Scenario, ScenarioError> {
+        let raw: RawScenario = toml::from_str(text).map_err(|error| ScenarioError::Parse {
+            file: file.into(),
+            message: error.to_string(),
+        })?;
+        Validator { file }.validate(raw)
+    }
+
+    /// The cells in run order: sweeps outermost, techniques innermost, so cells that are
+    /// compared with each other run close together in time.
+    pub fn cells(&self) -> Vec<CellSpec> {
+        let mut cells = Vec::new();
+        for &payload_bytes in &self.payload_bytes {
+            for &rate in &self.rates {
+                for &clients in &self.clients {
+                    for &technique in &self.techniques {
+                        cells.push(CellSpec {
+                            technique,
+                            clients,
+                            rate,
+                            payload_bytes,
+                        });
+                    }
+                }
+            }
+        }
+        cells
+    }
+
+    /// Wall time of one cell, before connection set-up and tear-down.
+    pub fn cell_time(&self) -> Duration {
+        self.warmup + self.duration
+    }
+}
+
+struct Validator<'a> {
+    file: &'a str,
+}
+
+impl Validator<'_> {
+    fn invalid(&self, key: &str, message: impl Into<String>) -> ScenarioError {
+        ScenarioError::Invalid {
+            file: self.file.into(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    fn duration(&self, key: &str, text: &str) -> Result<Duration, ScenarioError> {
+        humantime::parse_duration(text.trim()).map_err(|error| {
+            self.invalid(
+                key,
+                format!("expected a duration such as \"20s\" or \"500ms\", got {text:?} ({error})"),
+            )
+        })
+    }
+
+    fn positive_duration(&self, key: &str, text: &str) -> Result<Duration, ScenarioError> {
+        let duration = self.duration(key, text)?;
+        if duration.is_zero() {
+            return Err(self.invalid(key, "must be longer than zero"));
+        }
+        Ok(duration)
+    }
+
+    fn validate(&self, raw: RawScenario) -> Result<Scenario, ScenarioError> {
+        let name = raw.name.trim().to_string();
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(self.invalid(
+                "name",
+                "must be non-empty letters, digits, '-' or '_' (it names the results folder)",
+            ));
+        }
+        if raw.description.trim().is_empty() {
+            return Err(self.invalid("description", "must say what the scenario shows"));
+        }
+        if raw.techniques.is_empty() {
+            return Err(self.invalid("techniques", "must list at least one technique"));
+        }
+        let mut techniques = Vec::new();
+        for name in &raw.techniques {
+            let technique: Technique = name
+                .parse()
+                .map_err(|e: String| self.invalid("techniques", e))?;
+            if techniques.contains(&technique) {
+                return Err(self.invalid("techniques", format!("lists `{name}` twice")));
+            }
+            techniques.push(technique);
+        }
+        let clients = raw.clients.into_vec();
+        if clients.is_empty() {
+            return Err(self.invalid("clients", "must hold at least one client count"));
+        }
+        let clients = clients
+            .into_iter()
+            .map(|n| {
+                u32::try_from(n)
+                    .ok()
+                    .filter(|n| (1..=100_000).contains(n))
+                    .ok_or_else(|| {
+                        self.invalid(
+                            "clients",
+                            format!("client counts must be from 1 to 100000, got {n}"),
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let rates = raw.publish.rate.into_vec();
+        if rates.is_empty() {
+            return Err(self.invalid("publish.rate", "must hold at least one rate"));
+        }
+        for rate in &rates {
+            if !rate.is_finite() || *rate <= 0.0 || *rate > 100_000.0 {
+                return Err(self.invalid(
+                    "publish.rate",
+                    format!(
+                        "rates are comments per second, more than 0 and at most 100000, got {rate}"
+                    ),
+                ));
+            }
+        }
+        let payload_bytes = raw
+            .publish
+            .payload_bytes
+            .map_or(vec![100], OneOrMany::into_vec);
+        if payload_bytes.is_empty() {
+            return Err(self.invalid("publish.payload_bytes", "must hold at least one size"));
+        }
+        let payload_bytes = payload_bytes
+            .into_iter()
+            .map(|n| {
+                u32::try_from(n).ok().filter(|n| (32..=4096).contains(n)).ok_or_else(|| {
+                    self.invalid(
+                        "publish.payload_bytes",
+                        format!("sizes must be from 32 (room for the sequence tag) to 4096 (the server's default comment limit), got {n}"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let audience = match raw.publish.audience.as_deref() {
+            None | Some("broadcast") => Audience::Broadcast,
+            Some("per-user") => Audience::PerUser,
+            Some(other) => {
+                return Err(self.invalid(
+                    "publish.audience",
+                    format!("expected \"broadcast\" or \"per-user\", got {other:?}"),
+                ));
+            }
+        };
+        let duration = self.positive_duration("duration", &raw.duration)?;
+        let warmup = match &raw.warmup {
+            Some(text) => self.duration("warmup", text)?,
+            None => Duration::from_secs(2),
+        };
+        let poll_interval = match &raw.short_polling {
+            Some(p) => self.positive_duration("short_polling.interval", &p.interval)?,
+            None => Duration::from_secs(1),
+        };
+        let long_poll_timeout = match &raw.long_polling {
+            Some(p) => self.positive_duration("long_polling.timeout", &p.timeout)?,
+            None => Duration::from_secs(30),
+        };
+        if long_poll_timeout > Duration::from_secs(300) {
+            return Err(self.invalid(
+                "long_polling.timeout",
+                "must be at most 300s (the server's limit)",
+            ));
+        }
+        let drain = match &raw.drain {
+            Some(text) => self.duration("drain", text)?,
+            None => poll_interval + Duration::from_secs(3),
+        };
+        if drain < poll_interval {
+            return Err(self.invalid("drain", format!("must be at least the short-polling interval ({poll_interval:?}) so the last comments can arrive")));
+        }
+        let server = raw.server.unwrap_or(RawServer {
+            sse_heartbeat: None,
+            subscriber_queue: None,
+        });
+        let sse_heartbeat = match &server.sse_heartbeat {
+            Some(text) => self.positive_duration("server.sse_heartbeat", text)?,
+            None => Duration::from_secs(15),
+        };
+        let subscriber_queue = match server.subscriber_queue {
+            None => 1024,
+            Some(n) => u32::try_from(n)
+                .ok()
+                .filter(|n| (1..=1_000_000).contains(n))
+                .ok_or_else(|| {
+                    self.invalid(
+                        "server.subscriber_queue",
+                        format!("must be from 1 to 1000000, got {n}"),
+                    )
+                })?,
+        };
+        Ok(Scenario {
+            name,
+            description: raw.description.trim().to_string(),
+            techniques,
+            clients,
+            rates,
+            payload_bytes,
+            audience,
+            duration,
+            warmup,
+            drain,
+            poll_interval,
+            long_poll_timeout,
+            sse_heartbeat,
+            subscriber_queue,
+        })
+    }
+}
+
+/// Durations in results files as humantime strings ("2s", "500ms"), as in scenario files.
+mod humantime_serde_compat {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&humantime::format_duration(*duration).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+name = "t"
+description = "d"
+techniques = ["sse", "websocket"]
+clients = [10, 100]
+duration = "5s"
+[publish]
+rate = 10
+"#;
+
+    #[test]
+    fn a_good_file_expands_into_cells() {
+        let scenario = Scenario::parse(GOOD, "t.toml").unwrap();
+        assert_eq!(scenario.cells().len(), 4);
+        assert_eq!(scenario.audience, Audience::Broadcast);
+        assert_eq!(scenario.payload_bytes, [100]);
+    }
+
+    #[test]
+    fn errors_name_the_file_and_the_key() {
+        let bad = GOOD.replace("rate = 10", "rate = 0");
+        let error = Scenario::parse(&bad, "t.toml").unwrap_err().to_string();
+        assert!(error.starts_with("t.toml: `publish.rate`"), "{error}");
+        let unknown = GOOD.replace("[publish]", "colour = 1\n[publish]");
+        let error = Scenario::parse(&unknown, "t.toml").unwrap_err().to_string();
+        assert!(error.contains("unknown field `colour`"), "{error}");
+        let negative = GOOD.replace("\"5s\"", "\"-5s\"");
+        let error = Scenario::parse(&negative, "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("`duration`"), "{error}");
+        let empty = GOOD.replace("[\"sse\", \"websocket\"]", "[]");
+        let error = Scenario::parse(&empty, "t.toml").unwrap_err().to_string();
+        assert!(error.contains("`techniques`"), "{error}");
+    }
+}
