@@ -1,1 +1,191 @@
-fn main() {}
+//! `pushlab-loadgen`: runs a scenario against pushlab-server (one fresh server per cell, or
+//! `--target`), and writes histograms, JSON, CSV, charts and a report.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use pushlab::loadgen::output::write_run_files;
+use pushlab::loadgen::runner::{self, RunOptions};
+use pushlab::loadgen::scenario::Scenario;
+use pushlab::loadgen::target::sibling_server_binary;
+use pushlab::report;
+use tokio_util::sync::CancellationToken;
+
+/// Drives short polling, long polling, WebSocket and SSE with many clients and measures
+/// delivery latency, requests, bytes on the wire, loss, and server CPU and memory.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Runs a scenario file and writes results/<scenario>/<UTC time>/.
+    Run {
+        /// The scenario file (TOML; see scenarios/README.md).
+        scenario: PathBuf,
+        /// Drive an already running server (e.g. http://127.0.0.1:8080) instead of starting
+        /// a fresh one per cell. Loopback addresses only.
+        #[arg(long)]
+        target: Option<String>,
+        /// Folder that receives the run folders.
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
+        /// The pushlab-server binary to start per cell [default: the one beside this binary].
+        #[arg(long, conflicts_with = "target")]
+        server_binary: Option<PathBuf>,
+        /// No progress bar (it is also hidden when stderr is not a terminal).
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Checks scenario files without running them.
+    Validate {
+        /// Scenario files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Redraws the charts and report of a run folder from its summary.json.
+    Report {
+        /// A run folder, e.g. results/quick/2026-11-25T14-00-00Z.
+        run_dir: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match execute(cli.command) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("pushlab-loadgen: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn execute(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Validate { files } => {
+            let mut failed = false;
+            for file in files {
+                match Scenario::load(&file) {
+                    Ok(scenario) => println!(
+                        "{}: ok ({} cells of {} + warm-up {})",
+                        file.display(),
+                        scenario.cells().len(),
+                        humantime::format_duration(scenario.duration),
+                        humantime::format_duration(scenario.warmup)
+                    ),
+                    Err(error) => {
+                        eprintln!("{error}");
+                        failed = true;
+                    }
+                }
+            }
+            Ok(if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Report { run_dir } => {
+            let summary = report::load_summary(&run_dir)?;
+            for path in report::write_report(&run_dir, &summary)? {
+                println!("{}", path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run {
+            scenario,
+            target,
+            results,
+            server_binary,
+            quiet,
+        } => {
+            let scenario = Scenario::load(&scenario)?;
+            let target = target.map(|t| parse_target(&t)).transpose()?;
+            let options = RunOptions {
+                results_root: results,
+                target,
+                server_binary: server_binary.unwrap_or_else(sibling_server_binary),
+                progress: !quiet,
+                interrupt: CancellationToken::new(),
+            };
+            run(scenario, options)
+        }
+    }
+}
+
+#[tokio::main]
+async fn run(scenario: Scenario, options: RunOptions) -> anyhow::Result<ExitCode> {
+    let interrupt = options.interrupt.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\ninterrupted: finishing with the cells already measured");
+            interrupt.cancel();
+        }
+    });
+    let mut run_dir_seen = None;
+    let output = runner::run(&scenario, &options, &mut |summary, histograms| {
+        let dir = options
+            .results_root
+            .join(&summary.scenario.name)
+            .join(summary.started_at.replace(':', "-"));
+        run_dir_seen = Some(dir.clone());
+        write_run_files(&dir, summary, histograms)
+    })
+    .await?;
+    write_run_files(&output.run_dir, &output.summary, &output.histograms)?;
+    let written = report::write_report(&output.run_dir, &output.summary)
+        .with_context(|| format!("writing the report in {}", output.run_dir.display()))?;
+    println!("{}", report::table::render(&output.summary));
+    println!("pre-flight: {}", output.preflight);
+    println!("results: {}", output.run_dir.display());
+    for path in written {
+        println!("  {}", path.display());
+    }
+    let lossy = output
+        .summary
+        .cells
+        .iter()
+        .any(|c| c.deliveries.missing > 0);
+    if lossy {
+        eprintln!("WARNING: some cells lost deliveries; see the table above");
+    }
+    Ok(if output.summary.interrupted {
+        ExitCode::from(130)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `http://HOST:PORT` of a loopback server: load is only ever sent to this machine.
+fn parse_target(text: &str) -> anyhow::Result<SocketAddr> {
+    let rest = text
+        .strip_prefix("http://")
+        .unwrap_or(text)
+        .trim_end_matches('/');
+    let addr: SocketAddr = match rest.parse() {
+        Ok(addr) => addr,
+        Err(_) => match rest.strip_prefix("localhost:").map(str::parse::<u16>) {
+            Some(Ok(port)) => SocketAddr::from(([127, 0, 0, 1], port)),
+            _ => bail!("--target {text:?}: expected http://IP:PORT, e.g. http://127.0.0.1:8080"),
+        },
+    };
+    if !addr.ip().is_loopback() {
+        bail!(
+            "--target {text:?}: pushlab only sends load to loopback addresses (127.0.0.0/8, ::1)"
+        );
+    }
+    Ok(addr)
+}

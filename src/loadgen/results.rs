@@ -172,6 +172,12 @@ pub struct LoadgenUse {
     pub core_share: f64,
     /// True when the generator used most of a core: its figures may show its own limits.
     pub generator_bound: bool,
+    /// Mean and worst time the publisher fired behind schedule, microseconds: part of every
+    /// latency that is the generator's, not the technique's.
+    #[serde(default)]
+    pub publish_lateness_mean_us: f64,
+    #[serde(default)]
+    pub publish_lateness_max_us: u64,
 }
 
 /// Costs per delivered comment (per (comment, subscriber) pair), within the window.

@@ -341,22 +341,16 @@ pub fn prometheus(snapshot: &StatsSnapshot) -> String {
     out
 }
 
-/// CPU time and memory of this process, from `/proc/self` (zeros where it is missing).
+/// CPU time (getrusage) and memory (`/proc/self/status`) of this process.
 pub fn process_stats() -> ProcessStats {
     let mut stats = ProcessStats::default();
-    if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
-        // Fields after the command name, which is parenthesised and may contain spaces.
-        if let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) {
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            // utime and stime are fields 14 and 15 of the whole line, 12 and 13 here.
-            let ticks: u64 = [11, 12]
-                .iter()
-                .filter_map(|i| fields.get(*i).and_then(|f| f.parse::<u64>().ok()))
-                .sum();
-            // SAFETY: sysconf has no preconditions.
-            let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-            stats.cpu_seconds = ticks as f64 / per_second;
-        }
+    // getrusage has microsecond resolution; /proc/self/stat counts 10 ms clock ticks, too
+    // coarse for CPU per delivered comment over a short cell.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a valid, writable rusage.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } == 0 {
+        let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        stats.cpu_seconds = seconds(usage.ru_utime) + seconds(usage.ru_stime);
     }
     if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
         for line in status.lines() {

@@ -1,0 +1,179 @@
+//! The pre-flight check: before anything runs, compare the file descriptors and ephemeral
+//! ports the largest cell needs with this machine's limits, and refuse with a message that
+//! says which limit and by how much, instead of failing midway through a run.
+
+use std::fmt;
+
+use super::scenario::Scenario;
+
+/// Descriptors the load generator holds besides its subscribers' sockets: the runtime,
+/// standard streams, log files, the /stats and publisher connections, with a margin.
+const LOADGEN_BASE_FDS: u64 = 64;
+/// Descriptors the server holds besides client sockets.
+const SERVER_BASE_FDS: u64 = 32;
+/// The server's default `--max-connections`.
+const SERVER_CONNECTION_CAP: u64 = 19_500;
+
+/// What the largest cell needs and what the machine has.
+#[derive(Debug, Clone)]
+pub struct Preflight {
+    pub clients: u64,
+    pub publisher_connections: u64,
+    pub loadgen_fds_needed: u64,
+    pub fd_limit: u64,
+    pub server_fds_needed: u64,
+    pub ports_needed: u64,
+    pub ports_available: u64,
+    pub time_wait: u64,
+}
+
+/// A scenario this machine cannot run, with the reason.
+#[derive(Debug, thiserror::Error)]
+#[error("pre-flight check failed: {0}")]
+pub struct PreflightError(pub String);
+
+impl fmt::Display for Preflight {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "largest cell: {} clients + {} publisher connections; load generator needs {} of {} file descriptors; \
+             ephemeral ports: {} needed, {} free ({} in TIME_WAIT)",
+            self.clients,
+            self.publisher_connections,
+            self.loadgen_fds_needed,
+            self.fd_limit,
+            self.ports_needed,
+            self.ports_available,
+            self.time_wait
+        )
+    }
+}
+
+/// Raises the soft open-files limit to the hard limit and returns it.
+pub fn raise_fd_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid rlimit for getrlimit/setrlimit to read and write.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 1024;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit.rlim_cur = limit.rlim_max;
+            }
+        }
+    }
+    limit.rlim_cur
+}
+
+/// Checks the largest cell of `scenario` against this machine; `own_server` when the load
+/// generator starts the server (which then needs a descriptor per client too).
+pub fn check(scenario: &Scenario, own_server: bool) -> Result<Preflight, PreflightError> {
+    let clients = u64::from(scenario.clients.iter().copied().max().unwrap_or(0));
+    let max_rate = scenario.rates.iter().copied().fold(0.0, f64::max);
+    // Open-loop publishing keeps about rate x latency POSTs in flight; allow for stalls.
+    let publisher_connections = ((max_rate * 0.05).ceil() as u64).clamp(2, 256);
+    let fd_limit = raise_fd_limit();
+    let loadgen_fds_needed = clients + publisher_connections + LOADGEN_BASE_FDS;
+    let server_fds_needed = clients + publisher_connections + SERVER_BASE_FDS;
+    let (port_low, port_high) = ephemeral_port_range();
+    let sockstat = std::fs::read_to_string("/proc/net/sockstat").unwrap_or_default();
+    let time_wait = sockstat_field(&sockstat, "tw");
+    let in_use = sockstat_field(&sockstat, "inuse");
+    let ports_available = (port_high - port_low + 1).saturating_sub(time_wait + in_use);
+    let preflight = Preflight {
+        clients,
+        publisher_connections,
+        loadgen_fds_needed,
+        fd_limit,
+        server_fds_needed,
+        ports_needed: clients + publisher_connections + 1,
+        ports_available,
+        time_wait,
+    };
+    if loadgen_fds_needed > fd_limit {
+        return Err(PreflightError(format!(
+            "the largest cell has {clients} clients, so the load generator needs about {loadgen_fds_needed} \
+             open files, but this process may open at most {fd_limit} (RLIMIT_NOFILE hard limit). \
+             Lower `clients` in the scenario, or split the load over several load generator processes."
+        )));
+    }
+    if own_server && server_fds_needed > fd_limit.min(SERVER_CONNECTION_CAP) {
+        return Err(PreflightError(format!(
+            "the largest cell has {clients} clients, so the server needs about {server_fds_needed} \
+             connections, above its limit of {} (open files {fd_limit}, connection cap {SERVER_CONNECTION_CAP}).",
+            fd_limit.min(SERVER_CONNECTION_CAP)
+        )));
+    }
+    if preflight.ports_needed > ports_available {
+        return Err(PreflightError(format!(
+            "the largest cell needs {} ephemeral ports to one server address, but only {ports_available} of \
+             {port_low}-{port_high} are free ({time_wait} sockets in TIME_WAIT, which lasts 60 s). \
+             Wait for TIME_WAIT to clear or lower `clients`.",
+            preflight.ports_needed
+        )));
+    }
+    Ok(preflight)
+}
+
+fn ephemeral_port_range() -> (u64, u64) {
+    let text =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let mut parts = text
+        .split_whitespace()
+        .filter_map(|p| p.parse::<u64>().ok());
+    match (parts.next(), parts.next()) {
+        (Some(low), Some(high)) if high >= low => (low, high),
+        _ => (32_768, 60_999),
+    }
+}
+
+/// A field of the `TCP:` line of /proc/net/sockstat, e.g. `tw` or `inuse`.
+fn sockstat_field(sockstat: &str, field: &str) -> u64 {
+    sockstat
+        .lines()
+        .find(|line| line.starts_with("TCP:"))
+        .and_then(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            words
+                .windows(2)
+                .find(|w| w[0] == field)
+                .and_then(|w| w[1].parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_a_cell_beyond_the_open_files_limit() {
+        let text = r#"
+name = "big"
+description = "too many"
+techniques = ["sse"]
+clients = [50000]
+duration = "1s"
+[publish]
+rate = 1
+"#;
+        let scenario = Scenario::parse(text, "big.toml").unwrap();
+        let error = check(&scenario, true).unwrap_err().to_string();
+        assert!(error.contains("50000 clients"), "{error}");
+    }
+
+    #[test]
+    fn reads_sockstat() {
+        let text = "sockets: used 5\nTCP: inuse 7 orphan 0 tw 12 alloc 9 mem 1\n";
+        assert_eq!(sockstat_field(text, "tw"), 12);
+        assert_eq!(sockstat_field(text, "inuse"), 7);
+    }
+}

@@ -1,0 +1,188 @@
+//! The open-loop publisher: comment `seq` is sent at its scheduled time whatever happened to
+//! the previous ones, each POST on an idle keep-alive connection of its own pool (opening one
+//! if all are busy), so a slow server delays deliveries, never the schedule.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use std::time::Instant;
+
+use tokio::sync::{Mutex, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::recorder::{END_TEXT, Schedule};
+use super::scenario::Audience;
+use crate::http_client::{ClientError, HttpConnection};
+use crate::net::ByteMeter;
+use crate::techniques::Target;
+
+/// The schedule's clock: a thread of its own that sleeps to each due time and hands the
+/// sequence number over. tokio's timer wheel has a 1 ms granularity, which would add up to a
+/// millisecond of publisher lateness to every latency; a thread's `nanosleep` is accurate to
+/// tens of microseconds.
+fn spawn_clock(schedule: Schedule, stop: CancellationToken) -> mpsc::UnboundedReceiver<u64> {
+    let (sender, receiver) = mpsc::unbounded_channel();
+    std::thread::Builder::new()
+        .name("publish-clock".into())
+        .spawn(move || {
+            for seq in 0..schedule.end {
+                let due = schedule.due(seq);
+                let now = Instant::now();
+                if due > now {
+                    std::thread::sleep(due - now);
+                }
+                if stop.is_cancelled() || sender.send(seq).is_err() {
+                    return;
+                }
+            }
+        })
+        .expect("spawning a thread");
+    receiver
+}
+
+/// Outcome counts of the publishes.
+#[derive(Debug, Default)]
+pub struct PublishCounts {
+    /// Measured comments the server accepted.
+    pub measured_ok: AtomicU64,
+    /// Measured comments that failed (never entered the feed).
+    pub measured_errors: AtomicU64,
+    /// The first failure, to show the user.
+    pub first_error: std::sync::Mutex<Option<String>>,
+    /// Worst lateness of a publish behind its schedule, microseconds: the generator's own
+    /// contribution to every latency, reported so it can be told apart from the server's.
+    pub max_lateness_us: AtomicU64,
+    /// Sum of lateness, for the mean.
+    pub total_lateness_us: AtomicU64,
+    pub publishes: AtomicU64,
+}
+
+impl PublishCounts {
+    fn record_lateness(&self, lateness: std::time::Duration) {
+        let us = lateness.as_micros() as u64;
+        self.max_lateness_us.fetch_max(us, Ordering::Relaxed);
+        self.total_lateness_us.fetch_add(us, Ordering::Relaxed);
+        self.publishes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Mean lateness behind the schedule, microseconds.
+    pub fn mean_lateness_us(&self) -> f64 {
+        let n = self.publishes.load(Ordering::Relaxed).max(1);
+        self.total_lateness_us.load(Ordering::Relaxed) as f64 / n as f64
+    }
+}
+
+/// Publishes on its own connections, whose bytes are kept apart from the subscribers'.
+pub struct Publisher {
+    target: Target,
+    pool: Arc<Mutex<Vec<HttpConnection>>>,
+    pub meter: Arc<ByteMeter>,
+    pub counts: Arc<PublishCounts>,
+    payload_bytes: usize,
+    audience: Audience,
+    clients: u32,
+}
+
+impl Publisher {
+    pub fn new(target: Target, payload_bytes: usize, audience: Audience, clients: u32) -> Self {
+        Self {
+            target,
+            pool: Arc::default(),
+            meter: ByteMeter::new(),
+            counts: Arc::default(),
+            payload_bytes,
+            audience,
+            clients,
+        }
+    }
+
+    /// The body of comment `seq`.
+    fn body(&self, seq: u64) -> String {
+        let to = match self.audience {
+            Audience::Broadcast => None,
+            Audience::PerUser => Some(user_name((seq % u64::from(self.clients)) as u32)),
+        };
+        serde_json::json!({ "from": "publisher", "to": to, "text": Schedule::text(seq, self.payload_bytes) })
+            .to_string()
+    }
+
+    /// Publishes comments `0..schedule.end` on schedule; returns when all have answered or
+    /// `stop` is cancelled.
+    pub async fn run(&self, schedule: &Schedule, stop: &CancellationToken) {
+        let mut due = spawn_clock(*schedule, stop.clone());
+        let mut in_flight = JoinSet::new();
+        loop {
+            let seq = tokio::select! {
+                _ = stop.cancelled() => break,
+                seq = due.recv() => match seq {
+                    Some(seq) => seq,
+                    None => break,
+                },
+            };
+            let lateness = Instant::now().saturating_duration_since(schedule.due(seq));
+            self.counts.record_lateness(lateness);
+            let body = self.body(seq);
+            let (pool, target, meter, counts) = (
+                self.pool.clone(),
+                self.target.clone(),
+                self.meter.clone(),
+                self.counts.clone(),
+            );
+            let measured = schedule.is_measured(seq);
+            in_flight.spawn(async move {
+                let result = post(&pool, &target, &meter, &body).await;
+                if measured {
+                    let counter = if result.is_ok() {
+                        &counts.measured_ok
+                    } else {
+                        &counts.measured_errors
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+                if let Err(error) = result {
+                    let mut first = counts.first_error.lock().unwrap_or_else(|p| p.into_inner());
+                    first.get_or_insert_with(|| error.to_string());
+                }
+            });
+            // Reap finished publishes so the set stays small on long runs.
+            while in_flight.try_join_next().is_some() {}
+        }
+        tokio::select! {
+            _ = stop.cancelled() => in_flight.abort_all(),
+            _ = async { while in_flight.join_next().await.is_some() {} } => {}
+        }
+    }
+
+    /// Publishes the end-of-cell comment to everyone.
+    pub async fn publish_end(&self) -> Result<(), ClientError> {
+        let body = serde_json::json!({ "from": "publisher", "text": END_TEXT }).to_string();
+        post(&self.pool, &self.target, &self.meter, &body).await
+    }
+
+    /// Closes the pool's connections.
+    pub async fn close(&self) {
+        self.pool.lock().await.clear();
+    }
+}
+
+async fn post(
+    pool: &Mutex<Vec<HttpConnection>>,
+    target: &Target,
+    meter: &Arc<ByteMeter>,
+    body: &str,
+) -> Result<(), ClientError> {
+    let idle = pool.lock().await.pop();
+    let mut connection = match idle {
+        Some(connection) if connection.is_open() => connection,
+        _ => HttpConnection::open(target, meter.clone()).await?,
+    };
+    connection.post_json("/comments", body).await?;
+    pool.lock().await.push(connection);
+    Ok(())
+}
+
+/// The user id of subscriber `index`.
+pub fn user_name(index: u32) -> String {
+    format!("user-{index}")
+}

@@ -1,0 +1,695 @@
+//! Runs a scenario cell by cell. A cell: start a fresh server (or use `--target`), connect N
+//! subscribers of one technique from a known cursor, publish on an open-loop schedule, take
+//! both ends' counters at the start and end of the measured window, wait for late
+//! deliveries, end every subscriber with an end-of-cell comment so each stops after a
+//! complete exchange, then compare the whole cell's bytes as counted at both ends.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::preflight::{self, Preflight, PreflightError};
+use super::publisher::{Publisher, user_name};
+use super::recorder::{self, CellProgress, Schedule, SubscriberRecord};
+use super::results::{
+    ByteAgreement, CellResult, ClientTotals, LatencySummary, LoadgenUse, Machine, PerDelivery,
+    PercentilePoint, RunSummary, SCHEMA_VERSION, ServerTotals,
+};
+use super::scenario::{Audience, CellSpec, Scenario};
+use super::target::{ServerLaunch, ServerProcess, StatsReader, TargetError};
+use crate::server::StatsSnapshot;
+use crate::server::stats::AccountStats;
+use crate::techniques::{ClientCounters, ClientSettings, Subscriber, Target, Technique};
+
+/// A core share above which the load generator may have limited what it measured.
+const GENERATOR_BOUND_SHARE: f64 = 0.5;
+
+/// How a run is carried out.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Where `<scenario>/<timestamp>/` folders go.
+    pub results_root: PathBuf,
+    /// Drive this server instead of starting one per cell.
+    pub target: Option<std::net::SocketAddr>,
+    /// The `pushlab-server` binary to start per cell.
+    pub server_binary: PathBuf,
+    /// Show a progress bar (on a terminal).
+    pub progress: bool,
+    /// Cancelled by Ctrl-C: the current cell is abandoned, finished ones are kept.
+    pub interrupt: CancellationToken,
+}
+
+/// Why a run stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Preflight(#[from] PreflightError),
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error("writing results to {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("interrupted")]
+    Interrupted,
+}
+
+/// What a run produced.
+pub struct RunOutput {
+    pub run_dir: PathBuf,
+    pub summary: RunSummary,
+    /// Each cell's latency histogram, in `summary.cells` order.
+    pub histograms: Vec<Histogram<u64>>,
+    pub preflight: Preflight,
+}
+
+/// Called after each cell with the cell and the run so far, to write results incrementally.
+pub type CellDone<'a> = dyn FnMut(&RunSummary, &[Histogram<u64>]) -> Result<(), RunError> + 'a;
+
+/// Runs every cell of `scenario`, calling `on_cell` after each.
+pub async fn run(
+    scenario: &Scenario,
+    options: &RunOptions,
+    on_cell: &mut CellDone<'_>,
+) -> Result<RunOutput, RunError> {
+    let preflight = preflight::check(scenario, options.target.is_none())?;
+    let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let run_dir = options
+        .results_root
+        .join(&scenario.name)
+        .join(started_at.replace(':', "-"));
+    std::fs::create_dir_all(run_dir.join("logs")).map_err(|source| RunError::Write {
+        path: run_dir.clone(),
+        source,
+    })?;
+    let mut summary = RunSummary {
+        schema_version: SCHEMA_VERSION,
+        pushlab_version: env!("CARGO_PKG_VERSION").to_string(),
+        started_at,
+        target: options.target.map(|addr| format!("http://{addr}")),
+        scenario: scenario.clone(),
+        machine: describe_machine(preflight.fd_limit),
+        cells: Vec::new(),
+        interrupted: false,
+    };
+    let cells = scenario.cells();
+    let progress = Progress::new(options.progress, &cells, scenario);
+    let mut histograms = Vec::new();
+    for (index, spec) in cells.iter().enumerate() {
+        progress.start_cell(index, spec);
+        let outcome = tokio::select! {
+            outcome = run_cell(scenario, spec, index, &run_dir, options) => outcome,
+            _ = options.interrupt.cancelled() => Err(RunError::Interrupted),
+        };
+        match outcome {
+            Ok((cell, histogram)) => {
+                progress.finish_cell(&cell);
+                summary.cells.push(cell);
+                histograms.push(histogram);
+                on_cell(&summary, &histograms)?;
+            }
+            Err(RunError::Interrupted) => {
+                summary.interrupted = true;
+                progress.abandon(index);
+                break;
+            }
+            Err(error) => {
+                progress.abandon(index);
+                return Err(error);
+            }
+        }
+    }
+    progress.done();
+    Ok(RunOutput {
+        run_dir,
+        summary,
+        histograms,
+        preflight,
+    })
+}
+
+/// Counters of one side taken at one moment.
+#[derive(Debug, Clone, Copy, Default)]
+struct ClientMoment {
+    requests: u64,
+    empty_responses: u64,
+    connections_opened: u64,
+    reconnects: u64,
+    errors: u64,
+    bytes_up: u64,
+    bytes_down: u64,
+    cpu_seconds: f64,
+    at: Option<Instant>,
+}
+
+fn client_moment(counters: &ClientCounters, meter: &crate::net::ByteMeter) -> ClientMoment {
+    let (bytes_up, bytes_down) = meter.totals();
+    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    ClientMoment {
+        requests: load(&counters.requests),
+        empty_responses: load(&counters.empty_responses),
+        connections_opened: load(&counters.connections_opened),
+        reconnects: load(&counters.reconnects),
+        errors: load(&counters.errors),
+        bytes_up,
+        bytes_down,
+        cpu_seconds: own_cpu_seconds(),
+        at: Some(Instant::now()),
+    }
+}
+
+fn account(snapshot: &StatsSnapshot, technique: Technique) -> AccountStats {
+    snapshot
+        .accounts
+        .get(technique.name())
+        .copied()
+        .unwrap_or_default()
+}
+
+async fn run_cell(
+    scenario: &Scenario,
+    spec: &CellSpec,
+    index: usize,
+    run_dir: &Path,
+    options: &RunOptions,
+) -> Result<(CellResult, Histogram<u64>), RunError> {
+    let technique = spec.technique;
+    let clients = spec.clients;
+    let period = Duration::from_secs_f64(1.0 / spec.rate);
+    let measured_start = (scenario.warmup.as_secs_f64() * spec.rate).ceil() as u64;
+    let total = ((scenario.warmup + scenario.duration).as_secs_f64() * spec.rate).ceil() as u64;
+    let mut warnings = Vec::new();
+
+    let server = match options.target {
+        Some(_) => None,
+        None => {
+            let launch = ServerLaunch {
+                binary: options.server_binary.clone(),
+                args: vec![
+                    "--sse-heartbeat".into(),
+                    humantime::format_duration(scenario.sse_heartbeat).to_string(),
+                    "--subscriber-queue".into(),
+                    scenario.subscriber_queue.to_string(),
+                    "--history".into(),
+                    (total * 2 + 1_000_000).to_string(),
+                ],
+                log: run_dir
+                    .join("logs")
+                    .join(format!("cell-{index:03}-server.log")),
+            };
+            Some(ServerProcess::start(&launch).await?)
+        }
+    };
+    let addr = server
+        .as_ref()
+        .map(|s| s.addr)
+        .or(options.target)
+        .expect("one of them is set");
+    let mut stats = StatsReader::new(addr);
+    let before = stats.read().await?;
+    let start_cursor = before.comments_published;
+
+    // Subscribers, each from the same known cursor, so none can miss a measured comment
+    // however long its connection takes to come up.
+    let cell_stop = CancellationToken::new();
+    let meter = crate::net::ByteMeter::new();
+    let counters = Arc::new(ClientCounters::default());
+    let progress = Arc::new(CellProgress::default());
+    let connect_time = Duration::from_millis(200 + u64::from(clients) / 10);
+    let schedule = Arc::new(Schedule {
+        start: Instant::now() + connect_time,
+        period,
+        first_measured: measured_start,
+        end: total,
+    });
+    let mut subscribers = JoinSet::new();
+    for i in 0..clients {
+        let subscriber = Subscriber {
+            target: Target { addr },
+            user: Some(user_name(i)),
+            after: Some(start_cursor),
+            settings: ClientSettings {
+                poll_interval: scenario.poll_interval,
+                poll_phase: scenario
+                    .poll_interval
+                    .mul_f64(f64::from(i) / f64::from(clients)),
+                long_poll_timeout: scenario.long_poll_timeout,
+                ..ClientSettings::default()
+            },
+            meter: meter.clone(),
+            counters: counters.clone(),
+            stop: cell_stop.child_token(),
+        };
+        let mut record = SubscriberRecord::new(
+            schedule.clone(),
+            progress.clone(),
+            subscriber.stop.clone(),
+            user_name(i),
+        );
+        subscribers.spawn(async move {
+            technique.run_client(&subscriber, &mut record).await;
+            record
+        });
+    }
+
+    // Reconnects second by second through the window, for the timeline.
+    let reconnects_by_second = Arc::new(std::sync::Mutex::new(Vec::<u64>::new()));
+    let monitor = {
+        let (counters, schedule, seconds) = (
+            counters.clone(),
+            schedule.clone(),
+            reconnects_by_second.clone(),
+        );
+        tokio::spawn(async move {
+            tokio::time::sleep_until(schedule.window_start().into()).await;
+            let mut last = counters.reconnects.load(Ordering::Relaxed);
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let now = counters.reconnects.load(Ordering::Relaxed);
+                seconds
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(now - last);
+                last = now;
+            }
+        })
+    };
+
+    let publisher = Arc::new(Publisher::new(
+        Target { addr },
+        spec.payload_bytes as usize,
+        scenario.audience,
+        clients,
+    ));
+    let publishing = {
+        let (publisher, schedule, stop) = (publisher.clone(), schedule.clone(), cell_stop.clone());
+        tokio::spawn(async move { publisher.run(&schedule, &stop).await })
+    };
+
+    // The measured window: from the first measured comment's scheduled time to the last's.
+    tokio::time::sleep_until(schedule.window_start().into()).await;
+    let client_start = client_moment(&counters, &meter);
+    let server_start = stats.read().await?;
+    tokio::time::sleep_until(schedule.due(total).into()).await;
+    let client_end = client_moment(&counters, &meter);
+    let server_end = stats.read().await?;
+    monitor.abort();
+    let _ = publishing.await;
+
+    let published_ok = publisher.counts.measured_ok.load(Ordering::Relaxed);
+    let publish_errors = publisher.counts.measured_errors.load(Ordering::Relaxed);
+    let expected = match scenario.audience {
+        Audience::Broadcast => published_ok * u64::from(clients),
+        Audience::PerUser => published_ok,
+    };
+    // Late deliveries: wait until everything expected has arrived, or the drain time.
+    let drain_deadline = Instant::now() + scenario.drain;
+    while progress.delivered.load(Ordering::Relaxed) < expected && Instant::now() < drain_deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // End every subscriber with a last comment, so each stops after a complete exchange
+    // and the bytes both ends counted are comparable to the byte.
+    if let Err(error) = publisher.publish_end().await {
+        warnings.push(format!(
+            "could not publish the end-of-cell comment: {error}"
+        ));
+    }
+    let stop_deadline = scenario.poll_interval + Duration::from_secs(5);
+    let mut records = Vec::with_capacity(clients as usize);
+    let finished = tokio::time::timeout(stop_deadline, async {
+        while let Some(joined) = subscribers.join_next().await {
+            if let Ok(record) = joined {
+                records.push(record);
+            }
+        }
+    })
+    .await;
+    if finished.is_err() {
+        warnings.push(format!(
+            "{} subscribers had not stopped {stop_deadline:?} after the end-of-cell comment; they were cut off, \
+             so the byte comparison may differ by what was in flight",
+            clients as usize - records.len()
+        ));
+        cell_stop.cancel();
+        while let Some(joined) = subscribers.join_next().await {
+            if let Ok(record) = joined {
+                records.push(record);
+            }
+        }
+    }
+    publisher.close().await;
+
+    // Wait for the server to see every subscriber connection closed, then compare.
+    let close_deadline = Instant::now() + Duration::from_secs(5);
+    let mut server_final = stats.read().await?;
+    while account(&server_final, technique).connections_open > 0 && Instant::now() < close_deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        server_final = stats.read().await?;
+    }
+    if let Some(server) = server {
+        server.stop().await;
+    }
+
+    let reconnects = reconnects_by_second
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let merged = recorder::merge(
+        &records,
+        expected,
+        published_ok,
+        publish_errors,
+        &reconnects,
+    );
+    let window_seconds = client_end
+        .at
+        .zip(client_start.at)
+        .map_or(0.0, |(end, start)| end.duration_since(start).as_secs_f64());
+
+    let (first, last) = (
+        account(&before, technique),
+        account(&server_final, technique),
+    );
+    let (client_up, client_down) = meter.totals();
+    let agreement = ByteAgreement {
+        client_up,
+        client_down,
+        server_in: last.bytes_in - first.bytes_in,
+        server_out: last.bytes_out - first.bytes_out,
+        equal: client_up == last.bytes_in - first.bytes_in
+            && client_down == last.bytes_out - first.bytes_out,
+    };
+    if !agreement.equal {
+        warnings.push(format!(
+            "bytes differ between the ends: client sent {client_up} B, server received {} B; server sent {} B, client received {client_down} B",
+            agreement.server_in, agreement.server_out
+        ));
+    }
+    let (ws, we) = (
+        account(&server_start, technique),
+        account(&server_end, technique),
+    );
+    let server_totals = ServerTotals {
+        requests: we.requests - ws.requests,
+        empty_responses: we.empty_responses - ws.empty_responses,
+        connections_opened: we.connections_opened - ws.connections_opened,
+        bytes_in: we.bytes_in - ws.bytes_in,
+        bytes_out: we.bytes_out - ws.bytes_out,
+        comments_delivered: we.comments_delivered - ws.comments_delivered,
+        dropped_slow: last.dropped_slow - first.dropped_slow,
+        cpu_seconds: server_end.process.cpu_seconds - server_start.process.cpu_seconds,
+        peak_rss_bytes: server_end.process.peak_rss_bytes,
+        rss_bytes: server_end.process.rss_bytes,
+    };
+    let client_totals = ClientTotals {
+        requests: client_end.requests - client_start.requests,
+        empty_responses: client_end.empty_responses - client_start.empty_responses,
+        connections_opened: client_end.connections_opened - client_start.connections_opened,
+        reconnects: client_end.reconnects - client_start.reconnects,
+        errors: client_end.errors - client_start.errors,
+        bytes_up: client_end.bytes_up - client_start.bytes_up,
+        bytes_down: client_end.bytes_down - client_start.bytes_down,
+        payload_bytes_delivered: merged.payload_bytes,
+    };
+    let loadgen_cpu = client_end.cpu_seconds - client_start.cpu_seconds;
+    let core_share = if window_seconds > 0.0 {
+        loadgen_cpu / window_seconds
+    } else {
+        0.0
+    };
+    let loadgen = LoadgenUse {
+        cpu_seconds: loadgen_cpu,
+        core_share,
+        generator_bound: core_share >= GENERATOR_BOUND_SHARE,
+        publish_lateness_mean_us: publisher.counts.mean_lateness_us(),
+        publish_lateness_max_us: publisher.counts.max_lateness_us.load(Ordering::Relaxed),
+    };
+    let delivered = merged.deliveries.delivered;
+    let per = |value: f64| {
+        if delivered > 0 {
+            value / delivered as f64
+        } else {
+            0.0
+        }
+    };
+    let per_delivery = PerDelivery {
+        requests: per(client_totals.requests as f64),
+        bytes: per((client_totals.bytes_up + client_totals.bytes_down) as f64),
+        payload_bytes: per(client_totals.payload_bytes_delivered as f64),
+        server_cpu_us: per(server_totals.cpu_seconds * 1e6),
+    };
+
+    let d = &merged.deliveries;
+    if d.missing > 0 {
+        warnings.insert(
+            0,
+            format!(
+                "LOSS: {} of {} expected deliveries never arrived",
+                d.missing, d.expected
+            ),
+        );
+    }
+    if d.duplicated > 0 {
+        warnings.push(format!("{} duplicate deliveries", d.duplicated));
+    }
+    if d.out_of_order > 0 {
+        warnings.push(format!("{} deliveries out of id order", d.out_of_order));
+    }
+    if merged.misdelivered > 0 {
+        warnings.push(format!(
+            "{} comments reached a subscriber they were not addressed to",
+            merged.misdelivered
+        ));
+    }
+    if publish_errors > 0 {
+        let first = publisher
+            .counts
+            .first_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        warnings.push(format!(
+            "{publish_errors} publishes failed (first: {})",
+            first.unwrap_or_default()
+        ));
+    }
+    if server_totals.dropped_slow > 0 {
+        warnings.push(format!(
+            "the server dropped {} slow subscribers",
+            server_totals.dropped_slow
+        ));
+    }
+    if loadgen.generator_bound {
+        warnings.push(format!(
+            "possibly generator-bound: the load generator used {:.0}% of a core",
+            core_share * 100.0
+        ));
+    }
+    if loadgen.publish_lateness_max_us > 5_000 {
+        warnings.push(format!(
+            "the publisher fired up to {} behind schedule (mean {:.0} µs): that much of the latency is the generator's",
+            crate::report::table::format_us(loadgen.publish_lateness_max_us),
+            loadgen.publish_lateness_mean_us
+        ));
+    }
+    if client_totals.errors > 0 {
+        warnings.push(format!(
+            "{} client errors in the window (connection or stream failures)",
+            client_totals.errors
+        ));
+    }
+    if options.target.is_some() {
+        warnings.push(
+            "external server: its CPU, memory and counters include anything else it served".into(),
+        );
+    }
+
+    let stem = format!(
+        "cell-{index:03}-{}-c{}-r{}-p{}",
+        technique.name(),
+        clients,
+        format_rate(spec.rate),
+        spec.payload_bytes
+    );
+    let cell = CellResult {
+        technique,
+        clients,
+        rate: spec.rate,
+        payload_bytes: spec.payload_bytes,
+        audience: scenario.audience,
+        window_seconds,
+        histogram_text_file: format!("{stem}.hgrm"),
+        histogram_file: format!("{stem}.hist"),
+        latency: latency_summary(&merged.histogram),
+        deliveries: merged.deliveries,
+        client: client_totals,
+        server: server_totals,
+        agreement,
+        loadgen,
+        per_delivery,
+        timeline: merged.timeline,
+        warnings,
+    };
+    Ok((cell, merged.histogram))
+}
+
+/// A rate as a short, file-name-safe string: 10, 2.5.
+pub fn format_rate(rate: f64) -> String {
+    let text = format!("{rate:.3}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// The summary figures of a histogram, with HdrHistogram's percentile ticks for charts.
+pub fn latency_summary(histogram: &Histogram<u64>) -> LatencySummary {
+    if histogram.is_empty() {
+        return LatencySummary::default();
+    }
+    let percentiles = histogram
+        .iter_quantiles(5)
+        .map(|v| PercentilePoint {
+            percentile: v.quantile_iterated_to() * 100.0,
+            latency_us: histogram.highest_equivalent(v.value_iterated_to()),
+        })
+        .collect();
+    LatencySummary {
+        count: histogram.len(),
+        min_us: histogram.min(),
+        mean_us: histogram.mean(),
+        p50_us: histogram.value_at_quantile(0.5),
+        p90_us: histogram.value_at_quantile(0.9),
+        p99_us: histogram.value_at_quantile(0.99),
+        p999_us: histogram.value_at_quantile(0.999),
+        p9999_us: histogram.value_at_quantile(0.9999),
+        max_us: histogram.max(),
+        percentiles,
+    }
+}
+
+/// User plus system CPU time of this process.
+fn own_cpu_seconds() -> f64 {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a valid, writable rusage.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return 0.0;
+    }
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
+fn describe_machine(open_files_limit: u64) -> Machine {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu_model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or_else(|| "unknown".to_string(), |(_, v)| v.trim().to_string());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let memory_bytes = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(0, |kib| kib * 1024);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    Machine {
+        os: std::env::consts::OS.to_string(),
+        kernel,
+        cpu_model,
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+        memory_bytes,
+        open_files_limit,
+    }
+}
+
+/// The progress bar: the current cell and an ETA from the scenario's timing.
+struct Progress {
+    bar: indicatif::ProgressBar,
+    started: Instant,
+    cell_estimate: Duration,
+    cells: usize,
+}
+
+impl Progress {
+    fn new(visible: bool, cells: &[CellSpec], scenario: &Scenario) -> Self {
+        // Set-up, drain and tear-down add a couple of seconds to each cell.
+        let cell_estimate = scenario.cell_time() + Duration::from_secs(2);
+        let total = cell_estimate.as_secs() * cells.len() as u64;
+        let bar = if visible {
+            indicatif::ProgressBar::new(total)
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} ETA {eta} {msg}",
+            )
+            .expect("a valid template"),
+        );
+        bar.enable_steady_tick(Duration::from_millis(250));
+        Self {
+            bar,
+            started: Instant::now(),
+            cell_estimate,
+            cells: cells.len(),
+        }
+    }
+
+    fn start_cell(&self, index: usize, spec: &CellSpec) {
+        self.bar.set_message(format!(
+            "cell {}/{}: {} x {} clients, {}/s, {} B",
+            index + 1,
+            self.cells,
+            spec.technique,
+            spec.clients,
+            format_rate(spec.rate),
+            spec.payload_bytes
+        ));
+        self.bar
+            .set_position(self.cell_estimate.as_secs() * index as u64);
+    }
+
+    fn finish_cell(&self, cell: &CellResult) {
+        let loss = if cell.deliveries.missing > 0 {
+            format!("  LOSS: {} missing", cell.deliveries.missing)
+        } else {
+            String::new()
+        };
+        let line = format!(
+            "{:>13} x {:>5} clients: p50 {:>9} p99 {:>9}  {}/{} delivered{loss}",
+            cell.technique.name(),
+            cell.clients,
+            crate::report::table::format_us(cell.latency.p50_us),
+            crate::report::table::format_us(cell.latency.p99_us),
+            cell.deliveries.delivered,
+            cell.deliveries.expected,
+        );
+        if self.bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            self.bar.println(line);
+        }
+        self.bar.inc(0);
+    }
+
+    fn abandon(&self, index: usize) {
+        self.bar
+            .abandon_with_message(format!("stopped during cell {}", index + 1));
+    }
+
+    fn done(&self) {
+        self.bar.finish_and_clear();
+        let _ = self.started;
+    }
+}

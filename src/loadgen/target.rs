@@ -1,0 +1,148 @@
+//! The server a cell drives: a fresh `pushlab-server` child process per cell on a free
+//! loopback port (so each cell starts clean and the server has its own file-descriptor
+//! budget and its own CPU and memory figures), or an already running one (`--target`).
+//! Also the `/stats` reader, on a connection of its own that the server books to "other".
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::http_client::{ClientError, HttpConnection};
+use crate::net::ByteMeter;
+use crate::server::StatsSnapshot;
+use crate::techniques::Target;
+
+/// Why the server could not be started or read.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error(
+        "cannot start the server {binary}: {source} (build it with `cargo build --release`, or pass --server-binary)"
+    )]
+    Spawn {
+        binary: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the server {binary} did not print `listening on ADDR` ({0})", .detail)]
+    NoAddress { binary: PathBuf, detail: String },
+    #[error("reading /stats: {0}")]
+    Stats(#[from] ClientError),
+    #[error("unparsable /stats: {0}")]
+    StatsFormat(String),
+}
+
+/// How to start a server for a cell.
+#[derive(Debug, Clone)]
+pub struct ServerLaunch {
+    pub binary: PathBuf,
+    pub args: Vec<String>,
+    /// Where the server's stderr goes.
+    pub log: PathBuf,
+}
+
+/// A server the load generator started, stopped with SIGTERM when dropped or stopped.
+pub struct ServerProcess {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl ServerProcess {
+    pub async fn start(launch: &ServerLaunch) -> Result<Self, TargetError> {
+        let log = std::fs::File::create(&launch.log).map_err(|source| TargetError::Spawn {
+            binary: launch.log.clone(),
+            source,
+        })?;
+        let mut child = Command::new(&launch.binary)
+            .args(["--bind", "127.0.0.1:0"])
+            .args(&launch.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| TargetError::Spawn {
+                binary: launch.binary.clone(),
+                source,
+            })?;
+        let stdout = child.stdout.take().expect("piped above");
+        let mut lines = BufReader::new(stdout).lines();
+        let no_address = |detail: String| TargetError::NoAddress {
+            binary: launch.binary.clone(),
+            detail,
+        };
+        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+            .await
+            .map_err(|_| no_address("nothing within 10 s".into()))?
+            .map_err(|e| no_address(e.to_string()))?
+            .ok_or_else(|| no_address(format!("it exited; see {}", launch.log.display())))?;
+        let addr = line
+            .strip_prefix("listening on ")
+            .and_then(|a| a.trim().parse().ok())
+            .ok_or_else(|| no_address(format!("first line was {line:?}")))?;
+        // Keep reading stdout so the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Self { child, addr })
+    }
+
+    /// Sends SIGTERM and waits up to five seconds for a clean exit, then kills.
+    pub async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            // SAFETY: kill(2) with a pid we own and a valid signal number.
+            unsafe {
+                libc::kill(pid as libc::pid_t, libc::SIGTERM);
+            }
+        }
+        if tokio::time::timeout(Duration::from_secs(5), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+/// Reads `/stats` over one keep-alive connection that is not counted with any technique.
+pub struct StatsReader {
+    target: Target,
+    connection: Option<HttpConnection>,
+}
+
+impl StatsReader {
+    pub fn new(addr: SocketAddr) -> Self {
+        Self {
+            target: Target { addr },
+            connection: None,
+        }
+    }
+
+    pub async fn read(&mut self) -> Result<StatsSnapshot, TargetError> {
+        if self.connection.as_ref().is_none_or(|c| !c.is_open()) {
+            self.connection = Some(HttpConnection::open(&self.target, ByteMeter::new()).await?);
+        }
+        let connection = self.connection.as_mut().expect("opened above");
+        let body = match connection.get("/stats").await {
+            Ok(body) => body,
+            Err(error) => {
+                self.connection = None;
+                return Err(error.into());
+            }
+        };
+        serde_json::from_slice(&body).map_err(|e| TargetError::StatsFormat(e.to_string()))
+    }
+}
+
+/// The server binary built beside the running executable.
+pub fn sibling_server_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("pushlab-loadgen"));
+    let dir = exe.parent().unwrap_or(Path::new("."));
+    // `cargo test` runs from target/debug/deps; the binaries sit one level up.
+    let candidates = [dir.join("pushlab-server"), dir.join("../pushlab-server")];
+    candidates
+        .iter()
+        .find(|p| p.exists())
+        .cloned()
+        .unwrap_or_else(|| candidates[0].clone())
+}

@@ -1,0 +1,9 @@
+//! `summary.json`: the run's `RunSummary`, pretty-printed (schema in results/README.md).
+
+use crate::loadgen::results::RunSummary;
+
+pub fn render(summary: &RunSummary) -> String {
+    let mut text = serde_json::to_string_pretty(summary).expect("results are plain data");
+    text.push('\n');
+    text
+}
