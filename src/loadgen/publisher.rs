@@ -107,6 +107,31 @@ impl Publisher {
             .to_string()
     }
 
+    /// Runs `run` on a thread with a runtime of its own, so a busy subscriber runtime cannot
+    /// delay publishes (which would add the generator's own lag to every latency); the
+    /// receiver completes when publishing is over.
+    pub fn run_on_own_thread(
+        self: Arc<Self>,
+        schedule: Schedule,
+        stop: CancellationToken,
+    ) -> tokio::sync::oneshot::Receiver<()> {
+        let (done, finished) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("publisher".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("building a current-thread runtime");
+                runtime.block_on(self.run(&schedule, &stop));
+                // Dropping the runtime closes the pool's connections with it.
+                drop(runtime);
+                let _ = done.send(());
+            })
+            .expect("spawning a thread");
+        finished
+    }
+
     /// Publishes comments `0..schedule.end` on schedule; returns when all have answered or
     /// `stop` is cancelled.
     pub async fn run(&self, schedule: &Schedule, stop: &CancellationToken) {

@@ -289,10 +289,9 @@ async fn run_cell(
         scenario.audience,
         clients,
     ));
-    let publishing = {
-        let (publisher, schedule, stop) = (publisher.clone(), schedule.clone(), cell_stop.clone());
-        tokio::spawn(async move { publisher.run(&schedule, &stop).await })
-    };
+    let publishing = publisher
+        .clone()
+        .run_on_own_thread(*schedule, cell_stop.clone());
 
     // The measured window: from the first measured comment's scheduled time to the last's.
     tokio::time::sleep_until(schedule.window_start().into()).await;

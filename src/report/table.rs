@@ -18,7 +18,7 @@ pub fn format_us(us: u64) -> String {
 pub fn format_bytes(bytes: u64) -> String {
     match bytes {
         0..10_240 => format!("{bytes} B"),
-        10_240..10_485_760 => format!("{:.1} KiB", bytes as f64 / 1024.0),
+        10_240..1_048_576 => format!("{:.1} KiB", bytes as f64 / 1024.0),
         _ => format!("{:.1} MiB", bytes as f64 / 1_048_576.0),
     }
 }
