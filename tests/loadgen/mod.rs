@@ -1,0 +1,224 @@
+//! The load generator end to end: the real `pushlab-loadgen` binary runs tiny scenarios
+//! against real `pushlab-server` processes on loopback, and its results are checked.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use pushlab::loadgen::results::RunSummary;
+
+const LOADGEN: &str = env!("CARGO_BIN_EXE_pushlab-loadgen");
+const SERVER: &str = env!("CARGO_BIN_EXE_pushlab-server");
+
+fn scenario(dir: &Path, name: &str, extra: &str) -> PathBuf {
+    let text = format!(
+        r#"
+name = "{name}"
+description = "integration test"
+techniques = ["short-polling", "long-polling", "websocket", "sse"]
+clients = 3
+duration = "1s"
+warmup = "300ms"
+drain = "1s"
+{extra}
+[short_polling]
+interval = "100ms"
+"#
+    );
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn loadgen(args: &[&str]) -> Output {
+    Command::new(LOADGEN).args(args).output().expect("the loadgen binary runs")
+}
+
+/// The one run folder under `results/<name>/`.
+fn run_dir(results: &Path, name: &str) -> PathBuf {
+    let mut dirs: Vec<_> = std::fs::read_dir(results.join(name)).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    dirs.pop().unwrap()
+}
+
+fn run_scenario(name: &str, publish: &str) -> (RunSummary, PathBuf, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = scenario(dir.path(), name, publish);
+    let results = dir.path().join("results");
+    let output = loadgen(&[
+        "run",
+        file.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+        "--server-binary",
+        SERVER,
+        "--quiet",
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let run = run_dir(&results, name);
+    let summary: RunSummary =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    (summary, run, dir)
+}
+
+fn assert_clean(summary: &RunSummary) {
+    assert_eq!(summary.cells.len(), 4);
+    for cell in &summary.cells {
+        let name = cell.technique.name();
+        let d = &cell.deliveries;
+        assert!(d.expected > 0, "{name}: nothing expected");
+        assert_eq!(d.missing, 0, "{name}: {d:?}");
+        assert_eq!(d.delivered, d.expected, "{name}: {d:?}");
+        assert_eq!(d.duplicated, 0, "{name}: {d:?}");
+        assert_eq!(d.out_of_order, 0, "{name}: {d:?}");
+        assert_eq!(cell.latency.count, d.delivered, "{name}");
+        let a = &cell.agreement;
+        assert!(a.client_up > 0 && a.client_down > 0, "{name}: {a:?}");
+        assert_eq!((a.client_up, a.client_down), (a.server_in, a.server_out), "{name}: the ends disagree");
+        assert!(a.equal, "{name}");
+        assert!(cell.warnings.iter().all(|w| !w.contains("LOSS")), "{name}: {:?}", cell.warnings);
+    }
+}
+
+#[test]
+fn a_broadcast_scenario_runs_every_technique_with_no_loss_and_agreeing_byte_counts() {
+    let (summary, run, _dir) = run_scenario("broadcast", "[publish]\nrate = 20\npayload_bytes = 100\n");
+    assert_clean(&summary);
+    // Each of 3 subscribers receives each of the ~20 measured comments.
+    for cell in &summary.cells {
+        assert_eq!(cell.deliveries.expected, cell.deliveries.comments_published * 3);
+        assert!(run.join(&cell.histogram_text_file).exists());
+        let bytes = std::fs::read(run.join(&cell.histogram_file)).unwrap();
+        let histogram = pushlab::report::hgrm::deserialize(&bytes).unwrap();
+        assert_eq!(histogram.len(), cell.latency.count);
+    }
+    let polling = &summary.cells[0];
+    assert!(polling.client.requests > 0 && polling.server.requests > 0);
+    // Short polling at 100 ms: latency is bounded by the interval plus a little.
+    assert!(polling.latency.max_us < 400_000, "{:?}", polling.latency);
+    let csv = std::fs::read_to_string(run.join("summary.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 5, "{csv}");
+}
+
+#[test]
+fn a_per_user_scenario_delivers_each_comment_to_its_one_recipient() {
+    let (summary, _run, _dir) =
+        run_scenario("per-user", "[publish]\nrate = 6\npayload_bytes = 64\naudience = \"per-user\"\n");
+    assert_clean(&summary);
+    for cell in &summary.cells {
+        assert_eq!(cell.deliveries.expected, cell.deliveries.comments_published);
+    }
+    // Most short polls find nothing for their user: the note's "meaningless" answers.
+    let polling = &summary.cells[0];
+    assert!(polling.client.empty_responses > 0, "{:?}", polling.client);
+}
+
+#[test]
+fn bad_scenario_files_are_refused_naming_the_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("[publish]\nrate = 0\n", "`publish.rate`"),
+        ("colour = \"red\"\n[publish]\nrate = 1\n", "unknown field `colour`"),
+        ("[publish]\nrate = 1\naudience = \"some\"\n", "`publish.audience`"),
+        ("[publish]\nrate = \"fast\"\n", "rate"),
+    ];
+    for (i, (extra, expected)) in cases.iter().enumerate() {
+        let file = scenario(dir.path(), &format!("bad{i}"), extra);
+        let output = loadgen(&["validate", file.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "case {i} passed validation");
+        assert!(stderr.contains(&format!("bad{i}.toml")), "case {i}: {stderr}");
+        assert!(stderr.contains(expected), "case {i}: {stderr}");
+    }
+    let negative = dir.path().join("negative.toml");
+    let text = std::fs::read_to_string(scenario(dir.path(), "ok", "[publish]\nrate = 1\n")).unwrap();
+    std::fs::write(&negative, text.replace("\"1s\"", "\"-1s\"")).unwrap();
+    let output = loadgen(&["validate", negative.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("`duration`"));
+    let empty = dir.path().join("empty.toml");
+    std::fs::write(&empty, text.replace(r#"["short-polling", "long-polling", "websocket", "sse"]"#, "[]")).unwrap();
+    let output = loadgen(&["validate", empty.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("`techniques`"));
+    let output = loadgen(&["validate", "/nonexistent/x.toml"]);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("/nonexistent/x.toml: cannot read"));
+    let output = loadgen(&["validate", "scenarios/quick.toml"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[test]
+fn a_scenario_beyond_the_open_files_limit_is_refused_before_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = scenario(dir.path(), "huge", "[publish]\nrate = 1\n");
+    let text = std::fs::read_to_string(&file).unwrap().replace("clients = 3", "clients = 60000");
+    std::fs::write(&file, text).unwrap();
+    let started = Instant::now();
+    let output = loadgen(&["run", file.to_str().unwrap(), "--results", dir.path().to_str().unwrap(), "--quiet"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("pre-flight check failed") && stderr.contains("60000 clients"), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(5), "refused only after running");
+    assert!(!dir.path().join("huge").exists(), "a refused run must not create a results folder");
+}
+
+#[test]
+fn flags_are_checked_and_load_only_goes_to_loopback() {
+    let output = loadgen(&["run", "scenarios/quick.toml", "--target", "http://10.0.0.1:80", "--quiet"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("--target") && stderr.contains("loopback"), "{stderr}");
+    let output = loadgen(&["run", "scenarios/quick.toml", "--target", "nonsense", "--quiet"]);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--target \"nonsense\""));
+}
+
+#[test]
+fn a_running_server_can_be_the_target() {
+    let server = Command::new(SERVER)
+        .args(["--bind", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut server = KillOnDrop(server);
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.0.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let addr = line.trim().strip_prefix("listening on ").expect("first line names the address").to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let file = scenario(dir.path(), "target", "[publish]\nrate = 20\n");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace(r#"["short-polling", "long-polling", "websocket", "sse"]"#, r#"["sse", "websocket"]"#);
+    std::fs::write(&file, text).unwrap();
+    let results = dir.path().join("results");
+    let output = loadgen(&[
+        "run",
+        file.to_str().unwrap(),
+        "--target",
+        &format!("http://{addr}"),
+        "--results",
+        results.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let run = run_dir(&results, "target");
+    let summary: RunSummary =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary.target.as_deref(), Some(format!("http://{addr}").as_str()));
+    for cell in &summary.cells {
+        assert_eq!(cell.deliveries.missing, 0);
+        assert!(cell.agreement.equal, "{:?}", cell.agreement);
+    }
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
