@@ -18,6 +18,8 @@ const byteLength = (text) => utf8.encode(text).length;
 const nowUs = () => (performance.timeOrigin + performance.now()) * 1000;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const formatInt = (n) => Math.round(n).toLocaleString('en-US');
+// Short enough for a counter cell: "11.7 ms", "1.78 s".
+const formatDelay = (ms) => (ms < 1000 ? `${ms.toFixed(1)} ms` : `${(ms / 1000).toFixed(2)} s`);
 
 function query(path, params) {
   const search = new URLSearchParams();
@@ -28,6 +30,44 @@ function query(path, params) {
   return text ? `${path}?${text}` : path;
 }
 
+// What each pane's counters mean, per technique: the page says what it counts.
+const REQUESTS_TIP = {
+  'short-polling': 'fetch() calls to /poll',
+  'long-polling': 'fetch() calls to /long-poll (the first, with a 1 ms timeout, learns the cursor)',
+  websocket: 'upgrade requests: one per connection',
+  sse: 'GET requests that opened the stream, plus attempts that failed',
+};
+const RECONNECTS_TIP = {
+  'short-polling': 'requests that succeeded after a failed one',
+  'long-polling': 'requests that succeeded after a failed one',
+  websocket: 'connections re-opened by this page after one was lost',
+  sse: 'streams re-opened after one was lost (by EventSource itself)',
+};
+const PAYLOAD = {
+  'short-polling': ['payload: response bodies', 'Resource Timing encodedBodySize of each completed /poll response: bodies as received, no headers'],
+  'long-polling': ['payload: response bodies', 'Resource Timing encodedBodySize of each completed /long-poll response: bodies as received, no headers'],
+  websocket: ['payload: message text', 'UTF-8 size of the text of each message; the browser does not expose frame or handshake bytes'],
+  sse: ['payload: event data', 'UTF-8 size of the data field of each event; the browser does not expose field names, ids, heartbeats or HTTP framing'],
+};
+const PUSHED = new Set(['websocket', 'sse']);
+// Delays kept for the median: recent enough to follow a change of interval.
+const DELAYS_KEPT = 1000;
+
+function counterCell(name, label, tip, className = '') {
+  const cell = document.createElement('div');
+  cell.className = className;
+  cell.title = tip;
+  const dt = document.createElement('dt');
+  dt.textContent = label;
+  cell.append(dt);
+  for (const part of [].concat(name)) {
+    const dd = document.createElement('dd');
+    dd.dataset.counter = part;
+    cell.append(dd);
+  }
+  return cell;
+}
+
 /// One technique's pane: counters, status and the list of received comments.
 class Pane {
   constructor(root) {
@@ -35,6 +75,21 @@ class Pane {
     this.technique = root.dataset.technique;
     this.list = root.querySelector('ol.comments');
     this.statusText = root.querySelector('.status');
+    const t = this.technique;
+    const [payloadLabel, payloadTip] = PAYLOAD[t];
+    root.querySelector('dl.counters').replaceChildren(
+      counterCell('requests', 'requests', REQUESTS_TIP[t]),
+      counterCell('comments', 'comments', 'comments received, each counted once'),
+      counterCell('empty', 'empty answers', PUSHED.has(t)
+        ? 'a push technique sends only when there is a comment'
+        : 'responses with no comment: the "meaningless" answers of polling'),
+      counterCell('reconnects', 'reconnects', RECONNECTS_TIP[t]),
+      counterCell('duplicates', 'duplicates', 'comments received more than once (shown in red)'),
+      counterCell('median-delay', 'median delay', 'median of the delays listed below'),
+      counterCell('bytes', payloadLabel, `${payloadTip}. Not a wire count.`, 'wide'),
+      counterCell(['server-bytes-out', 'server-bytes-in'], 'wire out / in (server)',
+        "counted at the server's socket: every byte of every connection of this technique since this page subscribed, headers and framing included", 'wide wire'),
+    );
     this.outputs = {};
     for (const dd of root.querySelectorAll('[data-counter]')) this.outputs[dd.dataset.counter] = dd;
     this.reset();
@@ -42,9 +97,10 @@ class Pane {
 
   reset() {
     this.counters = {
-      requests: 0, comments: 0, reconnects: 0, duplicates: 0, bytes: 0, 'body-bytes': 0,
-      'server-bytes-out': 0, 'server-bytes-in': 0,
+      requests: 0, comments: 0, empty: PUSHED.has(this.technique) ? null : 0, reconnects: 0,
+      duplicates: 0, 'median-delay': null, bytes: 0, 'server-bytes-out': 0, 'server-bytes-in': 0,
     };
+    this.delays = [];
     this.seen = new Set();
     this.list.replaceChildren();
     this.setStatus('connecting');
@@ -53,12 +109,12 @@ class Pane {
 
   count(name, by = 1) {
     this.counters[name] += by;
-    this.scheduleRender();
+    this.render();
   }
 
   set(name, value) {
     this.counters[name] = value;
-    this.scheduleRender();
+    this.render();
   }
 
   setStatus(status, detail = '') {
@@ -91,6 +147,13 @@ class Pane {
     delay.textContent = `${delayMs.toFixed(1)} ms`;
     delay.title = 'arrival on this page minus published_at_us';
     row.dataset.delayMs = delayMs.toFixed(3);
+    if (!duplicate) {
+      this.delays.push(delayMs);
+      if (this.delays.length > DELAYS_KEPT) this.delays.shift();
+      const sorted = [...this.delays].sort((a, b) => a - b);
+      const mid = sorted.length >> 1;
+      this.set('median-delay', sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2);
+    }
     meta.append(id, who, delay);
 
     const text = document.createElement('span');
@@ -102,19 +165,15 @@ class Pane {
     while (this.list.childElementCount > MAX_ROWS) this.list.lastElementChild.remove();
   }
 
-  scheduleRender() {
-    if (this.renderPending) return;
-    this.renderPending = true;
-    requestAnimationFrame(() => this.render());
-  }
-
+  // Rendered at every change, so the counters never lag the list they count.
   render() {
-    this.renderPending = false;
     for (const [name, dd] of Object.entries(this.outputs)) {
       const value = this.counters[name];
-      dd.dataset.value = String(value);
-      const bytes = name.includes('bytes');
-      dd.textContent = bytes ? `${formatInt(value)} B` : formatInt(value);
+      dd.dataset.value = value === null ? '' : String(value);
+      if (value === null) dd.textContent = '\u2014';
+      else if (name === 'median-delay') dd.textContent = formatDelay(value);
+      else if (name.includes('bytes')) dd.textContent = `${formatInt(value)} B`;
+      else dd.textContent = formatInt(value);
     }
   }
 }
@@ -161,6 +220,7 @@ async function shortPolling(pane, sub) {
       if (failing) pane.count('reconnects');
       failing = false;
       pane.setStatus('live');
+      if (body.comments.length === 0) pane.count('empty');
       for (const comment of body.comments) pane.deliver(comment, receivedUs);
       after = body.next;
     } catch (error) {
@@ -191,6 +251,7 @@ async function longPolling(pane, sub) {
       if (failing) pane.count('reconnects');
       failing = false;
       pane.setStatus('live');
+      if (body.comments.length === 0) pane.count('empty');
       for (const comment of body.comments) pane.deliver(comment, receivedUs);
       after = body.next;
     } catch (error) {
@@ -291,18 +352,18 @@ function sse(pane, sub) {
   connect(null);
 }
 
-// Bytes received by the two fetch panes, from Resource Timing: one entry per completed
-// response. transferSize is what the browser reports for headers plus body; encodedBodySize
-// is the body alone as it came over the wire (before any content decoding).
+// Payload received by the two fetch panes, from Resource Timing: one entry per completed
+// response. encodedBodySize is the body as it came (before any content decoding). The
+// entry's transferSize is not used: the Resource Timing spec has it add a fixed 300 bytes
+// per response in place of the real header size (Chromium does), so it is neither the wire
+// count nor the payload.
 let subscription = null;
 const FETCH_PANES = { '/poll': 'short-polling', '/long-poll': 'long-polling' };
 new PerformanceObserver((list) => {
   for (const entry of list.getEntries()) {
     const technique = FETCH_PANES[new URL(entry.name).pathname];
     if (!technique || !subscription || entry.startTime < subscription.since) continue;
-    const pane = panes[technique];
-    pane.count('bytes', entry.transferSize);
-    pane.count('body-bytes', entry.encodedBodySize);
+    panes[technique].count('bytes', entry.encodedBodySize);
   }
   // The page reads entries here only; an unbounded buffer would grow with every poll.
   performance.clearResourceTimings();

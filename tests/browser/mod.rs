@@ -82,7 +82,9 @@ struct Page {
 #[derive(Debug, Deserialize)]
 struct Pane {
     status: String,
-    counters: BTreeMap<String, u64>,
+    /// Counter values; `None` where the pane shows none (a median before any comment,
+    /// empty answers of a push technique).
+    counters: BTreeMap<String, Option<f64>>,
     /// Comment ids as listed, newest first.
     ids: Vec<u64>,
     texts: Vec<String>,
@@ -111,11 +113,12 @@ impl Page {
 }
 
 impl Pane {
+    /// A whole-number counter.
     fn counter(&self, name: &str) -> u64 {
-        *self
-            .counters
-            .get(name)
-            .unwrap_or_else(|| panic!("no counter {name} in {self:#?}"))
+        match self.counters.get(name) {
+            Some(Some(value)) if value.fract() == 0.0 && *value >= 0.0 => *value as u64,
+            _ => panic!("no whole-number counter {name} in {self:#?}"),
+        }
     }
 
     fn text_of(&self, id: u64) -> Option<&str> {
@@ -130,7 +133,8 @@ const panes = {};
 for (const pane of document.querySelectorAll('section.pane')) {
   const counters = {};
   for (const dd of pane.querySelectorAll('[data-counter]')) {
-    counters[dd.dataset.counter] = Number(dd.dataset.value);
+    const value = dd.dataset.value;
+    counters[dd.dataset.counter] = value === '' ? null : Number(value);
   }
   const rows = [...pane.querySelectorAll('ol.comments > li')];
   panes[pane.dataset.technique] = {
@@ -309,7 +313,8 @@ impl Lab {
 
     async fn wait_live(&self) -> Page {
         self.wait_for("all four panes to be live", |page| {
-            page.all_live().then(|| page.pane("sse").counter("requests"))
+            page.all_live()
+                .then(|| page.pane("sse").counter("requests"))
         })
         .await;
         self.read().await
@@ -417,6 +422,21 @@ fn page_loads_and_all_four_panes_connect() {
             assert_eq!(account.connections_open, 1, "{technique}: {account:?}");
             assert_eq!(account.requests, 1, "{technique}: {account:?}");
         }
+
+        // The interval control takes effect: five more polls at 200 ms take about a second
+        // (plus what is left of the 2 s wait under way); at the default 2 s they take ten.
+        let polls = page.pane("short-polling").counter("requests");
+        lab.fill("interval", "200").await;
+        let started = Instant::now();
+        lab.wait_for("five more short polls", |page| {
+            (page.pane("short-polling").counter("requests") >= polls + 5).then_some(())
+        })
+        .await;
+        assert!(
+            started.elapsed() < Duration::from_secs(6),
+            "five polls at a 200 ms interval took {:?}",
+            started.elapsed()
+        );
         lab.finish().await;
     });
 }
@@ -450,10 +470,20 @@ fn comments_posted_from_the_page_appear_in_all_four_panes() {
             ids.push(id);
         }
         let page = lab.read().await;
+        let stats = lab.stats().await;
         for technique in TECHNIQUES {
             let pane = page.pane(technique);
             assert_eq!(pane.counter("comments"), ids.len() as u64, "{pane:#?}");
             assert_eq!(pane.counter("duplicates"), 0, "{pane:#?}");
+            // What the browser exposes is payload: more than the comments' text, never more
+            // than the server wrote to the socket (a header estimate would break this).
+            let payload = pane.counter("bytes");
+            let wire = stats.accounts[technique].bytes_out;
+            let texts: usize = ids.len() * "Hello".len();
+            assert!(
+                texts as u64 <= payload && payload <= wire,
+                "{technique}: payload {payload} B against {wire} B on the wire"
+            );
         }
         if let Some(path) = std::env::var_os("PUSHLAB_SCREENSHOT") {
             // Let the counters from /stats catch up with the last comment before the picture.
@@ -606,7 +636,8 @@ fn sse_reconnects_by_itself_after_a_drop_and_resumes_without_loss_or_duplicates(
             page.all_have(&posted).then_some(())
         })
         .await;
-        let before = lab.read().await.pane("sse").counters.clone();
+        let before = lab.read().await;
+        let before = |name| before.pane("sse").counter(name);
         let sse_connections = lab.stats().await.accounts["sse"].connections_opened;
 
         // Comments keep coming all along, from another connection.
@@ -657,7 +688,7 @@ fn sse_reconnects_by_itself_after_a_drop_and_resumes_without_loss_or_duplicates(
         lab.wait_for("EventSource to reconnect and resume", |page| {
             let pane = page.pane("sse");
             (pane.status == "live"
-                && pane.counter("reconnects") > before["reconnects"]
+                && pane.counter("reconnects") > before("reconnects")
                 && in_the_gap.iter().all(|id| pane.ids.contains(id)))
             .then_some(())
         })
@@ -677,11 +708,14 @@ fn sse_reconnects_by_itself_after_a_drop_and_resumes_without_loss_or_duplicates(
         let sse = page.pane("sse");
         let mut listed = sse.ids.clone();
         listed.reverse();
-        assert_eq!(listed, posted, "the SSE pane, oldest first: each once, in order");
+        assert_eq!(
+            listed, posted,
+            "the SSE pane, oldest first: each once, in order"
+        );
         assert_eq!(sse.counter("duplicates"), 0, "{sse:#?}");
         assert_eq!(sse.counter("comments"), posted.len() as u64);
-        assert_eq!(sse.counter("reconnects"), before["reconnects"] + 1);
-        assert_eq!(sse.counter("requests"), before["requests"] + 1);
+        assert_eq!(sse.counter("reconnects"), before("reconnects") + 1);
+        assert_eq!(sse.counter("requests"), before("requests") + 1);
         // The other panes were not dropped and saw the same comments once each.
         for technique in ["short-polling", "long-polling", "websocket"] {
             let pane = page.pane(technique);
