@@ -68,7 +68,7 @@ function counterCell(name, label, tip, className = '') {
   return cell;
 }
 
-/// One technique's pane: counters, status and the list of received comments.
+// One technique's pane: counters, status and the list of received comments.
 class Pane {
   constructor(root) {
     this.root = root;
@@ -122,8 +122,8 @@ class Pane {
     this.statusText.textContent = detail ? `${status}: ${detail}` : status;
   }
 
-  /// Shows one received comment with its delay; a repeat is shown and counted, not hidden,
-  /// so a technique that delivers twice is seen doing it.
+  // Shows one received comment with its delay; a repeat is shown and counted, not hidden,
+  // so a technique that delivers twice is seen doing it.
   deliver(comment, receivedUs) {
     const duplicate = this.seen.has(comment.id);
     this.seen.add(comment.id);
@@ -182,8 +182,8 @@ const panes = Object.fromEntries(
   [...document.querySelectorAll('section.pane')].map((root) => [root.dataset.technique, new Pane(root)]),
 );
 
-/// One subscription of all four panes as one user; stopping it aborts every request and
-/// closes every socket, so a resubscription starts clean.
+// One subscription of all four panes as one user; stopping it aborts every request and
+// closes every socket, so a resubscription starts clean.
 class Subscription {
   constructor(user) {
     this.user = user;
