@@ -1,4 +1,7 @@
-//! pushlab's integration tests, one binary (ripgrep style) so it links once.
+//! pushlab's integration tests, one binary (ripgrep style) so it links once; one module per
+//! concern, all on real sockets on 127.0.0.1 with port 0.
 
+// The four-pane page in a real headless Chromium (needs Debian's chromium, chromium-driver).
+mod browser;
 // The load generator end to end: scenarios in, results folders out, against real servers.
 mod loadgen;
