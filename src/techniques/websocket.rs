@@ -21,7 +21,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use super::{ClientCounters, DeliverySink, Subscriber, Technique};
 use crate::feed::{Comment, FeedError, Subscription};
 use crate::http_client::connect_counted;
-use crate::server::error::{AppError, AppQuery, checked_user};
+use crate::server::error::{AppError, AppQuery, ObjectOnly, checked_user};
 use crate::server::{AppState, ConnInfo, ConnMeter};
 
 #[derive(Deserialize)]
@@ -169,7 +169,7 @@ fn publish(state: &AppState, user: Option<&str>, text: &str) -> String {
         .to_string();
     };
     let request: WsPublish = match serde_json::from_str(text) {
-        Ok(request) => request,
+        Ok(ObjectOnly(request)) => request,
         Err(error) => {
             return serde_json::json!({
                 "error": format!("bad publish message (expected {{\"to\":...,\"text\":...}}): {error}")
