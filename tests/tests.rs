@@ -5,3 +5,5 @@
 mod browser;
 // The load generator end to end: scenarios in, results folders out, against real servers.
 mod loadgen;
+// The server over real sockets: every technique, accounting, bad input, lifecycle.
+mod server;

@@ -77,9 +77,13 @@ pub struct Page {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FeedError {
     /// The comments right after the cursor have left the bounded history.
+    // The lost ids are spelled out as a closed range: the message once read "comments
+    // 2+1..4", which left the reader to work out that 3 was the one lost.
     #[error(
-        "cursor {cursor} is older than the history: comments {cursor}+1..{oldest} were evicted \
-         (oldest kept id is {oldest}); they are lost to this subscriber"
+        "cursor {cursor} is older than the history: comments {first_lost} to {last_lost} were \
+         evicted (oldest kept id is {oldest}); they are lost to this subscriber",
+        first_lost = .cursor + 1,
+        last_lost = .oldest - 1
     )]
     CursorExpired { cursor: u64, oldest: u64 },
     /// The cursor names a comment the feed never published (a restarted server, a typo).

@@ -1,13 +1,18 @@
 //! Errors as HTTP responses: every refusal is a 4xx/5xx with a JSON body `{"error": "..."}`
 //! that names the problem, and extractors whose rejections would otherwise be plain text.
 
+use std::fmt;
+use std::marker::PhantomData;
+
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::de::DeserializeOwned;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{DeserializeOwned, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 
 use crate::feed::FeedError;
 
@@ -133,6 +138,28 @@ fn json_error(rejection: JsonRejection) -> AppError {
         _ => format!("bad JSON body: {}", rejection.body_text()),
     };
     AppError::new(status, message)
+}
+
+/// A `T` that must come from a JSON object. serde's derived structs also accept an array of
+/// their fields in order, which let a body such as `["alice",null,"hi"]` publish a comment.
+pub struct ObjectOnly<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOnly<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Object<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Object<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer
+            .deserialize_map(Object(PhantomData))
+            .map(ObjectOnly)
+    }
 }
 
 /// Checks a user id from a query or a body: 1 to 64 bytes, no control characters.

@@ -84,6 +84,11 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Per technique, cancelled (and replaced) when the admin endpoint drops its connections.
     drops: Arc<Mutex<[CancellationToken; 4]>>,
+    /// Every upgraded WebSocket holds a receiver of this channel until its session ends.
+    /// axum's graceful shutdown waits only for HTTP connections, and an upgraded socket is no
+    /// longer one: without this, `serve` returned (and the binary exited) before sessions had
+    /// sent their 1001 close frames, and clients saw resets instead.
+    sessions: Arc<tokio::sync::watch::Sender<()>>,
 }
 
 impl AppState {
@@ -95,7 +100,13 @@ impl AppState {
             config: Arc::new(config),
             shutdown,
             drops: Arc::default(),
+            sessions: Arc::new(tokio::sync::watch::channel(()).0),
         }
+    }
+
+    /// Held by a WebSocket session for its lifetime, so shutdown waits for its close frame.
+    pub fn session_guard(&self) -> tokio::sync::watch::Receiver<()> {
+        self.sessions.subscribe()
     }
 
     /// A token cancelled when the admin endpoint drops this technique's connections.
@@ -198,6 +209,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 /// `grace` to close before returning.
 pub async fn serve(listener: TcpListener, state: AppState, grace: Duration) -> std::io::Result<()> {
     let shutdown = state.shutdown.clone();
+    let sessions = state.sessions.clone();
     let listener =
         CountingListener::new(listener, state.stats.clone(), state.config.max_connections);
     let service = app(state).into_make_service_with_connect_info::<ConnInfo>();
@@ -206,7 +218,11 @@ pub async fn serve(listener: TcpListener, state: AppState, grace: Duration) -> s
         .into_future();
     tokio::pin!(server);
     tokio::select! {
-        result = &mut server => result,
+        result = async {
+            let result = (&mut server).await;
+            sessions.closed().await;
+            result
+        } => result,
         _ = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
             tracing::warn!("connections still open {grace:?} after shutdown; exiting anyway");
             Ok(())

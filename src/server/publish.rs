@@ -6,7 +6,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use super::error::{AppError, AppJson, check_user};
+use super::error::{AppError, AppJson, ObjectOnly, check_user};
 use super::{Account, AppState, ServerConfig};
 use crate::feed::NewComment;
 
@@ -34,7 +34,7 @@ pub fn routes(config: &ServerConfig) -> Router<AppState> {
 
 async fn publish(
     State(state): State<AppState>,
-    AppJson(request): AppJson<PublishRequest>,
+    AppJson(ObjectOnly(request)): AppJson<ObjectOnly<PublishRequest>>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), AppError> {
     let comment = checked_comment(&state, request.from, request.to, request.text)?;
     let stored = state.feed.publish(comment);

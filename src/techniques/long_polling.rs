@@ -68,14 +68,29 @@ async fn long_poll(
         Some(Err(FeedError::Lagged { .. })) | None => {}
         Some(Err(error)) => return Err(error.into()),
     }
+    // Every comment for this user up to the feed's newest id is in the subscription by now
+    // (the feed hands it over before the id becomes visible), so once the drain below comes
+    // up empty, `next` may move past comments to other users too, as short polling's does.
+    // Without this a per-user long poller kept an old cursor while others' comments went by,
+    // and once the history moved past it got a 410 although it had lost nothing.
+    let newest = state.feed.last_id();
+    let mut drained = false;
     // Take whatever else is already there, up to the page limit, without waiting.
     while page.comments.len() < state.config.page_limit {
         match subscription.try_next() {
             Some(Ok(comment)) => page.comments.push(comment),
-            _ => break,
+            None => {
+                drained = true;
+                break;
+            }
+            Some(Err(_)) => break,
         }
     }
-    page.next = subscription.cursor();
+    page.next = if drained {
+        subscription.cursor().max(newest)
+    } else {
+        subscription.cursor()
+    };
     state
         .stats
         .record_page(Technique::LongPolling, page.comments.len());

@@ -21,7 +21,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use super::{ClientCounters, DeliverySink, Subscriber, Technique};
 use crate::feed::{Comment, FeedError, Subscription};
 use crate::http_client::connect_counted;
-use crate::server::error::{AppError, AppQuery, checked_user};
+use crate::server::error::{AppError, AppQuery, ObjectOnly, checked_user};
 use crate::server::{AppState, ConnInfo, ConnMeter};
 
 #[derive(Deserialize)]
@@ -67,6 +67,8 @@ async fn upgrade(
     // Subscribe before upgrading so a bad cursor is an HTTP error the client can read.
     let subscription = state.feed.subscribe(query.after, user.clone())?;
     let meter = Some(connection.meter);
+    // Taken before the upgrade, so a shutdown cannot slip in before the session holds it.
+    let guard = state.session_guard();
     let message_limit = state.config.max_comment_bytes * 6 + 1024;
     Ok(upgrade
         // Sized for comments: tungstenite's 128 KiB default read buffer alone would cost
@@ -76,7 +78,10 @@ async fn upgrade(
         .max_write_buffer_size(message_limit * 4 + 64 * 1024)
         .max_message_size(message_limit)
         .max_frame_size(message_limit)
-        .on_upgrade(move |socket| session(socket, state, subscription, user, meter)))
+        .on_upgrade(move |socket| async move {
+            session(socket, state, subscription, user, meter).await;
+            drop(guard);
+        }))
 }
 
 async fn session(
@@ -120,7 +125,18 @@ async fn session(
                 }
             },
             incoming = socket.recv() => match incoming {
-                None | Some(Ok(Message::Close(_))) => return,
+                None => return,
+                Some(Ok(Message::Close(_))) => {
+                    // tungstenite queues the close reply RFC 6455 asks for but sends it only
+                    // on the next write or flush; returning at once dropped it, and clients
+                    // saw "reset without closing handshake".
+                    let _ = tokio::time::timeout(
+                        std::time::Duration::from_secs(1),
+                        futures_util::SinkExt::flush(&mut socket),
+                    )
+                    .await;
+                    return;
+                }
                 Some(Ok(Message::Text(text))) => {
                     let reply = publish(&state, user.as_deref(), text.as_str());
                     if socket.send(Message::Text(reply.into())).await.is_err() {
@@ -153,7 +169,7 @@ fn publish(state: &AppState, user: Option<&str>, text: &str) -> String {
         .to_string();
     };
     let request: WsPublish = match serde_json::from_str(text) {
-        Ok(request) => request,
+        Ok(ObjectOnly(request)) => request,
         Err(error) => {
             return serde_json::json!({
                 "error": format!("bad publish message (expected {{\"to\":...,\"text\":...}}): {error}")
