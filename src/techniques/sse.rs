@@ -1,5 +1,6 @@
 //! Server-Sent Events: `GET /sse?user=U` answers `text/event-stream`: first an event named
-//! `connect` with a `retry:` hint (as in the study note), then per comment `id: N`,
+//! `connect` (id: the starting cursor) with a `retry:` hint, as in the study note, then per
+//! comment `id: N`,
 //! `event: comment`, `data: <json>`, with heartbeat comment lines in between. A reconnecting
 //! client resumes after its `Last-Event-ID` header (or `?after=N`), as EventSource does.
 
@@ -60,7 +61,10 @@ async fn subscribe(
         None => query.after,
     };
     let subscription = state.feed.subscribe(cursor, user.clone())?;
+    // The connect event carries the cursor as its id, so an EventSource that drops before its
+    // first comment still resumes from the right place with Last-Event-ID.
     let connect = Event::default()
+        .id(subscription.cursor().to_string())
         .event("connect")
         .retry(state.config.sse_retry)
         .data(serde_json::json!({ "user": user, "after": subscription.cursor() }).to_string());

@@ -1,5 +1,5 @@
-//! WebSocket: `GET /ws?user=U&after=N` upgrades, then the server sends one text frame per
-//! comment (the comment's JSON) and the client may publish by sending
+//! WebSocket: `GET /ws?user=U&after=N` upgrades, then the server sends a first frame naming
+//! the starting cursor and one text frame per comment (the comment's JSON) and the client may publish by sending
 //! `{"to":...,"text":...}`, acknowledged with `{"ack":ID}`: the two-way half of the protocol.
 
 use std::sync::Arc;
@@ -96,6 +96,17 @@ async fn session(
     }
     let stats = state.stats.technique(Technique::WebSocket);
     let dropped = state.drop_signal(Technique::WebSocket);
+    // A first frame naming the starting cursor, like SSE's `connect` event: a client that
+    // drops before its first comment still knows where to resume from.
+    let hello =
+        serde_json::json!({ "connected": { "user": user, "after": subscription.cursor() } });
+    if socket
+        .send(Message::Text(hello.to_string().into()))
+        .await
+        .is_err()
+    {
+        return;
+    }
     loop {
         tokio::select! {
             _ = state.shutdown.cancelled() => {
@@ -266,9 +277,15 @@ pub async fn run_client(subscriber: &Subscriber, sink: &mut dyn DeliverySink) {
             match frame {
                 Some(Ok(tungstenite::Message::Text(text))) => {
                     let received_at = Instant::now();
-                    if let Ok(comment) = serde_json::from_str::<Comment>(text.as_str()) {
-                        cursor = Some(comment.id);
-                        sink.deliver(comment, received_at);
+                    match serde_json::from_str::<ServerFrame>(text.as_str()) {
+                        Ok(ServerFrame::Comment(comment)) => {
+                            cursor = Some(comment.id);
+                            sink.deliver(comment, received_at);
+                        }
+                        Ok(ServerFrame::Connected { connected }) => {
+                            cursor = cursor.max(Some(connected.after));
+                        }
+                        Ok(ServerFrame::Other(_)) | Err(_) => {}
                     }
                 }
                 Some(Ok(_)) => {}
@@ -282,6 +299,23 @@ pub async fn run_client(subscriber: &Subscriber, sink: &mut dyn DeliverySink) {
             return;
         }
     }
+}
+
+/// The text frames a subscriber can receive.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ServerFrame {
+    Connected {
+        connected: Connected,
+    },
+    Comment(Comment),
+    /// Acknowledgements and errors of publishes.
+    Other(serde_json::Value),
+}
+
+#[derive(Deserialize)]
+struct Connected {
+    after: u64,
 }
 
 type ClientSocket = tokio_tungstenite::WebSocketStream<

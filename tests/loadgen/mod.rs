@@ -31,12 +31,18 @@ interval = "100ms"
 }
 
 fn loadgen(args: &[&str]) -> Output {
-    Command::new(LOADGEN).args(args).output().expect("the loadgen binary runs")
+    Command::new(LOADGEN)
+        .args(args)
+        .output()
+        .expect("the loadgen binary runs")
 }
 
 /// The one run folder under `results/<name>/`.
 fn run_dir(results: &Path, name: &str) -> PathBuf {
-    let mut dirs: Vec<_> = std::fs::read_dir(results.join(name)).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut dirs: Vec<_> = std::fs::read_dir(results.join(name))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert_eq!(dirs.len(), 1, "{dirs:?}");
     dirs.pop().unwrap()
 }
@@ -56,7 +62,10 @@ fn run_scenario(name: &str, publish: &str) -> (RunSummary, PathBuf, tempfile::Te
     ]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        output.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
     let run = run_dir(&results, name);
     let summary: RunSummary =
         serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
@@ -76,19 +85,31 @@ fn assert_clean(summary: &RunSummary) {
         assert_eq!(cell.latency.count, d.delivered, "{name}");
         let a = &cell.agreement;
         assert!(a.client_up > 0 && a.client_down > 0, "{name}: {a:?}");
-        assert_eq!((a.client_up, a.client_down), (a.server_in, a.server_out), "{name}: the ends disagree");
+        assert_eq!(
+            (a.client_up, a.client_down),
+            (a.server_in, a.server_out),
+            "{name}: the ends disagree"
+        );
         assert!(a.equal, "{name}");
-        assert!(cell.warnings.iter().all(|w| !w.contains("LOSS")), "{name}: {:?}", cell.warnings);
+        assert!(
+            cell.warnings.iter().all(|w| !w.contains("LOSS")),
+            "{name}: {:?}",
+            cell.warnings
+        );
     }
 }
 
 #[test]
 fn a_broadcast_scenario_runs_every_technique_with_no_loss_and_agreeing_byte_counts() {
-    let (summary, run, _dir) = run_scenario("broadcast", "[publish]\nrate = 20\npayload_bytes = 100\n");
+    let (summary, run, _dir) =
+        run_scenario("broadcast", "[publish]\nrate = 20\npayload_bytes = 100\n");
     assert_clean(&summary);
     // Each of 3 subscribers receives each of the ~20 measured comments.
     for cell in &summary.cells {
-        assert_eq!(cell.deliveries.expected, cell.deliveries.comments_published * 3);
+        assert_eq!(
+            cell.deliveries.expected,
+            cell.deliveries.comments_published * 3
+        );
         assert!(run.join(&cell.histogram_text_file).exists());
         let bytes = std::fs::read(run.join(&cell.histogram_file)).unwrap();
         let histogram = pushlab::report::hgrm::deserialize(&bytes).unwrap();
@@ -104,8 +125,10 @@ fn a_broadcast_scenario_runs_every_technique_with_no_loss_and_agreeing_byte_coun
 
 #[test]
 fn a_per_user_scenario_delivers_each_comment_to_its_one_recipient() {
-    let (summary, _run, _dir) =
-        run_scenario("per-user", "[publish]\nrate = 6\npayload_bytes = 64\naudience = \"per-user\"\n");
+    let (summary, _run, _dir) = run_scenario(
+        "per-user",
+        "[publish]\nrate = 6\npayload_bytes = 64\naudience = \"per-user\"\n",
+    );
     assert_clean(&summary);
     for cell in &summary.cells {
         assert_eq!(cell.deliveries.expected, cell.deliveries.comments_published);
@@ -120,8 +143,14 @@ fn bad_scenario_files_are_refused_naming_the_file_and_key() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
         ("[publish]\nrate = 0\n", "`publish.rate`"),
-        ("colour = \"red\"\n[publish]\nrate = 1\n", "unknown field `colour`"),
-        ("[publish]\nrate = 1\naudience = \"some\"\n", "`publish.audience`"),
+        (
+            "colour = \"red\"\n[publish]\nrate = 1\n",
+            "unknown field `colour`",
+        ),
+        (
+            "[publish]\nrate = 1\naudience = \"some\"\n",
+            "`publish.audience`",
+        ),
         ("[publish]\nrate = \"fast\"\n", "rate"),
     ];
     for (i, (extra, expected)) in cases.iter().enumerate() {
@@ -129,46 +158,93 @@ fn bad_scenario_files_are_refused_naming_the_file_and_key() {
         let output = loadgen(&["validate", file.to_str().unwrap()]);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(!output.status.success(), "case {i} passed validation");
-        assert!(stderr.contains(&format!("bad{i}.toml")), "case {i}: {stderr}");
+        assert!(
+            stderr.contains(&format!("bad{i}.toml")),
+            "case {i}: {stderr}"
+        );
         assert!(stderr.contains(expected), "case {i}: {stderr}");
     }
     let negative = dir.path().join("negative.toml");
-    let text = std::fs::read_to_string(scenario(dir.path(), "ok", "[publish]\nrate = 1\n")).unwrap();
+    let text =
+        std::fs::read_to_string(scenario(dir.path(), "ok", "[publish]\nrate = 1\n")).unwrap();
     std::fs::write(&negative, text.replace("\"1s\"", "\"-1s\"")).unwrap();
     let output = loadgen(&["validate", negative.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&output.stderr).contains("`duration`"));
     let empty = dir.path().join("empty.toml");
-    std::fs::write(&empty, text.replace(r#"["short-polling", "long-polling", "websocket", "sse"]"#, "[]")).unwrap();
+    std::fs::write(
+        &empty,
+        text.replace(
+            r#"["short-polling", "long-polling", "websocket", "sse"]"#,
+            "[]",
+        ),
+    )
+    .unwrap();
     let output = loadgen(&["validate", empty.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&output.stderr).contains("`techniques`"));
     let output = loadgen(&["validate", "/nonexistent/x.toml"]);
     assert!(String::from_utf8_lossy(&output.stderr).contains("/nonexistent/x.toml: cannot read"));
     let output = loadgen(&["validate", "scenarios/quick.toml"]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[test]
 fn a_scenario_beyond_the_open_files_limit_is_refused_before_running() {
     let dir = tempfile::tempdir().unwrap();
     let file = scenario(dir.path(), "huge", "[publish]\nrate = 1\n");
-    let text = std::fs::read_to_string(&file).unwrap().replace("clients = 3", "clients = 60000");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("clients = 3", "clients = 60000");
     std::fs::write(&file, text).unwrap();
     let started = Instant::now();
-    let output = loadgen(&["run", file.to_str().unwrap(), "--results", dir.path().to_str().unwrap(), "--quiet"]);
+    let output = loadgen(&[
+        "run",
+        file.to_str().unwrap(),
+        "--results",
+        dir.path().to_str().unwrap(),
+        "--quiet",
+    ]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
-    assert!(stderr.contains("pre-flight check failed") && stderr.contains("60000 clients"), "{stderr}");
-    assert!(started.elapsed() < Duration::from_secs(5), "refused only after running");
-    assert!(!dir.path().join("huge").exists(), "a refused run must not create a results folder");
+    assert!(
+        stderr.contains("pre-flight check failed") && stderr.contains("60000 clients"),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "refused only after running"
+    );
+    assert!(
+        !dir.path().join("huge").exists(),
+        "a refused run must not create a results folder"
+    );
 }
 
 #[test]
 fn flags_are_checked_and_load_only_goes_to_loopback() {
-    let output = loadgen(&["run", "scenarios/quick.toml", "--target", "http://10.0.0.1:80", "--quiet"]);
+    let output = loadgen(&[
+        "run",
+        "scenarios/quick.toml",
+        "--target",
+        "http://10.0.0.1:80",
+        "--quiet",
+    ]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
-    assert!(stderr.contains("--target") && stderr.contains("loopback"), "{stderr}");
-    let output = loadgen(&["run", "scenarios/quick.toml", "--target", "nonsense", "--quiet"]);
+    assert!(
+        stderr.contains("--target") && stderr.contains("loopback"),
+        "{stderr}"
+    );
+    let output = loadgen(&[
+        "run",
+        "scenarios/quick.toml",
+        "--target",
+        "nonsense",
+        "--quiet",
+    ]);
     assert!(String::from_utf8_lossy(&output.stderr).contains("--target \"nonsense\""));
 }
 
@@ -186,12 +262,17 @@ fn a_running_server_can_be_the_target() {
         &mut line,
     )
     .unwrap();
-    let addr = line.trim().strip_prefix("listening on ").expect("first line names the address").to_string();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .expect("first line names the address")
+        .to_string();
     let dir = tempfile::tempdir().unwrap();
     let file = scenario(dir.path(), "target", "[publish]\nrate = 20\n");
-    let text = std::fs::read_to_string(&file)
-        .unwrap()
-        .replace(r#"["short-polling", "long-polling", "websocket", "sse"]"#, r#"["sse", "websocket"]"#);
+    let text = std::fs::read_to_string(&file).unwrap().replace(
+        r#"["short-polling", "long-polling", "websocket", "sse"]"#,
+        r#"["sse", "websocket"]"#,
+    );
     std::fs::write(&file, text).unwrap();
     let results = dir.path().join("results");
     let output = loadgen(&[
@@ -203,11 +284,18 @@ fn a_running_server_can_be_the_target() {
         results.to_str().unwrap(),
         "--quiet",
     ]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let run = run_dir(&results, "target");
     let summary: RunSummary =
         serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
-    assert_eq!(summary.target.as_deref(), Some(format!("http://{addr}").as_str()));
+    assert_eq!(
+        summary.target.as_deref(),
+        Some(format!("http://{addr}").as_str())
+    );
     for cell in &summary.cells {
         assert_eq!(cell.deliveries.missing, 0);
         assert!(cell.agreement.equal, "{:?}", cell.agreement);

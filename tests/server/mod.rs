@@ -297,8 +297,17 @@ impl Client {
 /// A WebSocket client over a counted socket.
 pub type Ws = WebSocketStream<CountingStream<TcpStream, ByteMeter>>;
 
-/// Opens `/ws?QUERY` on a socket counted by `meter`.
+/// Opens `/ws?QUERY` on a socket counted by `meter` and reads the server's first frame,
+/// `{"connected":{"user":...,"after":N}}`.
 pub async fn ws_connect(addr: SocketAddr, query: &str, meter: Arc<ByteMeter>) -> Ws {
+    let mut ws = ws_connect_raw(addr, query, meter).await;
+    let hello: serde_json::Value = serde_json::from_str(&ws_text(&mut ws).await).unwrap();
+    assert!(hello["connected"]["after"].is_u64(), "first frame {hello}");
+    ws
+}
+
+/// Opens `/ws?QUERY` without reading any frame.
+pub async fn ws_connect_raw(addr: SocketAddr, query: &str, meter: Arc<ByteMeter>) -> Ws {
     within("a WebSocket handshake", async {
         let stream = connect_counted(&target(addr), meter)
             .await
