@@ -309,8 +309,8 @@ enum ServerFrame {
         connected: Connected,
     },
     Comment(Comment),
-    /// Acknowledgements and errors of publishes.
-    Other(serde_json::Value),
+    /// Acknowledgements and errors of publishes, which a subscriber does not act on.
+    Other(serde::de::IgnoredAny),
 }
 
 #[derive(Deserialize)]
