@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 
-use super::short_polling::{KeepAlive, deliver_page};
-use super::{ClientCounters, DeliverySink, Subscriber, Technique, page_response};
+use super::short_polling::Poller;
+use super::{DeliverySink, Subscriber, Technique, page_response};
 use crate::feed::{FeedError, Page};
 use crate::server::AppState;
 use crate::server::error::{AppError, AppQuery, checked_user};
@@ -99,32 +99,19 @@ async fn long_poll(
 
 /// Re-asks as soon as each answer arrives, on one keep-alive connection.
 pub async fn run_client(subscriber: &Subscriber, sink: &mut dyn DeliverySink) {
-    let counters = &subscriber.counters;
-    let timeout_ms = subscriber.settings.long_poll_timeout.as_millis().max(1);
-    let mut cursor = subscriber.after;
-    let mut connection = KeepAlive::default();
-    let mut ready = false;
+    let timeout = format!(
+        "timeout_ms={}",
+        subscriber.settings.long_poll_timeout.as_millis().max(1)
+    );
+    let mut poller = Poller::new(subscriber.after);
     loop {
-        let mut path = format!("/long-poll?{}", subscriber.query(cursor));
-        path.push_str(&format!(
-            "{}timeout_ms={timeout_ms}",
-            if path.ends_with('?') { "" } else { "&" }
-        ));
-        let result = tokio::select! {
-            _ = subscriber.stop.cancelled() => return,
-            result = connection.get_page(subscriber, &path) => result,
-        };
-        match result {
-            Ok(page) => {
-                if !ready {
-                    ready = true;
-                    ClientCounters::add(&counters.ready);
-                }
-                deliver_page(page, subscriber, sink, &mut cursor);
-            }
-            Err(error) => {
-                tracing::debug!("long poll failed: {error}");
-                ClientCounters::add(&counters.errors);
+        match poller
+            .exchange(subscriber, sink, "/long-poll", &timeout)
+            .await
+        {
+            None => return,
+            Some(true) => {}
+            Some(false) => {
                 if !subscriber.pause(subscriber.settings.reconnect_delay).await {
                     return;
                 }

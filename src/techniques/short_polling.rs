@@ -41,10 +41,7 @@ async fn poll(
 /// Polls every `poll_interval` (measured start to start, as `setInterval` does) on one
 /// keep-alive connection, reconnecting when it breaks.
 pub async fn run_client(subscriber: &Subscriber, sink: &mut dyn DeliverySink) {
-    let counters = &subscriber.counters;
-    let mut cursor = subscriber.after;
-    let mut connection = KeepAlive::default();
-    let mut ready = false;
+    let mut poller = Poller::new(subscriber.after);
     if !subscriber.pause(subscriber.settings.poll_phase).await {
         return;
     }
@@ -55,22 +52,67 @@ pub async fn run_client(subscriber: &Subscriber, sink: &mut dyn DeliverySink) {
             _ = subscriber.stop.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        let path = format!("/poll?{}", subscriber.query(cursor));
+        if poller
+            .exchange(subscriber, sink, "/poll", "")
+            .await
+            .is_none()
+        {
+            return;
+        }
+    }
+}
+
+/// The state both polling clients share: a keep-alive connection, the cursor, and whether
+/// the first answer has come.
+pub(crate) struct Poller {
+    connection: KeepAlive,
+    cursor: Option<u64>,
+    ready: bool,
+}
+
+impl Poller {
+    pub(crate) fn new(after: Option<u64>) -> Self {
+        Self {
+            connection: KeepAlive::default(),
+            cursor: after,
+            ready: false,
+        }
+    }
+
+    /// One GET of `path?user&after{extra}`, its comments delivered and the cursor moved.
+    /// `None` when the subscriber was stopped; `Some(false)` after a failed exchange.
+    pub(crate) async fn exchange(
+        &mut self,
+        subscriber: &Subscriber,
+        sink: &mut dyn DeliverySink,
+        path: &str,
+        extra: &str,
+    ) -> Option<bool> {
+        let mut query = subscriber.query(self.cursor);
+        if !extra.is_empty() {
+            if !query.is_empty() {
+                query.push('&');
+            }
+            query.push_str(extra);
+        }
+        let path = format!("{path}?{query}");
         let result = tokio::select! {
-            _ = subscriber.stop.cancelled() => return,
-            result = connection.get_page(subscriber, &path) => result,
+            _ = subscriber.stop.cancelled() => return None,
+            result = self.connection.get_page(subscriber, &path) => result,
         };
         match result {
             Ok(page) => {
-                if !ready {
-                    ready = true;
-                    ClientCounters::add(&counters.ready);
+                if !self.ready {
+                    self.ready = true;
+                    ClientCounters::add(&subscriber.counters.ready);
                 }
-                deliver_page(page, subscriber, sink, &mut cursor);
+                deliver_page(page, subscriber, sink, &mut self.cursor);
+                Some(true)
             }
             Err(error) => {
-                tracing::debug!("short poll failed: {error}");
-                ClientCounters::add(&counters.errors);
+                tracing::debug!("{path} failed: {error}");
+                ClientCounters::add(&subscriber.counters.errors);
+                Some(false)
             }
         }
     }
