@@ -125,9 +125,9 @@ fn encode_png(rgb: &[u8]) -> Result<Vec<u8>, png::EncodingError> {
     let mut encoder = png::Encoder::new(&mut out, WIDTH, HEIGHT);
     encoder.set_color(png::ColorType::Rgb);
     encoder.set_depth(png::BitDepth::Eight);
-    // Charts are mostly flat colour, so fast compression costs little in size and keeps
-    // debug-build tests quick.
-    encoder.set_compression(png::Compression::Fast);
+    // Default compression: a quarter of the size of `Fast` (about 80 kB a chart), for a
+    // few milliseconds more per chart.
+    encoder.set_compression(png::Compression::Default);
     let mut writer = encoder.write_header()?;
     writer.write_image_data(rgb)?;
     writer.finish()?;
@@ -414,6 +414,12 @@ impl Scale {
     /// For values measured from zero (bars, counts): linear from 0 unless the positive
     /// values span more than `LOG_RATIO`, then log.
     fn for_values(values: impl IntoIterator<Item = f64>) -> Scale {
+        Scale::with_headroom(values, 1.0)
+    }
+
+    /// As `for_values`, with the top raised by `headroom` (linear) or `headroom²` (log) for
+    /// labels above the tallest bar; the choice of log or linear ignores the headroom.
+    fn with_headroom(values: impl IntoIterator<Item = f64>, headroom: f64) -> Scale {
         let positive: Vec<f64> = values
             .into_iter()
             .filter(|v| v.is_finite() && *v > 0.0)
@@ -424,9 +430,9 @@ impl Scale {
             return Scale::linear(1.0);
         }
         if max / min > LOG_RATIO {
-            Scale::logarithmic(min, max)
+            Scale::logarithmic(min, max * headroom * headroom)
         } else {
-            Scale::linear(max)
+            Scale::linear(max * headroom)
         }
     }
 
@@ -642,12 +648,33 @@ fn spaced_ticks(area: &Area, axis: &Axis, plot_width: f64) -> Vec<f64> {
     kept
 }
 
+/// The ticks of a y axis at least a line of text apart, from the bottom up.
+fn spaced_y_ticks(scale: &Scale, plot_height: f64) -> Vec<f64> {
+    let (t0, t1) = (scale.t(scale.lo), scale.t(scale.hi));
+    let at = |v: f64| (scale.t(v) - t0) / (t1 - t0) * plot_height;
+    let mut kept: Vec<f64> = Vec::new();
+    for &v in &scale.ticks {
+        if kept
+            .last()
+            .is_none_or(|&k| at(v) - at(k) >= f64::from(TICK) + 10.0)
+        {
+            kept.push(v);
+        }
+    }
+    kept
+}
+
 struct PlotOptions {
     caption: Option<String>,
     x_grid: bool,
     /// Axis titles; inner panels of a grid leave them to their neighbours.
     x_title: bool,
     y_title: bool,
+    /// Lines of horizontal text left of the y axis, naming a row of stacked panels where a
+    /// rotated title would not fit the row's height.
+    side_label: Vec<String>,
+    /// Width of the y label area, so stacked rows line their plots up.
+    y_area: Option<u32>,
 }
 
 impl PlotOptions {
@@ -657,6 +684,8 @@ impl PlotOptions {
             x_grid: true,
             x_title: true,
             y_title: true,
+            side_label: Vec::new(),
+            y_area: None,
         }
     }
 
@@ -666,10 +695,39 @@ impl PlotOptions {
     }
 }
 
+/// A panel title's style: as large as fits the panel, with room for a warning sign.
+fn caption_style(area: &Area, text: &str) -> TextStyle<'static> {
+    let (width, _) = area.dim_in_pixel();
+    fitting(
+        area,
+        text,
+        width.saturating_sub(90),
+        &[PANEL_TITLE, 26, 24, 22, 20],
+        bold,
+    )
+}
+
 const MARGIN_TOP: u32 = 12;
 const MARGIN_BOTTOM: u32 = 8;
 const MARGIN_LEFT: u32 = 20;
 const MARGIN_RIGHT: u32 = 36;
+
+/// Room left of a plot for its tick labels, side label and y title.
+fn y_area_width(area: &Area, y: &Axis, side_label: &[String], y_title: bool) -> u32 {
+    let y_label_width = y
+        .scale
+        .ticks
+        .iter()
+        .map(|&v| text_width(area, &(y.label)(v), &font(TICK)))
+        .max()
+        .unwrap_or(0);
+    let side_width = side_label
+        .iter()
+        .map(|line| text_width(area, line, &bold(AXIS_TITLE)))
+        .max()
+        .map_or(0, |w| w + 28);
+    y_label_width + side_width + if y_title { 60 } else { 24 }
+}
 
 /// A plot with axes, grid, titles and labels in `area`.
 fn plot<'a, 'b>(
@@ -679,14 +737,10 @@ fn plot<'a, 'b>(
     options: PlotOptions,
 ) -> Res<Chart<'a, 'b>> {
     let tick = font(TICK);
-    let y_label_width = y
-        .scale
-        .ticks
-        .iter()
-        .map(|&v| text_width(area, &(y.label)(v), &tick))
-        .max()
-        .unwrap_or(0);
-    let y_area = y_label_width + if options.y_title { 60 } else { 24 };
+    let side_style = bold(AXIS_TITLE);
+    let y_area = options
+        .y_area
+        .unwrap_or_else(|| y_area_width(area, y, &options.side_label, options.y_title));
     let x_area = if options.x_title { 88 } else { 48 };
     let caption_height = if options.caption.is_some() {
         PANEL_TITLE * 3 / 2
@@ -697,14 +751,19 @@ fn plot<'a, 'b>(
     let plot_width = f64::from(width.saturating_sub(y_area + MARGIN_LEFT + MARGIN_RIGHT));
     let plot_height = height.saturating_sub(x_area + MARGIN_TOP + MARGIN_BOTTOM + caption_height);
     // The y title runs along the axis: shrink it rather than let it run past the plot.
-    let y_title_style = fitting(
-        area,
-        &y.title,
-        plot_height,
-        &[AXIS_TITLE, 24, 22, 20, 18],
-        font,
-    );
+    let y_title_style = if options.y_title {
+        fitting(
+            area,
+            &y.title,
+            plot_height,
+            &[AXIS_TITLE, 24, 22, 20, 18],
+            font,
+        )
+    } else {
+        font(AXIS_TITLE)
+    };
     let x_ticks = spaced_ticks(area, x, plot_width);
+    let y_ticks = spaced_y_ticks(&y.scale, f64::from(plot_height));
     let mut builder = ChartBuilder::on(area);
     builder
         .margin_left(MARGIN_LEFT)
@@ -714,9 +773,9 @@ fn plot<'a, 'b>(
         .x_label_area_size(x_area)
         .y_label_area_size(y_area);
     if let Some(caption) = &options.caption {
-        builder.caption(caption, bold(PANEL_TITLE));
+        builder.caption(caption, caption_style(area, caption));
     }
-    let mut chart = builder.build_cartesian_2d(x.coord(x_ticks), y.coord(y.scale.ticks.clone()))?;
+    let mut chart = builder.build_cartesian_2d(x.coord(x_ticks), y.coord(y_ticks))?;
     let x_label = |v: &f64| (x.label)(x.scale.inverse(*v));
     let y_label = |v: &f64| (y.label)(y.scale.inverse(*v));
     let mut mesh = chart.configure_mesh();
@@ -738,6 +797,14 @@ fn plot<'a, 'b>(
         mesh.disable_x_mesh();
     }
     mesh.draw()?;
+    if !options.side_label.is_empty() {
+        let line_height = AXIS_TITLE as i32 + 8;
+        let top = MARGIN_TOP as i32 + caption_height as i32 + plot_height as i32 / 2
+            - line_height * options.side_label.len() as i32 / 2;
+        for (i, line) in options.side_label.iter().enumerate() {
+            area.draw_text(line, &side_style, (10, top + i as i32 * line_height))?;
+        }
+    }
     Ok(chart)
 }
 
@@ -1152,21 +1219,27 @@ fn cost(root: &Area, view: &View, plan: &ChartPlan) -> Res {
     };
     let subtitle = context_line(view, &first);
     let body = header(root, &plan.title, &subtitle, &items)?;
-    // Side by side while the bars stay wide enough to read; stacked rows beyond that.
-    let bars = groups.len() * techniques.len();
-    let panels = if bars <= 16 {
-        body.split_evenly((1, 3))
+    // Side by side while the bars stay wide enough to read; beyond that, one full-width row
+    // per metric, named on its left, with the x axis titled once at the bottom.
+    let rows = groups.len() * techniques.len() > 16;
+    let panels: Vec<Area> = if rows {
+        let (_, height) = body.dim_in_pixel();
+        let row = (height - 40) / 3;
+        let (first, rest) = body.split_vertically(row);
+        let (second, third) = rest.split_vertically(row);
+        vec![first, second, third]
     } else {
-        body.split_evenly((3, 1))
+        body.split_evenly((1, 3))
     };
     type Pick = fn(&CellResult) -> f64;
     let metrics: [(&str, &str, Pick); 3] = [
         ("requests", "requests", |c| c.per_delivery.requests),
         ("bytes, both ways", "bytes", |c| c.per_delivery.bytes),
-        ("server CPU time", "server CPU µs", |c| {
+        ("server CPU µs", "server CPU µs", |c| {
             c.per_delivery.server_cpu_us
         }),
     ];
+    let last_panel = panels.len() - 1;
     let labels: Vec<String> = groups.iter().map(|p| group_label(view, p)).collect();
     let x_title = if view.swept.is_empty() {
         String::new()
@@ -1177,9 +1250,33 @@ fn cost(root: &Area, view: &View, plan: &ChartPlan) -> Res {
             .collect::<Vec<_>>()
             .join(" / ")
     };
-    for ((name, unit, pick), area) in metrics.into_iter().zip(&panels) {
-        let scale = Scale::for_values(view.cells.iter().map(|c| pick(c)));
-        let y = Axis::new(scale, unit, "per delivery", num);
+    let axes: Vec<(Axis, Vec<String>)> = metrics
+        .iter()
+        .map(|(name, unit, pick)| {
+            // Headroom above the tallest bar for its value and warning sign.
+            let scale = Scale::with_headroom(view.cells.iter().map(|c| pick(c)), 1.25);
+            let side = if !rows {
+                Vec::new()
+            } else if scale.log {
+                vec![
+                    name.to_string(),
+                    "per delivery".into(),
+                    "(log scale)".into(),
+                ]
+            } else {
+                vec![name.to_string(), "per delivery".into()]
+            };
+            (Axis::new(scale, unit, "per delivery", num), side)
+        })
+        .collect();
+    let common_y_area = axes
+        .iter()
+        .map(|(y, side)| y_area_width(&body, y, side, !rows))
+        .max()
+        .unwrap_or(0);
+    for (index, (((name, unit, pick), area), (y, side))) in
+        metrics.into_iter().zip(&panels).zip(axes).enumerate()
+    {
         let group_labels = labels.clone();
         let x = Axis {
             scale: Scale::fixed(
@@ -1199,10 +1296,21 @@ fn cost(root: &Area, view: &View, plan: &ChartPlan) -> Res {
             area,
             &x,
             &y,
-            PlotOptions {
-                x_grid: false,
-                x_title: !x_title.is_empty(),
-                ..PlotOptions::new().caption(name)
+            if rows {
+                PlotOptions {
+                    x_grid: false,
+                    x_title: index == last_panel && !x_title.is_empty(),
+                    y_title: false,
+                    side_label: side,
+                    y_area: Some(common_y_area),
+                    ..PlotOptions::new()
+                }
+            } else {
+                PlotOptions {
+                    x_grid: false,
+                    x_title: !x_title.is_empty(),
+                    ..PlotOptions::new().caption(name)
+                }
             },
         )?;
         let slot = 0.84 / techniques.len().max(1) as f64;
@@ -1211,14 +1319,15 @@ fn cost(root: &Area, view: &View, plan: &ChartPlan) -> Res {
             let b = chart.backend_coord(&(slot, 0.0)).0;
             b - a
         };
-        let value_style = anchored(font(20), HPos::Center, VPos::Bottom);
+        let value_style = anchored(font(22), HPos::Center, VPos::Bottom);
         let widest = view
             .cells
             .iter()
             .map(|c| text_width(root, &num(pick(c)), &value_style))
             .max()
             .unwrap_or(0) as i32;
-        let show_values = widest + 6 <= bar_px;
+        // Values above bars only side by side: stacked rows are too short for them.
+        let show_values = !rows && widest + 6 <= bar_px;
         let base = y.scale.t(y.scale.lo);
         for (g, point) in groups.iter().enumerate() {
             for (i, &technique) in techniques.iter().enumerate() {
@@ -1228,6 +1337,9 @@ fn cost(root: &Area, view: &View, plan: &ChartPlan) -> Res {
                 let x0 = g as f64 + 0.08 + i as f64 * slot;
                 let x1 = x0 + slot * 0.88;
                 let total = pick(cell);
+                if !total.is_finite() {
+                    continue;
+                }
                 let c = colour(technique);
                 let top = y.scale.t(total);
                 chart.draw_series(std::iter::once(Rectangle::new(
@@ -1410,19 +1522,77 @@ fn timeline(root: &Area, view: &View, plan: &ChartPlan, point: &Point) -> Res {
             }
         }
         let count_style = anchored(bold(22), HPos::Left, VPos::Center);
+        // Counts beside the markers only while seconds are far enough apart for them; the
+        // report lists every reconnect anyway.
+        let second_px = chart.backend_coord(&(1.0, top)).0 - chart.backend_coord(&(0.0, top)).0;
         for t in cell.timeline.iter().filter(|t| t.reconnects > 0) {
             let (px, py) = chart.backend_coord(&(f64::from(t.second) + 0.5, top));
             reconnect_marker(root, (px, py + 12))?;
-            if t.reconnects > 1 {
+            if t.reconnects > 1 && second_px >= 40 {
                 root.draw_text(&plan::int(t.reconnects), &count_style, (px + 12, py + 12))?;
             }
         }
         if has_warnings(cell) {
             let (w, _) = area.dim_in_pixel();
             let base = area.get_base_pixel();
-            let width = text_width(root, &title, &bold(PANEL_TITLE)) as i32;
+            let width = text_width(root, &title, &caption_style(area, &title)) as i32;
             warn_sign(root, (base.0 + w as i32 / 2 - width / 2 - 30, base.1 + 24))?;
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fixture;
+
+    #[test]
+    fn one_two_five_steps() {
+        assert_eq!(nice_floor(4.4), 2.0);
+        assert_eq!(nice_floor(1000.0), 1000.0);
+        assert_eq!(nice_ceil(1000.0), 1000.0);
+        assert_eq!(nice_ceil(1001.0), 2000.0);
+        assert_eq!(nice_ceil(0.03), 0.05);
+    }
+
+    #[test]
+    fn values_spanning_decades_get_a_log_scale_with_decade_ticks() {
+        let scale = Scale::for_values([0.8, 5.0, 1010.0]);
+        assert!(scale.log);
+        assert!(scale.lo < 0.8 && scale.hi >= 1010.0);
+        assert_eq!(scale.ticks.len(), 4, "{:?}", scale.ticks);
+        let scale = Scale::for_values([0.0, 40.0, 65.0]);
+        assert!(!scale.log);
+        assert_eq!(scale.lo, 0.0);
+        assert!(scale.hi >= 65.0);
+        let scale = Scale::for_values([]);
+        assert!(!scale.log && scale.hi > scale.lo);
+    }
+
+    /// A cell that delivered nothing has no latency to draw; its chart must still come out
+    /// and say so, rather than fail or pretend.
+    #[test]
+    fn a_cell_that_delivered_nothing_still_draws() {
+        let mut summary = fixture::summary(fixture::ONE_POINT);
+        let dead = summary
+            .cells
+            .iter_mut()
+            .find(|c| c.technique == Technique::Sse)
+            .unwrap();
+        dead.latency = Default::default();
+        dead.deliveries.missing = dead.deliveries.expected;
+        dead.deliveries.delivered = 0;
+        for t in &mut dead.timeline {
+            *t = TimelinePoint {
+                second: t.second,
+                ..Default::default()
+            };
+        }
+        let view = View::new(&summary);
+        for plan in view.charts() {
+            let png = render(&view, &plan).unwrap();
+            assert!(png.starts_with(b"\x89PNG"), "{}", plan.file_name);
+        }
+    }
 }

@@ -49,7 +49,8 @@ interval = "500ms"
     )
 }
 
-fn summary(toml: &str) -> RunSummary {
+/// A run of any scenario, every cell filled in by the same model as the two above.
+pub fn summary(toml: &str) -> RunSummary {
     let scenario = Scenario::parse(toml, "fixture.toml").expect("fixture scenario is valid");
     // Reversed, so the tests also check that the report sorts cells itself.
     let cells = scenario
@@ -84,6 +85,18 @@ fn summary(toml: &str) -> RunSummary {
         interrupted: false,
     }
 }
+
+/// A scenario with every key given, for tests that vary one of them.
+pub const ONE_POINT: &str = r#"
+name = "quick"
+description = "All four techniques at one point."
+techniques = ["short-polling", "long-polling", "websocket", "sse"]
+clients = 20
+duration = "5s"
+[publish]
+rate = 5
+payload_bytes = 200
+"#;
 
 /// A deterministic wobble in [0, 1), so timelines are not flat lines.
 fn wobble(a: u64, b: u64) -> f64 {

@@ -173,6 +173,10 @@ fn warnings(out: &mut String, view: &View) {
         .filter(|c| has_warnings(c) || !c.warnings.is_empty() || c.server.dropped_slow > 0)
         .collect();
     out.push_str("## ⚠ Warnings\n\n");
+    if view.cells.is_empty() {
+        out.push_str("**No cell ran, so this run measured nothing.**\n\n");
+        return;
+    }
     if warned.is_empty() {
         out.push_str(
             "No cell raised a warning: every expected delivery arrived exactly once and in \
@@ -365,7 +369,7 @@ fn models(out: &mut String, view: &View) {
          - Short polling: a comment waits on average half an interval for the next poll, then \
          a round trip, so **mean latency ≈ interval/2 + round trip**; every client polls once \
          per interval, so **requests ≈ clients × window / interval**; with comments evenly \
-         spaced, **the share of empty polls ≈ 1 − comments per client per interval**.\n\
+         spaced, **the share of empty polls ≈ max(0, 1 − comments per client per interval)**.\n\
          - Long polling: each request is answered when the client's next comment exists (or \
          at the timeout), and the client asks again at once, so one request lasts about a \
          round trip plus the wait for that comment: **requests ≈ clients × window / (round \
@@ -671,33 +675,47 @@ fn cost_text(view: &View) -> Vec<String> {
         at_point(view, point),
         costs.join("; ")
     ))];
-    let polls: Vec<String> = cells
-        .iter()
-        .filter(|c| {
-            matches!(
-                c.technique,
-                Technique::ShortPolling | Technique::LongPolling
-            )
-        })
-        .map(|c| {
-            let predicted = view
-                .models(c)
-                .into_iter()
-                .find(|m| m.figure == "requests")
-                .map(|m| format!(" (model: {})", num(m.predicted)))
-                .unwrap_or_default();
-            format!(
-                "{} made {} requests{predicted}; {} came back empty",
-                c.technique.name(),
-                int(c.client.requests),
-                pct(share(c.client.empty_responses, c.client.requests))
-            )
-        })
-        .collect();
-    if !polls.is_empty() {
-        text.push(capitalise(format!("{}.", polls.join("; "))));
+    for technique in [Technique::ShortPolling, Technique::LongPolling] {
+        let clauses: Vec<String> = view
+            .points
+            .iter()
+            .filter_map(|p| view.cell(p, technique))
+            .map(|c| poll_clause(view, c))
+            .collect();
+        if !clauses.is_empty() {
+            text.push(capitalise(format!(
+                "{} made {}.",
+                technique.name(),
+                clauses.join("; ")
+            )));
+        }
     }
     text
+}
+
+/// "1,000 requests at 1 comment/s, 99% of them empty (model: 1,000 requests, 99% empty)".
+fn poll_clause(view: &View, cell: &CellResult) -> String {
+    let at = if view.swept.is_empty() {
+        String::new()
+    } else {
+        format!(" at {}", view.point_label(&Point::of(cell)))
+    };
+    let models = view.models(cell);
+    let find = |figure: &str| models.iter().find(|m| m.figure == figure);
+    let model = match (find("requests"), find("empty responses (%)")) {
+        (Some(r), Some(e)) => format!(
+            " (model: {} requests, {}% empty)",
+            num(r.predicted),
+            num(e.predicted)
+        ),
+        (Some(r), None) => format!(" (model: {} requests)", num(r.predicted)),
+        _ => String::new(),
+    };
+    format!(
+        "{} requests{at}, {} of them empty{model}",
+        int(cell.client.requests),
+        pct(share(cell.client.empty_responses, cell.client.requests))
+    )
 }
 
 fn timeline_text(view: &View, point: &Point) -> Vec<String> {
@@ -784,4 +802,90 @@ fn timeline_text(view: &View, point: &Point) -> Vec<String> {
 /// Text safe inside a Markdown table cell.
 fn cell_text(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fixture;
+    use crate::report::plan::View;
+
+    fn report(summary: &crate::loadgen::results::RunSummary) -> String {
+        let view = View::new(summary);
+        render(&view, &view.charts())
+    }
+
+    #[test]
+    fn loss_is_stated_loudly_with_its_numbers() {
+        let text = report(&fixture::client_sweep());
+        let warnings = &text[text.find("## ⚠ Warnings").unwrap()..text.find("## Summary").unwrap()];
+        assert!(
+            warnings.contains("**2 of 12 cells raised warnings."),
+            "{warnings}"
+        );
+        assert!(
+            warnings
+                .contains("- **long-polling · 1,000 clients · 10 comments/s · 100 B comments**"),
+            "{warnings}"
+        );
+        assert!(
+            warnings
+                .contains("**LOSS: 2,400 of 200,000 expected deliveries never arrived (1.2%).**"),
+            "{warnings}"
+        );
+        assert!(warnings.contains("**Generator-bound:**"), "{warnings}");
+        assert!(
+            text.contains("| long-polling ⚠ | 1,000 |"),
+            "summary row marked"
+        );
+        assert!(text.contains("| **2,400 (1.2%)** |"), "missing column");
+        assert!(text.contains("⚠ long-polling lost 2,400 of 200,000 deliveries (1.2%)"));
+    }
+
+    #[test]
+    fn the_summary_table_has_a_row_per_cell() {
+        let text = report(&fixture::client_sweep());
+        let table = &text[text.find("| technique | clients |").unwrap()..];
+        let rows = table.lines().take_while(|l| l.starts_with('|')).count();
+        assert_eq!(rows, 2 + 12);
+    }
+
+    #[test]
+    fn captions_state_the_measured_numbers_and_the_models() {
+        let text = report(&fixture::client_sweep());
+        assert!(
+            text.contains(
+                "Short-polling made 200 requests at 10 clients, 0% of them empty (model: 200 \
+                 requests, 0% empty); 2,000 requests at 100 clients"
+            ),
+            "{text}"
+        );
+        assert!(text.contains(
+            "Short polling's mean was 504 ms; the model interval/2 + round trip predicts 504 ms."
+        ));
+        assert!(text.contains("Reconnects: sse 7 (seconds 7, 13)."));
+        assert!(text.contains("Seconds with no delivery: long-polling 1 (second 9)."));
+        assert!(text.contains("the biggest spike was long-polling's second 10"));
+        // The notification case: most polls come back empty at a low rate.
+        let text = report(&fixture::rate_sweep());
+        assert!(
+            text.contains("Short-polling made 1,000 requests at 1 comment/s, 99% of them empty (model: 1,000 requests, 99% empty)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_empty_or_interrupted_run_still_reports() {
+        let mut summary = fixture::client_sweep();
+        summary.cells.truncate(5);
+        summary.interrupted = true;
+        let text = report(&summary);
+        assert!(text.contains(
+            "**⚠ INCOMPLETE RUN: only 5 of the scenario's 12 cells ran (the run was interrupted).**"
+        ));
+        summary.cells.clear();
+        let text = report(&summary);
+        assert!(text.contains("**No cell ran, so this run measured nothing.**"));
+        assert!(!text.contains("]("), "no chart links without cells");
+    }
 }

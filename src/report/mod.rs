@@ -253,7 +253,7 @@ mod tests {
         assert!(error.contains("not a pushlab run summary"), "{error}");
     }
 
-    /// Writes both fixtures' reports to `target/report-demo/` to look at by eye:
+    /// Writes the fixtures' reports to `target/report-demo/` to look at by eye:
     /// `cargo test --lib report::tests::demo -- --ignored`.
     #[test]
     #[ignore]
@@ -262,6 +262,14 @@ mod tests {
         for (name, summary) in [
             ("clients", fixture::client_sweep()),
             ("rates", fixture::rate_sweep()),
+            ("one-point", fixture::summary(fixture::ONE_POINT)),
+            (
+                "seven-points",
+                fixture::summary(&fixture::ONE_POINT.replace(
+                    "clients = 20",
+                    "clients = [10, 20, 50, 100, 200, 500, 1000]",
+                )),
+            ),
         ] {
             let dir = root.join(name);
             std::fs::create_dir_all(&dir).unwrap();

@@ -656,6 +656,88 @@ pub fn mib(value: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::fixture;
+
+    fn files(summary: &RunSummary) -> Vec<String> {
+        View::new(summary)
+            .charts()
+            .into_iter()
+            .map(|c| c.file_name)
+            .collect()
+    }
+
+    #[test]
+    fn one_point_has_no_sweep_charts_and_plain_names() {
+        let summary = fixture::summary(fixture::ONE_POINT);
+        assert_eq!(
+            files(&summary),
+            [
+                "latency-percentiles.png",
+                "cost-per-delivery.png",
+                "timeline.png"
+            ]
+        );
+    }
+
+    #[test]
+    fn two_swept_keys_give_one_sweep_per_fixed_value_of_the_other() {
+        let toml = fixture::ONE_POINT
+            .replace("clients = 20", "clients = [10, 100]")
+            .replace("rate = 5", "rate = [1, 10]");
+        let files = files(&fixture::summary(&toml));
+        for name in [
+            "latency-percentiles-10-clients-1-per-s.png",
+            "latency-percentiles-100-clients-10-per-s.png",
+            "sweep-clients-latency-at-1-per-s.png",
+            "sweep-clients-wire-at-10-per-s.png",
+            "sweep-rate-server-at-10-clients.png",
+            "sweep-rate-server-at-100-clients.png",
+            "timeline-100-clients-1-per-s.png",
+        ] {
+            assert!(files.iter().any(|f| f == name), "{name} in {files:?}");
+        }
+        assert_eq!(files.len(), 4 + 4 * 3 + 1 + 4);
+        let mut unique = files.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), files.len(), "file names are unique");
+    }
+
+    #[test]
+    fn cells_are_ordered_by_point_then_technique_whatever_the_input_order() {
+        let summary = fixture::client_sweep();
+        let view = View::new(&summary);
+        let order: Vec<(u32, Technique)> = view
+            .cells
+            .iter()
+            .map(|c| (c.clients, c.technique))
+            .collect();
+        let mut sorted = order.clone();
+        sorted.sort();
+        assert_eq!(order, sorted);
+        assert_eq!(view.swept, [Dim::Clients]);
+    }
+
+    #[test]
+    fn models_fill_in_the_cell_numbers() {
+        let summary = fixture::client_sweep();
+        let view = View::new(&summary);
+        let short = view
+            .cells
+            .iter()
+            .find(|c| c.technique == Technique::ShortPolling && c.clients == 1000)
+            .unwrap();
+        let models = view.models(short);
+        let requests = models.iter().find(|m| m.figure == "requests").unwrap();
+        assert_eq!(requests.predicted, 1000.0 * 20.0 / 1.0);
+        assert_eq!(
+            requests.model,
+            "clients × window / interval = 1,000 × 20 s / 1 s"
+        );
+        let latency = &models[0];
+        let rtt = view.round_trip_us(&Point::of(short)).unwrap();
+        assert_eq!(latency.predicted, 500.0 + rtt / 1000.0);
+    }
 
     #[test]
     fn numbers_are_formatted_with_fixed_rules() {
