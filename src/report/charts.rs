@@ -11,9 +11,8 @@
 //! bytes are ours to keep deterministic and errors can name the file.
 
 use std::error::Error;
-use std::sync::OnceLock;
-
 use std::ops::Range;
+use std::sync::OnceLock;
 
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
@@ -32,8 +31,9 @@ use crate::techniques::Technique;
 pub const WIDTH: u32 = 1600;
 pub const HEIGHT: u32 = 900;
 
-/// The family name the embedded fonts are registered under; private so that nothing can
-/// fall back to a system font by accident.
+/// The family the embedded fonts are registered under. Every text style names it: the
+/// `ab_glyph` backend finds only registered fonts, so a style naming any other family would
+/// fail to draw rather than quietly use a system font.
 const FAMILY: &str = "pushlab-dejavu-sans";
 static REGULAR: &[u8] = include_bytes!("fonts/DejaVuSans.ttf");
 static BOLD: &[u8] = include_bytes!("fonts/DejaVuSans-Bold.ttf");
@@ -933,11 +933,13 @@ fn percentiles(root: &Area, view: &View, plan: &ChartPlan, point: &Point) -> Res
             .flat_map(|(_, curve)| curve.iter().map(|&(_, v)| v)),
     );
     let y = Axis::new(y, "delivery latency", "ms", num);
+    // The x axis is linear in log10(1/(1 − p)) already, so its ticks are transformed here
+    // and its labels transform back.
     let x = Axis {
         scale: Scale::fixed(
             percentile_x(50.0) - 0.08,
             percentile_x(99.99) + 0.08,
-            PERCENTILE_TICKS.to_vec(),
+            PERCENTILE_TICKS.iter().map(|&p| percentile_x(p)).collect(),
         ),
         title: "percentile (log scale of 1/(1 − p), as HdrHistogram draws it)".into(),
         label: Box::new(|t| {
@@ -945,14 +947,6 @@ fn percentiles(root: &Area, view: &View, plan: &ChartPlan, point: &Point) -> Res
             let text = format!("{:.2}", (p * 100.0).round() / 100.0);
             format!("{}%", text.trim_end_matches('0').trim_end_matches('.'))
         }),
-    };
-    // The x axis holds plot coordinates already; give it the transformed ticks.
-    let x = Axis {
-        scale: Scale {
-            ticks: x.scale.ticks.iter().map(|&p| percentile_x(p)).collect(),
-            ..x.scale
-        },
-        ..x
     };
     let subtitle = context_line(view, &point.describe());
     let body = header(root, &plan.title, &subtitle, &items)?;

@@ -31,7 +31,12 @@ fn heading(out: &mut String, view: &View) {
     let _ = writeln!(out, "# {}: pushlab report\n", s.scenario.name);
     let _ = writeln!(out, "{}\n", s.scenario.description);
     let expected = s.scenario.cells().len();
-    if s.interrupted || view.cells.len() < expected {
+    if s.interrupted && view.cells.len() >= expected {
+        out.push_str(
+            "> **⚠ INTERRUPTED RUN:** every cell has a result, but the run was stopped before \
+             it finished, so the last cell may be cut short.\n\n",
+        );
+    } else if s.interrupted || view.cells.len() < expected {
         let _ = writeln!(
             out,
             "> **⚠ INCOMPLETE RUN: only {} of the scenario's {} cells ran{}.** Comparisons \
