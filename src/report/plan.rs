@@ -1,0 +1,757 @@
+//! What a report holds, derived from a `RunSummary` alone: its sweep points and sweeps, which
+//! charts exist and what their files are called, the warnings of each cell, the simple models,
+//! and the number formats. Charts and Markdown both read from here, so they name the same
+//! files and print the same figures.
+
+use std::cmp::Ordering;
+
+use crate::loadgen::results::{CellResult, RunSummary};
+use crate::loadgen::scenario::Audience;
+use crate::techniques::Technique;
+
+/// A scenario key that a sweep can vary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Dim {
+    Clients,
+    Rate,
+    Payload,
+}
+
+impl Dim {
+    pub const ALL: [Dim; 3] = [Dim::Clients, Dim::Rate, Dim::Payload];
+
+    pub fn of(self, point: &Point) -> f64 {
+        match self {
+            Dim::Clients => f64::from(point.clients),
+            Dim::Rate => point.rate,
+            Dim::Payload => f64::from(point.payload_bytes),
+        }
+    }
+
+    /// The chart axis title, with its unit.
+    pub fn axis_label(self) -> &'static str {
+        match self {
+            Dim::Clients => "clients (concurrent subscribers)",
+            Dim::Rate => "publish rate (comments per second)",
+            Dim::Payload => "comment size (bytes)",
+        }
+    }
+
+    /// The word used in file names and sentences ("vs clients").
+    pub fn word(self) -> &'static str {
+        match self {
+            Dim::Clients => "clients",
+            Dim::Rate => "rate",
+            Dim::Payload => "payload",
+        }
+    }
+
+    pub fn phrase(self) -> &'static str {
+        match self {
+            Dim::Clients => "client count",
+            Dim::Rate => "publish rate",
+            Dim::Payload => "comment size",
+        }
+    }
+
+    /// A value with its unit, for sentences and titles: "100 clients", "10 comments/s".
+    pub fn describe(self, value: f64) -> String {
+        match self {
+            Dim::Clients if value == 1.0 => "1 client".into(),
+            Dim::Clients => format!("{} clients", num(value)),
+            Dim::Rate if value == 1.0 => "1 comment/s".into(),
+            Dim::Rate => format!("{} comments/s", num(value)),
+            Dim::Payload => format!("{} B comments", num(value)),
+        }
+    }
+
+    /// A tick label: the bare number.
+    pub fn tick(self, value: f64) -> String {
+        num(value)
+    }
+
+    fn slug(self, value: f64) -> String {
+        // `Display` for f64 is the shortest exact form ("10", "0.5"), stable across runs.
+        match self {
+            Dim::Clients => format!("{value}-clients"),
+            Dim::Rate => format!("{value}-per-s"),
+            Dim::Payload => format!("{value}-bytes"),
+        }
+    }
+}
+
+/// One point of the scenario's sweeps: the cells of every technique that share clients, rate
+/// and payload size.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Point {
+    pub clients: u32,
+    pub rate: f64,
+    pub payload_bytes: u32,
+}
+
+impl Point {
+    pub fn of(cell: &CellResult) -> Point {
+        Point {
+            clients: cell.clients,
+            rate: cell.rate,
+            payload_bytes: cell.payload_bytes,
+        }
+    }
+
+    /// The order of `Scenario::cells`: payload, then rate, then clients.
+    fn order(&self, other: &Point) -> Ordering {
+        self.payload_bytes
+            .cmp(&other.payload_bytes)
+            .then(self.rate.total_cmp(&other.rate))
+            .then(self.clients.cmp(&other.clients))
+    }
+
+    fn same_except(&self, other: &Point, dim: Dim) -> bool {
+        Dim::ALL
+            .iter()
+            .filter(|&&d| d != dim)
+            .all(|&d| d.of(self) == d.of(other))
+    }
+
+    /// Every parameter: "100 clients · 10 comments/s · 100 B comments".
+    pub fn describe(&self) -> String {
+        Dim::ALL
+            .iter()
+            .map(|d| d.describe(d.of(self)))
+            .collect::<Vec<_>>()
+            .join(" · ")
+    }
+}
+
+/// A sweep along one key with the other keys held fixed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sweep {
+    pub dim: Dim,
+    /// The points, in increasing order of the swept value.
+    pub points: Vec<Point>,
+}
+
+impl Sweep {
+    pub fn values(&self) -> Vec<f64> {
+        self.points.iter().map(|p| self.dim.of(p)).collect()
+    }
+}
+
+/// What a chart shows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChartKind {
+    /// Latency percentile distribution of every technique at one point.
+    Percentiles(Point),
+    /// p50 and p99 latency along a sweep.
+    SweepLatency(Sweep),
+    /// Bytes per second on the wire along a sweep.
+    SweepWire(Sweep),
+    /// Server CPU and peak resident memory along a sweep.
+    SweepServer(Sweep),
+    /// Requests, bytes and server CPU per delivered comment, every cell.
+    Cost,
+    /// Latency second by second of every technique at one point.
+    Timeline(Point),
+}
+
+/// One chart file of the report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChartPlan {
+    /// File name inside the run folder.
+    pub file_name: String,
+    /// The chart's title, also the heading and alt text in `report.md`.
+    pub title: String,
+    pub kind: ChartKind,
+}
+
+/// A `RunSummary` arranged for reporting: cells in a stable order, the sweep points, the keys
+/// that vary.
+pub struct View<'a> {
+    pub summary: &'a RunSummary,
+    /// Every cell, ordered by point (payload, rate, clients) then technique, whatever order
+    /// the runner wrote them in, so the output never depends on it.
+    pub cells: Vec<&'a CellResult>,
+    /// Distinct points, in the same order.
+    pub points: Vec<Point>,
+    /// The keys with more than one value among the cells.
+    pub swept: Vec<Dim>,
+    /// Techniques with at least one cell, in `Technique::ALL` order.
+    pub techniques: Vec<Technique>,
+}
+
+impl<'a> View<'a> {
+    pub fn new(summary: &'a RunSummary) -> View<'a> {
+        let mut cells: Vec<&CellResult> = summary.cells.iter().collect();
+        cells.sort_by(|a, b| {
+            Point::of(a)
+                .order(&Point::of(b))
+                .then(a.technique.cmp(&b.technique))
+        });
+        let mut points: Vec<Point> = Vec::new();
+        for cell in &cells {
+            let point = Point::of(cell);
+            if points.last() != Some(&point) {
+                points.push(point);
+            }
+        }
+        let swept = Dim::ALL
+            .into_iter()
+            .filter(|&d| points.iter().any(|p| d.of(p) != d.of(&points[0])))
+            .collect();
+        let techniques = Technique::ALL
+            .into_iter()
+            .filter(|t| cells.iter().any(|c| c.technique == *t))
+            .collect();
+        View {
+            summary,
+            cells,
+            points,
+            swept,
+            techniques,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.summary.scenario.name
+    }
+
+    /// The cells at a point, in technique order.
+    pub fn cells_at(&self, point: &Point) -> Vec<&'a CellResult> {
+        self.cells
+            .iter()
+            .copied()
+            .filter(|c| Point::of(c) == *point)
+            .collect()
+    }
+
+    pub fn cell(&self, point: &Point, technique: Technique) -> Option<&'a CellResult> {
+        self.cells
+            .iter()
+            .copied()
+            .find(|c| c.technique == technique && Point::of(c) == *point)
+    }
+
+    /// Only the swept keys of a point ("100 clients"), or every key when nothing is swept.
+    pub fn point_label(&self, point: &Point) -> String {
+        if self.swept.is_empty() {
+            return point.describe();
+        }
+        self.swept
+            .iter()
+            .map(|d| d.describe(d.of(point)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The point's part of a file name, empty when nothing is swept.
+    fn point_slug(&self, point: &Point, except: Option<Dim>) -> String {
+        self.swept
+            .iter()
+            .filter(|&&d| Some(d) != except)
+            .map(|d| d.slug(d.of(point)))
+            .collect::<Vec<_>>()
+            .join("-")
+    }
+
+    /// One sweep per swept key and per combination of the other keys' values, when it
+    /// holds at least two points.
+    pub fn sweeps(&self) -> Vec<Sweep> {
+        let mut sweeps = Vec::new();
+        for &dim in &self.swept {
+            let mut seen: Vec<Point> = Vec::new();
+            for point in &self.points {
+                if seen.iter().any(|s| s.same_except(point, dim)) {
+                    continue;
+                }
+                seen.push(*point);
+                let mut members: Vec<Point> = self
+                    .points
+                    .iter()
+                    .copied()
+                    .filter(|p| p.same_except(point, dim))
+                    .collect();
+                members.sort_by(|a, b| dim.of(a).total_cmp(&dim.of(b)));
+                if members.len() >= 2 {
+                    sweeps.push(Sweep {
+                        dim,
+                        points: members,
+                    });
+                }
+            }
+        }
+        sweeps
+    }
+
+    /// The fixed keys of a sweep, for its title ("at 10 comments/s").
+    pub fn sweep_fixed(&self, sweep: &Sweep) -> String {
+        let point = &sweep.points[0];
+        Dim::ALL
+            .iter()
+            .filter(|&&d| d != sweep.dim)
+            .map(|d| d.describe(d.of(point)))
+            .collect::<Vec<_>>()
+            .join(" · ")
+    }
+
+    /// Every chart of the report, in the order the report shows them.
+    pub fn charts(&self) -> Vec<ChartPlan> {
+        let name = self.name();
+        let mut charts = Vec::new();
+        let suffix = |point: &Point| {
+            let slug = self.point_slug(point, None);
+            if slug.is_empty() {
+                String::new()
+            } else {
+                format!("-{slug}")
+            }
+        };
+        let at = |point: &Point| {
+            if self.swept.is_empty() {
+                String::new()
+            } else {
+                format!(" at {}", self.point_label(point))
+            }
+        };
+        for point in &self.points {
+            charts.push(ChartPlan {
+                file_name: format!("latency-percentiles{}.png", suffix(point)),
+                title: format!("{name}: latency by percentile{}", at(point)),
+                kind: ChartKind::Percentiles(*point),
+            });
+        }
+        for sweep in self.sweeps() {
+            let word = sweep.dim.word();
+            let others = self.point_slug(&sweep.points[0], Some(sweep.dim));
+            let others = if others.is_empty() {
+                String::new()
+            } else {
+                format!("-at-{others}")
+            };
+            let kinds = [
+                (
+                    "latency",
+                    "p50 and p99 latency",
+                    ChartKind::SweepLatency(sweep.clone()),
+                ),
+                (
+                    "wire",
+                    "bytes on the wire",
+                    ChartKind::SweepWire(sweep.clone()),
+                ),
+                (
+                    "server",
+                    "server CPU and memory",
+                    ChartKind::SweepServer(sweep.clone()),
+                ),
+            ];
+            for (slug, what, kind) in kinds {
+                charts.push(ChartPlan {
+                    file_name: format!("sweep-{word}-{slug}{others}.png"),
+                    title: format!("{name}: {what} vs {}", sweep.dim.phrase()),
+                    kind,
+                });
+            }
+        }
+        if !self.cells.is_empty() {
+            charts.push(ChartPlan {
+                file_name: "cost-per-delivery.png".into(),
+                title: format!("{name}: cost per delivered comment"),
+                kind: ChartKind::Cost,
+            });
+        }
+        for point in &self.points {
+            charts.push(ChartPlan {
+                file_name: format!("timeline{}.png", suffix(point)),
+                title: format!("{name}: latency second by second{}", at(point)),
+                kind: ChartKind::Timeline(*point),
+            });
+        }
+        charts
+    }
+
+    /// Comments per second that each subscriber should receive.
+    pub fn per_client_rate(&self, cell: &CellResult) -> f64 {
+        match cell.audience {
+            Audience::Broadcast => cell.rate,
+            Audience::PerUser => cell.rate / f64::from(cell.clients.max(1)),
+        }
+    }
+
+    /// A round trip as the run measured it: the median delivery latency of the fastest push
+    /// technique (WebSocket or SSE) at the same point, whose path is publish → server →
+    /// subscriber; failing those, the fastest delivery short or long polling ever made, which
+    /// is a poll that went out just after a publish. Microseconds.
+    pub fn round_trip_us(&self, point: &Point) -> Option<f64> {
+        let cells = self.cells_at(point);
+        let push = cells
+            .iter()
+            .filter(|c| matches!(c.technique, Technique::WebSocket | Technique::Sse))
+            .filter(|c| c.latency.count > 0)
+            .map(|c| c.latency.p50_us as f64)
+            .min_by(f64::total_cmp);
+        push.or_else(|| {
+            cells
+                .iter()
+                .filter(|c| c.latency.count > 0)
+                .map(|c| c.latency.min_us as f64)
+                .min_by(f64::total_cmp)
+        })
+    }
+
+    /// The simple models of `Model`, for one cell.
+    pub fn models(&self, cell: &CellResult) -> Vec<Model> {
+        let scenario = &self.summary.scenario;
+        let clients = f64::from(cell.clients);
+        let window = cell.window_seconds;
+        let interval = scenario.poll_interval.as_secs_f64();
+        let rtt_us = self.round_trip_us(&Point::of(cell));
+        let per_client = self.per_client_rate(cell);
+        let requests = cell.client.requests as f64;
+        let mut models = Vec::new();
+        match cell.technique {
+            Technique::ShortPolling => {
+                if let Some(rtt) = rtt_us {
+                    models.push(Model {
+                        figure: "mean latency (ms)",
+                        model: format!(
+                            "interval/2 + round trip = {} + {} ms",
+                            num(interval * 500.0),
+                            num(rtt / 1000.0)
+                        ),
+                        predicted: interval * 500.0 + rtt / 1000.0,
+                        measured: cell.latency.mean_us / 1000.0,
+                    });
+                }
+                models.push(Model {
+                    figure: "requests",
+                    model: format!(
+                        "clients × window / interval = {} × {} s / {} s",
+                        int(u64::from(cell.clients)),
+                        num(window),
+                        num(interval)
+                    ),
+                    predicted: clients * window / interval,
+                    measured: requests,
+                });
+                models.push(Model {
+                    figure: "empty responses (%)",
+                    model: format!(
+                        "max(0, 1 − comments per client per interval) = max(0, 1 − {})",
+                        num(per_client * interval)
+                    ),
+                    predicted: (1.0 - per_client * interval).max(0.0) * 100.0,
+                    measured: share(cell.client.empty_responses, cell.client.requests) * 100.0,
+                });
+            }
+            Technique::LongPolling => {
+                let timeout = scenario.long_poll_timeout.as_secs_f64();
+                let wait = if per_client > 0.0 {
+                    (1.0 / per_client).min(timeout)
+                } else {
+                    timeout
+                };
+                let rtt = rtt_us.unwrap_or(0.0) / 1e6;
+                models.push(Model {
+                    figure: "requests",
+                    model: format!(
+                        "clients × window / (round trip + min(1/comments per client per s, timeout)) = {} × {} s / ({} + {} s)",
+                        int(u64::from(cell.clients)),
+                        num(window),
+                        num(rtt),
+                        num(wait)
+                    ),
+                    predicted: clients * window / (rtt + wait),
+                    measured: requests,
+                });
+            }
+            Technique::WebSocket | Technique::Sse => {
+                models.push(Model {
+                    figure: "requests",
+                    model: "one handshake per connection opened".into(),
+                    predicted: cell.client.connections_opened as f64,
+                    measured: requests,
+                });
+            }
+        }
+        models
+    }
+}
+
+/// A figure that a simple model predicts, next to what the run measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Model {
+    pub figure: &'static str,
+    /// The model with this cell's numbers filled in.
+    pub model: String,
+    pub predicted: f64,
+    pub measured: f64,
+}
+
+/// A cell's problems, each a short phrase: the runner's warnings plus what the report checks
+/// itself (loss, duplicates, drops, generator-bound, bytes disagreement, failed publishes), so no
+/// loss goes unmentioned even if the runner forgot to warn.
+pub fn cell_flags(cell: &CellResult) -> Vec<String> {
+    let d = &cell.deliveries;
+    let mut flags = Vec::new();
+    if d.missing > 0 {
+        flags.push(format!(
+            "{}% missing",
+            num(share(d.missing, d.expected) * 100.0)
+        ));
+    }
+    if d.duplicated > 0 {
+        flags.push(format!("{} duplicated", int(d.duplicated)));
+    }
+    if d.out_of_order > 0 {
+        flags.push(format!("{} out of order", int(d.out_of_order)));
+    }
+    if d.publish_errors > 0 {
+        flags.push(format!("{} failed publishes", int(d.publish_errors)));
+    }
+    if cell.server.dropped_slow > 0 {
+        flags.push(format!("{} dropped as slow", int(cell.server.dropped_slow)));
+    }
+    if cell.loadgen.generator_bound {
+        flags.push("generator-bound".into());
+    }
+    if !cell.agreement.equal {
+        flags.push("byte counts disagree".into());
+    }
+    if flags.is_empty() && !cell.warnings.is_empty() {
+        flags.push("see warnings".into());
+    }
+    flags
+}
+
+/// The first two flags, for chart labels where space is short.
+pub fn short_flags(cell: &CellResult) -> Option<String> {
+    let flags = cell_flags(cell);
+    if flags.is_empty() {
+        None
+    } else {
+        Some(flags.into_iter().take(2).collect::<Vec<_>>().join(", "))
+    }
+}
+
+pub fn has_warnings(cell: &CellResult) -> bool {
+    !cell_flags(cell).is_empty()
+}
+
+/// `part / whole`, 0 when `whole` is 0.
+pub fn share(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
+    }
+}
+
+/// Bytes per second on the subscribers' sockets, both directions.
+pub fn wire_bytes_per_second(cell: &CellResult) -> f64 {
+    per_second(cell.client.bytes_up + cell.client.bytes_down, cell)
+}
+
+/// Comment payload bytes per second delivered to subscribers.
+pub fn payload_bytes_per_second(cell: &CellResult) -> f64 {
+    per_second(cell.client.payload_bytes_delivered, cell)
+}
+
+fn per_second(bytes: u64, cell: &CellResult) -> f64 {
+    if cell.window_seconds > 0.0 {
+        bytes as f64 / cell.window_seconds
+    } else {
+        0.0
+    }
+}
+
+/// Server CPU as a percentage of one core.
+pub fn server_cpu_percent(cell: &CellResult) -> f64 {
+    if cell.window_seconds > 0.0 {
+        cell.server.cpu_seconds / cell.window_seconds * 100.0
+    } else {
+        0.0
+    }
+}
+
+/// An integer with thousands separators: "12,000".
+pub fn int(value: u64) -> String {
+    group(&value.to_string())
+}
+
+/// A number with about three significant digits (all digits from 100 up), thousands
+/// separators, and no trailing zeros: "12,345", "12.3", "0.0123". Fixed rules, so the same
+/// summary always prints the same text.
+pub fn num(value: f64) -> String {
+    if !value.is_finite() {
+        return "n/a".into();
+    }
+    if value == 0.0 {
+        return "0".into();
+    }
+    let magnitude = value.abs();
+    let decimals = if magnitude >= 100.0 {
+        0
+    } else if magnitude >= 10.0 {
+        1
+    } else if magnitude >= 1.0 {
+        2
+    } else {
+        (2 - magnitude.log10().floor() as i32).clamp(0, 12) as usize
+    };
+    let text = format!("{:.*}", decimals, magnitude);
+    let text = if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    };
+    let (whole, fraction) = match text.split_once('.') {
+        Some((w, f)) => (w.to_string(), format!(".{f}")),
+        None => (text, String::new()),
+    };
+    let sign = if value < 0.0 && (whole != "0" || !fraction.is_empty()) {
+        "-"
+    } else {
+        ""
+    };
+    format!("{sign}{}{fraction}", group(&whole))
+}
+
+fn group(digits: &str) -> String {
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Microseconds as milliseconds, with the unit: "1.23 ms".
+pub fn ms(us: f64) -> String {
+    format!("{} ms", num(us / 1000.0))
+}
+
+/// A fraction as a percentage: "97%", "0.012%". Never rounds a non-zero share to "0%".
+pub fn pct(fraction: f64) -> String {
+    format!("{}%", num(fraction * 100.0))
+}
+
+/// Bytes in decimal units (network convention): "950 B", "12.3 kB", "1.5 MB".
+pub fn bytes(value: f64) -> String {
+    let units = [(1e9, "GB"), (1e6, "MB"), (1e3, "kB")];
+    for (scale, unit) in units {
+        if value.abs() >= scale {
+            return format!("{} {unit}", num(value / scale));
+        }
+    }
+    format!("{} B", num(value))
+}
+
+/// Memory in binary units (as `ps` and `top` show it): "212 MiB".
+pub fn mib(value: u64) -> String {
+    format!("{} MiB", num(value as f64 / 1_048_576.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fixture;
+
+    fn files(summary: &RunSummary) -> Vec<String> {
+        View::new(summary)
+            .charts()
+            .into_iter()
+            .map(|c| c.file_name)
+            .collect()
+    }
+
+    #[test]
+    fn one_point_has_no_sweep_charts_and_plain_names() {
+        let summary = fixture::summary(fixture::ONE_POINT);
+        assert_eq!(
+            files(&summary),
+            [
+                "latency-percentiles.png",
+                "cost-per-delivery.png",
+                "timeline.png"
+            ]
+        );
+    }
+
+    #[test]
+    fn two_swept_keys_give_one_sweep_per_fixed_value_of_the_other() {
+        let toml = fixture::ONE_POINT
+            .replace("clients = 20", "clients = [10, 100]")
+            .replace("rate = 5", "rate = [1, 10]");
+        let files = files(&fixture::summary(&toml));
+        for name in [
+            "latency-percentiles-10-clients-1-per-s.png",
+            "latency-percentiles-100-clients-10-per-s.png",
+            "sweep-clients-latency-at-1-per-s.png",
+            "sweep-clients-wire-at-10-per-s.png",
+            "sweep-rate-server-at-10-clients.png",
+            "sweep-rate-server-at-100-clients.png",
+            "timeline-100-clients-1-per-s.png",
+        ] {
+            assert!(files.iter().any(|f| f == name), "{name} in {files:?}");
+        }
+        assert_eq!(files.len(), 4 + 4 * 3 + 1 + 4);
+        let mut unique = files.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), files.len(), "file names are unique");
+    }
+
+    #[test]
+    fn cells_are_ordered_by_point_then_technique_whatever_the_input_order() {
+        let summary = fixture::client_sweep();
+        let view = View::new(&summary);
+        let order: Vec<(u32, Technique)> = view
+            .cells
+            .iter()
+            .map(|c| (c.clients, c.technique))
+            .collect();
+        let mut sorted = order.clone();
+        sorted.sort();
+        assert_eq!(order, sorted);
+        assert_eq!(view.swept, [Dim::Clients]);
+    }
+
+    #[test]
+    fn models_fill_in_the_cell_numbers() {
+        let summary = fixture::client_sweep();
+        let view = View::new(&summary);
+        let short = view
+            .cells
+            .iter()
+            .find(|c| c.technique == Technique::ShortPolling && c.clients == 1000)
+            .unwrap();
+        let models = view.models(short);
+        let requests = models.iter().find(|m| m.figure == "requests").unwrap();
+        assert_eq!(requests.predicted, 1000.0 * 20.0 / 1.0);
+        assert_eq!(
+            requests.model,
+            "clients × window / interval = 1,000 × 20 s / 1 s"
+        );
+        let latency = &models[0];
+        let rtt = view.round_trip_us(&Point::of(short)).unwrap();
+        assert_eq!(latency.predicted, 500.0 + rtt / 1000.0);
+    }
+
+    #[test]
+    fn numbers_are_formatted_with_fixed_rules() {
+        assert_eq!(int(12_000), "12,000");
+        assert_eq!(int(999), "999");
+        assert_eq!(num(1234.6), "1,235");
+        assert_eq!(num(12.345), "12.3");
+        assert_eq!(num(1.5), "1.5");
+        assert_eq!(num(0.000123), "0.000123");
+        assert_eq!(num(-2.0), "-2");
+        assert_eq!(num(0.0), "0");
+        assert_eq!(num(f64::NAN), "n/a");
+        assert_eq!(pct(0.000001), "0.0001%");
+        assert_eq!(bytes(1_500_000.0), "1.5 MB");
+        assert_eq!(mib(212 * 1_048_576), "212 MiB");
+    }
+}
