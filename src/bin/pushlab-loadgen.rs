@@ -146,7 +146,9 @@ async fn run(scenario: Scenario, options: RunOptions) -> anyhow::Result<ExitCode
     })
     .await?;
     write_run_files(&output.run_dir, &output.summary, &output.histograms)?;
-    let written = report::write_report(&output.run_dir, &output.summary)
+    // Draw from summary.json as written, exactly as `report RUN_DIR` will redraw it.
+    let saved = report::load_summary(&output.run_dir)?;
+    let written = report::write_report(&output.run_dir, &saved)
         .with_context(|| format!("writing the report in {}", output.run_dir.display()))?;
     println!("{}", report::table::render(&output.summary));
     println!("pre-flight: {}", output.preflight);

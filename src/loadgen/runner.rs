@@ -236,9 +236,7 @@ async fn run_cell(
             after: Some(start_cursor),
             settings: ClientSettings {
                 poll_interval: scenario.poll_interval,
-                poll_phase: scenario
-                    .poll_interval
-                    .mul_f64(f64::from(i) / f64::from(clients)),
+                poll_phase: scenario.poll_interval.mul_f64(poll_phase_fraction(i)),
                 long_poll_timeout: scenario.long_poll_timeout,
                 ..ClientSettings::default()
             },
@@ -540,6 +538,16 @@ async fn run_cell(
         warnings,
     };
     Ok((cell, merged.histogram))
+}
+
+/// Where in the polling interval subscriber `i` first polls, as a fraction: the golden-ratio
+/// sequence spreads any number of clients evenly over the interval, as clients that started
+/// at unrelated times would be, without lining them up on a grid that could resonate with
+/// the publish schedule (10 clients at 0, 100, 200 ms... polling a feed published every
+/// 100 ms would all see each comment at the same phase and skew the latency).
+fn poll_phase_fraction(i: u32) -> f64 {
+    const GOLDEN: f64 = 0.618_033_988_749_895;
+    (f64::from(i) * GOLDEN).fract()
 }
 
 /// A rate as a short, file-name-safe string: 10, 2.5.

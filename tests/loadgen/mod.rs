@@ -121,6 +121,39 @@ fn a_broadcast_scenario_runs_every_technique_with_no_loss_and_agreeing_byte_coun
     assert!(polling.latency.max_us < 400_000, "{:?}", polling.latency);
     let csv = std::fs::read_to_string(run.join("summary.csv")).unwrap();
     assert_eq!(csv.lines().count(), 5, "{csv}");
+    // The run ends with charts and a report that links each of them, and `report` redraws
+    // them byte for byte from summary.json.
+    let report = std::fs::read_to_string(run.join("report.md")).unwrap();
+    let charts: Vec<PathBuf> = std::fs::read_dir(&run)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "png"))
+        .collect();
+    // No sweep here: percentiles, cost per delivery, timeline.
+    assert!(charts.len() >= 3, "{charts:?}");
+    for chart in &charts {
+        let name = chart.file_name().unwrap().to_str().unwrap();
+        assert!(
+            report.contains(&format!("]({name})")),
+            "report.md does not link {name}"
+        );
+    }
+    let before: Vec<Vec<u8>> = charts.iter().map(|p| std::fs::read(p).unwrap()).collect();
+    let output = loadgen(&["report", run.to_str().unwrap()]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let after: Vec<Vec<u8>> = charts.iter().map(|p| std::fs::read(p).unwrap()).collect();
+    assert!(
+        before == after,
+        "`report` did not reproduce the charts byte for byte"
+    );
+    assert_eq!(
+        std::fs::read_to_string(run.join("report.md")).unwrap(),
+        report
+    );
 }
 
 #[test]
