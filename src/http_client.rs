@@ -44,7 +44,7 @@ pub async fn connect_counted(
             source,
         })?;
     let _ = stream.set_nodelay(true);
-    Ok(CountingStream::new(stream, meter))
+    Ok(CountingStream::tcp(stream, meter))
 }
 
 /// One keep-alive connection; requests on it go one after another, as a browser's would.

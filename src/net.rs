@@ -20,17 +20,26 @@ pub trait Meter: Send + Sync + 'static {
     fn on_read(&self, n: usize);
     /// `n` bytes were handed to the kernel for the peer.
     fn on_write(&self, n: usize);
+    /// The stream is being dropped; `kernel` is the kernel's own count for its socket, where
+    /// the stream was made with [`CountingStream::tcp`].
+    fn on_close(&self, _kernel: Option<KernelCount>) {}
 }
 
 /// A stream that reports every byte it carries to a `Meter`.
 pub struct CountingStream<S, M: Meter> {
     inner: S,
     meter: Arc<M>,
+    /// The socket to read `TCP_INFO` from on drop, for the kernel's cross-check.
+    socket: Option<std::os::fd::RawFd>,
 }
 
 impl<S, M: Meter> CountingStream<S, M> {
     pub fn new(inner: S, meter: Arc<M>) -> Self {
-        Self { inner, meter }
+        Self {
+            inner,
+            meter,
+            socket: None,
+        }
     }
 
     /// The meter this stream reports to.
@@ -41,6 +50,27 @@ impl<S, M: Meter> CountingStream<S, M> {
     /// The wrapped stream.
     pub fn get_ref(&self) -> &S {
         &self.inner
+    }
+}
+
+impl<M: Meter> CountingStream<tokio::net::TcpStream, M> {
+    /// A counted TCP stream that also hands the kernel's own count (`TCP_INFO`) to the meter
+    /// when it is dropped, so the stream-level count can be checked against the kernel's.
+    pub fn tcp(inner: tokio::net::TcpStream, meter: Arc<M>) -> Self {
+        use std::os::fd::AsRawFd;
+        let socket = Some(inner.as_raw_fd());
+        Self {
+            inner,
+            meter,
+            socket,
+        }
+    }
+}
+
+impl<S, M: Meter> Drop for CountingStream<S, M> {
+    fn drop(&mut self) {
+        // The fields, and so the socket, are dropped only after this runs: the fd is live.
+        self.meter.on_close(self.socket.and_then(kernel_count_fd));
     }
 }
 
@@ -108,6 +138,12 @@ pub struct ByteMeter {
     pub down: AtomicU64,
     /// Bytes sent to the server.
     pub up: AtomicU64,
+    /// The kernel's counts, summed over the closed sockets made with `CountingStream::tcp`.
+    pub kernel_sockets: AtomicU64,
+    pub kernel_bytes_acked: AtomicU64,
+    pub kernel_bytes_received: AtomicU64,
+    pub kernel_segs_out: AtomicU64,
+    pub kernel_segs_in: AtomicU64,
 }
 
 impl ByteMeter {
@@ -122,6 +158,18 @@ impl ByteMeter {
             self.down.load(Ordering::Relaxed),
         )
     }
+
+    /// The kernel's counts over the closed sockets, and how many sockets that covers.
+    pub fn kernel_totals(&self) -> (u64, KernelCount) {
+        let load = |v: &AtomicU64| v.load(Ordering::Relaxed);
+        let count = KernelCount {
+            bytes_acked: load(&self.kernel_bytes_acked),
+            bytes_received: load(&self.kernel_bytes_received),
+            segs_out: load(&self.kernel_segs_out),
+            segs_in: load(&self.kernel_segs_in),
+        };
+        (load(&self.kernel_sockets), count)
+    }
 }
 
 impl Meter for ByteMeter {
@@ -130,6 +178,18 @@ impl Meter for ByteMeter {
     }
     fn on_write(&self, n: usize) {
         self.up.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    fn on_close(&self, kernel: Option<KernelCount>) {
+        if let Some(k) = kernel {
+            self.kernel_sockets.fetch_add(1, Ordering::Relaxed);
+            self.kernel_bytes_acked
+                .fetch_add(k.bytes_acked, Ordering::Relaxed);
+            self.kernel_bytes_received
+                .fetch_add(k.bytes_received, Ordering::Relaxed);
+            self.kernel_segs_out
+                .fetch_add(k.segs_out, Ordering::Relaxed);
+            self.kernel_segs_in.fetch_add(k.segs_in, Ordering::Relaxed);
+        }
     }
 }
 
@@ -148,15 +208,19 @@ pub struct KernelCount {
 }
 
 /// Reads `TCP_INFO` for a connected socket; `None` where the kernel does not provide it.
-#[cfg(target_os = "linux")]
 pub fn kernel_count(socket: &impl std::os::fd::AsRawFd) -> Option<KernelCount> {
+    kernel_count_fd(socket.as_raw_fd())
+}
+
+#[cfg(target_os = "linux")]
+fn kernel_count_fd(fd: std::os::fd::RawFd) -> Option<KernelCount> {
     let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
     // SAFETY: `info` is a valid, writable `tcp_info` and `len` holds its size, as getsockopt
     // requires; the fd is borrowed from a live socket.
     let rc = unsafe {
         libc::getsockopt(
-            socket.as_raw_fd(),
+            fd,
             libc::IPPROTO_TCP,
             libc::TCP_INFO,
             (&mut info as *mut libc::tcp_info).cast(),
@@ -172,6 +236,6 @@ pub fn kernel_count(socket: &impl std::os::fd::AsRawFd) -> Option<KernelCount> {
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn kernel_count(_socket: &impl std::os::fd::AsRawFd) -> Option<KernelCount> {
+fn kernel_count_fd(_fd: std::os::fd::RawFd) -> Option<KernelCount> {
     None
 }

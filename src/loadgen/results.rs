@@ -64,6 +64,9 @@ pub struct CellResult {
     pub server: ServerTotals,
     /// Whole-cell byte counts of both ends, which must be equal.
     pub agreement: ByteAgreement,
+    /// The kernel's own count (`TCP_INFO`) for the subscribers' sockets, whole cell.
+    #[serde(default)]
+    pub kernel: KernelTotals,
     pub loadgen: LoadgenUse,
     pub per_delivery: PerDelivery,
     /// Latency and events second by second through the window.
@@ -161,6 +164,26 @@ pub struct ByteAgreement {
     pub server_out: u64,
     /// `client_up == server_in && client_down == server_out`.
     pub equal: bool,
+}
+
+/// What the kernel counted on the subscribers' sockets over the whole cell (Linux
+/// `TCP_INFO`, read as each socket closed): a check on the stream-level counts that does not
+/// depend on pushlab's own code, and the TCP segments behind the TCP/IP header overhead.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KernelTotals {
+    /// Sockets whose counts are included.
+    pub sockets: u64,
+    /// Sequence space the server acknowledged (`tcpi_bytes_acked`): `agreement.client_up`
+    /// plus one for each FIN acknowledged (at most one per socket).
+    pub bytes_acked: u64,
+    /// Sequence space the kernel received (`tcpi_bytes_received`): `agreement.client_down`
+    /// plus one for each FIN received; more would be bytes that arrived and were never read.
+    pub bytes_received: u64,
+    pub segments_out: u64,
+    pub segments_in: u64,
+    /// TCP/IP headers those segments carried, at 52 B each (IPv4 20 B + TCP 32 B with
+    /// timestamps). Loopback's 64 KiB MTU means fewer, larger segments than Ethernet.
+    pub header_bytes: u64,
 }
 
 /// The load generator's own CPU use.

@@ -17,8 +17,8 @@ use super::preflight::{self, Preflight, PreflightError};
 use super::publisher::{Publisher, user_name};
 use super::recorder::{self, CellProgress, Schedule, SubscriberRecord};
 use super::results::{
-    ByteAgreement, CellResult, ClientTotals, LatencySummary, LoadgenUse, Machine, PerDelivery,
-    PercentilePoint, RunSummary, SCHEMA_VERSION, ServerTotals,
+    ByteAgreement, CellResult, ClientTotals, KernelTotals, LatencySummary, LoadgenUse, Machine,
+    PerDelivery, PercentilePoint, RunSummary, SCHEMA_VERSION, ServerTotals,
 };
 use super::scenario::{Audience, CellSpec, Scenario};
 use super::target::{ServerLaunch, ServerProcess, StatsReader, TargetError};
@@ -386,6 +386,29 @@ async fn run_cell(
         equal: client_up == last.bytes_in - first.bytes_in
             && client_down == last.bytes_out - first.bytes_out,
     };
+    let (sockets, k) = meter.kernel_totals();
+    let kernel = KernelTotals {
+        sockets,
+        bytes_acked: k.bytes_acked,
+        bytes_received: k.bytes_received,
+        segments_out: k.segs_out,
+        segments_in: k.segs_in,
+        header_bytes: (k.segs_out + k.segs_in) * 52,
+    };
+    // The kernel counts TCP sequence space, in which each FIN takes one number: a socket
+    // closed in both directions adds one to each count. More than that means bytes that
+    // were never acknowledged, or arrived and were never read.
+    let within_fins = |kernel: u64, stream: u64| (stream..=stream + sockets).contains(&kernel);
+    if sockets > 0
+        && !(within_fins(kernel.bytes_acked, client_up)
+            && within_fins(kernel.bytes_received, client_down))
+    {
+        warnings.push(format!(
+            "the kernel's count differs from the stream count by more than one FIN per socket: \
+             acknowledged {} B of {client_up} B sent, received {} B where {client_down} B were read ({sockets} sockets)",
+            kernel.bytes_acked, kernel.bytes_received
+        ));
+    }
     if !agreement.equal {
         warnings.push(format!(
             "bytes differ between the ends: client sent {client_up} B, server received {} B; server sent {} B, client received {client_down} B",
@@ -532,6 +555,7 @@ async fn run_cell(
         client: client_totals,
         server: server_totals,
         agreement,
+        kernel,
         loadgen,
         per_delivery,
         timeline: merged.timeline,

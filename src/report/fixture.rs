@@ -325,6 +325,7 @@ fn cell(
             server_out: down,
             equal: true,
         },
+        kernel: Default::default(),
         loadgen: LoadgenUse {
             cpu_seconds: core_share * window,
             core_share,

@@ -91,6 +91,18 @@ fn assert_clean(summary: &RunSummary) {
             "{name}: the ends disagree"
         );
         assert!(a.equal, "{name}");
+        // The kernel's own count (TCP_INFO) agrees, but for one sequence number per FIN.
+        let k = &cell.kernel;
+        assert!(k.sockets >= 3, "{name}: {k:?}");
+        assert!(
+            (a.client_up..=a.client_up + k.sockets).contains(&k.bytes_acked),
+            "{name}: {k:?}"
+        );
+        assert!(
+            (a.client_down..=a.client_down + k.sockets).contains(&k.bytes_received),
+            "{name}: {k:?}"
+        );
+        assert!(k.segments_in > 0 && k.segments_out > 0, "{name}: {k:?}");
         assert!(
             cell.warnings.iter().all(|w| !w.contains("LOSS")),
             "{name}: {:?}",
