@@ -174,7 +174,7 @@ pub struct KernelTotals {
     /// Sockets whose counts are included.
     pub sockets: u64,
     /// Sequence space the server acknowledged (`tcpi_bytes_acked`): `agreement.client_up`
-    /// plus one for each FIN acknowledged (at most one per socket).
+    /// plus one per socket for its SYN and one more where its FIN was acknowledged.
     pub bytes_acked: u64,
     /// Sequence space the kernel received (`tcpi_bytes_received`): `agreement.client_down`
     /// plus one for each FIN received; more would be bytes that arrived and were never read.

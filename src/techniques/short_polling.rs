@@ -96,7 +96,10 @@ impl Poller {
             query.push_str(extra);
         }
         let path = format!("{path}?{query}");
+        // `biased`: a stopped subscriber must not start an exchange it will not finish (its
+        // request bytes would be counted with no answer read).
         let result = tokio::select! {
+            biased;
             _ = subscriber.stop.cancelled() => return None,
             result = self.connection.get_page(subscriber, &path) => result,
         };

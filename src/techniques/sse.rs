@@ -124,6 +124,7 @@ pub async fn run_client(subscriber: &Subscriber, sink: &mut dyn DeliverySink) {
         }
         attempts += 1;
         let result = tokio::select! {
+            biased;
             _ = subscriber.stop.cancelled() => return,
             result = open_stream(subscriber, &path, last_event_id.as_deref()) => result,
         };

@@ -245,6 +245,7 @@ pub async fn run_client(subscriber: &Subscriber, sink: &mut dyn DeliverySink) {
         }
         attempts += 1;
         let outcome = tokio::select! {
+            biased;
             _ = subscriber.stop.cancelled() => return,
             outcome = connect(subscriber, cursor) => outcome,
         };
