@@ -11,7 +11,7 @@ use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::recorder::{END_TEXT, Schedule};
+use super::recorder::{END_TEXT, Schedule, SeqSet};
 use super::scenario::Audience;
 use crate::http_client::{ClientError, HttpConnection};
 use crate::net::ByteMeter;
@@ -56,6 +56,8 @@ pub struct PublishCounts {
     /// Sum of lateness, for the mean.
     pub total_lateness_us: AtomicU64,
     pub publishes: AtomicU64,
+    /// Measured comments the server accepted, by `seq - first_measured`.
+    pub accepted: std::sync::Mutex<SeqSet>,
 }
 
 impl PublishCounts {
@@ -85,12 +87,23 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    pub fn new(target: Target, payload_bytes: usize, audience: Audience, clients: u32) -> Self {
+    /// A publisher for a cell with `measured` measured comments.
+    pub fn new(
+        target: Target,
+        payload_bytes: usize,
+        audience: Audience,
+        clients: u32,
+        measured: usize,
+    ) -> Self {
+        let counts = PublishCounts {
+            accepted: SeqSet::new(measured).into(),
+            ..Default::default()
+        };
         Self {
             target,
             pool: Arc::default(),
             meter: ByteMeter::new(),
-            counts: Arc::default(),
+            counts: Arc::new(counts),
             payload_bytes,
             audience,
             clients,
@@ -145,9 +158,9 @@ impl Publisher {
                     None => break,
                 },
             };
-            let lateness = Instant::now().saturating_duration_since(schedule.due(seq));
-            self.counts.record_lateness(lateness);
             let body = self.body(seq);
+            let due_at = schedule.due(seq);
+            let index = seq.checked_sub(schedule.first_measured).map(|i| i as usize);
             let (pool, target, meter, counts) = (
                 self.pool.clone(),
                 self.target.clone(),
@@ -156,7 +169,14 @@ impl Publisher {
             );
             let measured = schedule.is_measured(seq);
             in_flight.spawn(async move {
-                let result = post(&pool, &target, &meter, &body).await;
+                let on_send = |counts: &PublishCounts| {
+                    // Lateness up to the moment the request goes out, pool wait and new
+                    // connection included; warm-up publishes are not measured.
+                    if measured {
+                        counts.record_lateness(Instant::now().saturating_duration_since(due_at));
+                    }
+                };
+                let result = post(&pool, &target, &meter, &body, || on_send(&counts)).await;
                 if measured {
                     let counter = if result.is_ok() {
                         &counts.measured_ok
@@ -164,6 +184,13 @@ impl Publisher {
                         &counts.measured_errors
                     };
                     counter.fetch_add(1, Ordering::Relaxed);
+                    if let (Ok(()), Some(index)) = (&result, index) {
+                        counts
+                            .accepted
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(index);
+                    }
                 }
                 if let Err(error) = result {
                     let mut first = counts.first_error.lock().unwrap_or_else(|p| p.into_inner());
@@ -182,7 +209,7 @@ impl Publisher {
     /// Publishes the end-of-cell comment to everyone.
     pub async fn publish_end(&self) -> Result<(), ClientError> {
         let body = serde_json::json!({ "from": "publisher", "text": END_TEXT }).to_string();
-        post(&self.pool, &self.target, &self.meter, &body).await
+        post(&self.pool, &self.target, &self.meter, &body, || {}).await
     }
 
     /// Closes the pool's connections.
@@ -191,20 +218,35 @@ impl Publisher {
     }
 }
 
+/// How long one publish may take before it counts as failed: a stalled server must not hang
+/// the cell.
+const PUBLISH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 async fn post(
     pool: &Mutex<Vec<HttpConnection>>,
     target: &Target,
     meter: &Arc<ByteMeter>,
     body: &str,
+    on_send: impl FnOnce(),
 ) -> Result<(), ClientError> {
-    let idle = pool.lock().await.pop();
-    let mut connection = match idle {
-        Some(connection) if connection.is_open() => connection,
-        _ => HttpConnection::open(target, meter.clone()).await?,
+    let exchange = async {
+        let idle = pool.lock().await.pop();
+        let mut connection = match idle {
+            Some(connection) if connection.is_open() => connection,
+            _ => HttpConnection::open(target, meter.clone()).await?,
+        };
+        on_send();
+        connection.post_json("/comments", body).await?;
+        pool.lock().await.push(connection);
+        Ok(())
     };
-    connection.post_json("/comments", body).await?;
-    pool.lock().await.push(connection);
-    Ok(())
+    tokio::time::timeout(PUBLISH_TIMEOUT, exchange)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ClientError::Parse(format!(
+                "no answer to a publish within {PUBLISH_TIMEOUT:?}"
+            )))
+        })
 }
 
 /// The user id of subscriber `index`.

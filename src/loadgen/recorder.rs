@@ -26,7 +26,9 @@ pub const END_TEXT: &str = "pushlab end";
 /// Highest latency the histograms hold: one hour.
 const MAX_LATENCY_US: u64 = 3_600_000_000;
 
-/// The publisher's open-loop schedule: comment `seq` is due at `start + seq / rate`.
+/// The publisher's open-loop schedule: comment `seq` is due at `start + seq / rate`. The
+/// start is fixed only once every subscriber is connected, so the subscribers are made with
+/// the schedule's shape and learn its start through `ScheduleStart`.
 #[derive(Debug, Clone, Copy)]
 pub struct Schedule {
     pub start: Instant,
@@ -38,6 +40,9 @@ pub struct Schedule {
     pub end: u64,
 }
 
+/// The schedule, set once the cell starts publishing.
+pub type ScheduleStart = Arc<std::sync::OnceLock<Schedule>>;
+
 impl Schedule {
     pub fn due(&self, seq: u64) -> Instant {
         self.start + self.period.mul_f64(seq as f64)
@@ -48,8 +53,18 @@ impl Schedule {
         self.due(self.first_measured)
     }
 
+    /// When the measured window ends: the last measured comment's due time plus one period.
+    pub fn window_end(&self) -> Instant {
+        self.due(self.end)
+    }
+
     pub fn is_measured(&self, seq: u64) -> bool {
         (self.first_measured..self.end).contains(&seq)
+    }
+
+    /// How many comments are measured.
+    pub fn measured(&self) -> usize {
+        self.end.saturating_sub(self.first_measured) as usize
     }
 
     /// The comment text for `seq`, padded with `x` to `payload_bytes`.
@@ -79,25 +94,57 @@ pub struct CellProgress {
 #[derive(Debug, Clone, Copy)]
 struct Sample {
     latency_us: u64,
-    /// Second of the window in which the comment was received.
-    second: u32,
+    /// When the comment was received, microseconds after the window began.
+    received_us: u64,
+}
+
+/// A set of measured sequence numbers, a bit each.
+#[derive(Debug, Clone, Default)]
+pub struct SeqSet {
+    words: Vec<u64>,
+}
+
+impl SeqSet {
+    pub fn new(len: usize) -> Self {
+        Self {
+            words: vec![0; len.div_ceil(64)],
+        }
+    }
+
+    /// Adds `index`; returns whether it was already there.
+    pub fn insert(&mut self, index: usize) -> bool {
+        let (word, bit) = (index / 64, 1u64 << (index % 64));
+        let Some(slot) = self.words.get_mut(word) else {
+            return false;
+        };
+        let was = *slot & bit != 0;
+        *slot |= bit;
+        was
+    }
+
+    pub fn contains(&self, index: usize) -> bool {
+        self.words
+            .get(index / 64)
+            .is_some_and(|w| w & (1u64 << (index % 64)) != 0)
+    }
 }
 
 /// Everything one subscriber saw. Samples are kept raw (a few bytes each) rather than in a
 /// histogram per subscriber, which would cost hundreds of KiB per subscriber at three
 /// significant digits.
 pub struct SubscriberRecord {
-    schedule: Arc<Schedule>,
+    schedule: ScheduleStart,
     progress: Arc<CellProgress>,
     /// Ended when the end-of-cell comment arrives, so the client stops after a complete
     /// exchange and both ends count the same bytes.
     stop: CancellationToken,
-    /// Which measured sequence numbers arrived, a bit each.
-    seen: Vec<u64>,
+    /// Which measured comments arrived (by `seq - first_measured`).
+    seen: SeqSet,
     samples: Vec<Sample>,
     duplicated: u64,
     out_of_order: u64,
-    /// Comments that arrived but were addressed to another subscriber.
+    /// Comments that arrived but were addressed to another subscriber: not counted as
+    /// deliveries, so a misrouted comment cannot hide the loss of the right one.
     misdelivered: u64,
     /// The user this subscriber is, to check targeting.
     user: String,
@@ -107,18 +154,19 @@ pub struct SubscriberRecord {
 }
 
 impl SubscriberRecord {
+    /// A record for `measured` comments, learning the schedule's start from `schedule`.
     pub fn new(
-        schedule: Arc<Schedule>,
+        schedule: ScheduleStart,
+        measured: usize,
         progress: Arc<CellProgress>,
         stop: CancellationToken,
         user: String,
     ) -> Self {
-        let measured = schedule.end.saturating_sub(schedule.first_measured) as usize;
         Self {
             schedule,
             progress,
             stop,
-            seen: vec![0; measured.div_ceil(64)],
+            seen: SeqSet::new(measured),
             samples: Vec::new(),
             duplicated: 0,
             out_of_order: 0,
@@ -136,19 +184,16 @@ impl DeliverySink for SubscriberRecord {
             self.stop.cancel();
             return;
         }
-        let Some(seq) = Schedule::parse_seq(&comment.text) else {
+        let (Some(seq), Some(schedule)) = (Schedule::parse_seq(&comment.text), self.schedule.get())
+        else {
             return;
         };
         if comment.to.as_deref().is_some_and(|to| to != self.user) {
             self.misdelivered += 1;
+            return;
         }
-        let duplicate = self.schedule.is_measured(seq) && {
-            let index = (seq - self.schedule.first_measured) as usize;
-            let (word, bit) = (index / 64, 1u64 << (index % 64));
-            let was_seen = self.seen[word] & bit != 0;
-            self.seen[word] |= bit;
-            was_seen
-        };
+        let duplicate =
+            schedule.is_measured(seq) && self.seen.insert((seq - schedule.first_measured) as usize);
         if duplicate {
             self.duplicated += 1;
             return;
@@ -157,18 +202,16 @@ impl DeliverySink for SubscriberRecord {
             self.out_of_order += 1;
         }
         self.last_id = self.last_id.max(comment.id);
-        if !self.schedule.is_measured(seq) {
+        if !schedule.is_measured(seq) {
             return;
         }
         // Comment JSON as the server renders it; every technique carries these bytes.
         self.payload_bytes += serde_json::to_string(&comment).map_or(0, |json| json.len() as u64);
-        let latency = received_at.saturating_duration_since(self.schedule.due(seq));
-        let second = received_at
-            .saturating_duration_since(self.schedule.window_start())
-            .as_secs();
+        let latency = received_at.saturating_duration_since(schedule.due(seq));
+        let received = received_at.saturating_duration_since(schedule.window_start());
         self.samples.push(Sample {
             latency_us: (latency.as_micros() as u64).clamp(1, MAX_LATENCY_US),
-            second: second.min(u64::from(u32::MAX)) as u32,
+            received_us: received.as_micros() as u64,
         });
         self.progress.delivered.fetch_add(1, Ordering::Relaxed);
     }
@@ -180,6 +223,9 @@ pub struct CellRecord {
     pub deliveries: Deliveries,
     pub timeline: Vec<TimelinePoint>,
     pub misdelivered: u64,
+    /// Pairs that arrived although the publisher never saw their comment accepted (a POST
+    /// that failed after the server stored the comment).
+    pub unexpected: u64,
     pub payload_bytes: u64,
 }
 
@@ -188,38 +234,77 @@ pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("constant, valid bounds")
 }
 
-/// Merges the records; `expected` is the number of (comment, subscriber) pairs that should
-/// have arrived, from the publisher's successful publishes and the audience.
+/// What each subscriber should have received: the measured comments the server accepted,
+/// and whether each went to everyone or to one subscriber in turn.
+pub struct Expectation<'a> {
+    pub schedule: &'a Schedule,
+    /// Accepted measured comments, by `seq - first_measured`.
+    pub accepted: &'a SeqSet,
+    /// `Some(n)`: comment `seq` went to subscriber `seq % n` only.
+    pub per_user: Option<u64>,
+    pub publish_errors: u64,
+    /// Length of the measured window, for deliveries received within it.
+    pub window: Duration,
+}
+
+impl Expectation<'_> {
+    fn expects(&self, subscriber: usize, index: usize) -> bool {
+        self.accepted.contains(index)
+            && self.per_user.is_none_or(|n| {
+                (self.schedule.first_measured + index as u64) % n == subscriber as u64
+            })
+    }
+}
+
+/// Merges the records (in subscriber order), checking every (comment, subscriber) pair
+/// against what was expected.
 pub fn merge(
-    records: &[SubscriberRecord],
-    expected: u64,
-    comments_published: u64,
-    publish_errors: u64,
+    records: &[Option<SubscriberRecord>],
+    expect: &Expectation<'_>,
     reconnects_by_second: &[u64],
 ) -> CellRecord {
     let mut histogram = new_histogram();
-    let seconds = records
-        .iter()
-        .flat_map(|r| r.samples.iter().map(|s| s.second as usize + 1))
-        .max()
-        .unwrap_or(0)
-        .max(reconnects_by_second.len());
     let mut per_second: Vec<Histogram<u64>> = Vec::new();
+    let measured = expect.schedule.measured();
+    let comments_published = (0..measured)
+        .filter(|i| expect.accepted.contains(*i))
+        .count() as u64;
     let mut deliveries = Deliveries {
         comments_published,
-        expected,
-        publish_errors,
+        publish_errors: expect.publish_errors,
         ..Default::default()
     };
-    let (mut misdelivered, mut payload_bytes) = (0, 0);
-    for record in records {
+    let (mut misdelivered, mut unexpected, mut payload_bytes) = (0, 0, 0);
+    let window_us = expect.window.as_micros() as u64;
+    for (subscriber, record) in records.iter().enumerate() {
+        let Some(record) = record else {
+            // A subscriber whose task failed: everything it should have had is missing.
+            let expected = (0..measured)
+                .filter(|i| expect.expects(subscriber, *i))
+                .count() as u64;
+            deliveries.expected += expected;
+            deliveries.missing += expected;
+            continue;
+        };
         for sample in &record.samples {
             histogram.saturating_record(sample.latency_us);
-            let second = sample.second as usize;
+            let second = (sample.received_us / 1_000_000) as usize;
             while per_second.len() <= second {
                 per_second.push(new_histogram());
             }
             per_second[second].saturating_record(sample.latency_us);
+            if sample.received_us < window_us {
+                deliveries.delivered_in_window += 1;
+            }
+        }
+        for index in 0..measured {
+            let (expected, seen) = (
+                expect.expects(subscriber, index),
+                record.seen.contains(index),
+            );
+            deliveries.expected += u64::from(expected);
+            deliveries.missing += u64::from(expected && !seen);
+            unexpected += u64::from(seen && !expected);
         }
         deliveries.delivered += record.samples.len() as u64;
         deliveries.duplicated += record.duplicated;
@@ -227,7 +312,7 @@ pub fn merge(
         misdelivered += record.misdelivered;
         payload_bytes += record.payload_bytes;
     }
-    deliveries.missing = expected.saturating_sub(deliveries.delivered);
+    let seconds = per_second.len().max(reconnects_by_second.len());
     let timeline = (0..seconds)
         .map(|second| {
             let h = per_second.get(second);
@@ -246,6 +331,7 @@ pub fn merge(
         deliveries,
         timeline,
         misdelivered,
+        unexpected,
         payload_bytes,
     }
 }
@@ -254,46 +340,110 @@ pub fn merge(
 mod tests {
     use super::*;
 
-    fn comment(id: u64, seq: u64) -> Comment {
+    fn comment(id: u64, seq: u64, to: Option<&str>) -> Comment {
         Comment {
             id,
             from: "p".into(),
-            to: None,
+            to: to.map(Into::into),
             text: Schedule::text(seq, 40),
             published_at_us: 0,
         }
     }
 
     #[test]
-    fn counts_loss_duplicates_and_reordering_and_measures_from_the_schedule() {
+    fn counts_loss_duplicates_reordering_and_misrouting_per_pair() {
         let start = Instant::now();
-        let schedule = Arc::new(Schedule {
+        let schedule = Schedule {
             start,
             period: Duration::from_millis(10),
             first_measured: 2,
             end: 6,
-        });
+        };
+        let started: ScheduleStart = Arc::default();
+        started.set(schedule).unwrap();
         let progress = Arc::new(CellProgress::default());
-        let mut record = SubscriberRecord::new(
-            schedule.clone(),
-            progress.clone(),
-            CancellationToken::new(),
-            "u".into(),
-        );
-        record.deliver(comment(1, 1), start); // warm-up: not measured
-        record.deliver(comment(3, 2), start + Duration::from_millis(25)); // 5 ms late
-        record.deliver(comment(3, 2), start + Duration::from_millis(26)); // duplicate
-        record.deliver(comment(5, 4), start + Duration::from_millis(45));
-        record.deliver(comment(4, 3), start + Duration::from_millis(46)); // out of order
-        let merged = merge(&[record], 4, 4, 0, &[]);
-        assert_eq!(merged.deliveries.delivered, 3);
-        assert_eq!(merged.deliveries.missing, 1);
-        assert_eq!(merged.deliveries.duplicated, 1);
-        assert_eq!(merged.deliveries.out_of_order, 1);
+        let new_record = |user: &str| {
+            SubscriberRecord::new(
+                started.clone(),
+                4,
+                progress.clone(),
+                CancellationToken::new(),
+                user.into(),
+            )
+        };
+        let mut record = new_record("u");
+        record.deliver(comment(1, 1, None), start); // warm-up: not measured
+        record.deliver(comment(3, 2, None), start + Duration::from_millis(25)); // 5 ms late
+        record.deliver(comment(3, 2, None), start + Duration::from_millis(26)); // duplicate
+        record.deliver(comment(5, 4, None), start + Duration::from_millis(45));
+        record.deliver(comment(4, 3, None), start + Duration::from_millis(46)); // out of order
+        record.deliver(comment(6, 5, Some("v")), start + Duration::from_millis(56)); // misrouted
+        let mut accepted = SeqSet::new(4);
+        for i in 0..4 {
+            accepted.insert(i);
+        }
+        let expect = Expectation {
+            schedule: &schedule,
+            accepted: &accepted,
+            per_user: None,
+            publish_errors: 0,
+            // The window starts at seq 2's due time (20 ms): only the delivery at 25 ms
+            // falls within its first 10 ms.
+            window: Duration::from_millis(10),
+        };
+        let merged = merge(&[Some(record)], &expect, &[]);
+        let d = merged.deliveries;
+        assert_eq!((d.expected, d.delivered, d.missing), (4, 3, 1), "{d:?}");
+        assert_eq!((d.duplicated, d.out_of_order), (1, 1), "{d:?}");
+        assert_eq!(d.delivered_in_window, 1, "{d:?}");
+        assert_eq!(merged.misdelivered, 1);
         assert_eq!(progress.delivered.load(Ordering::Relaxed), 3);
         let p0 = merged.histogram.min();
         assert!((4_990..=5_010).contains(&p0), "{p0}");
         assert_eq!(Schedule::parse_seq(&Schedule::text(123, 100)), Some(123));
         assert_eq!(Schedule::text(1, 100).len(), 100);
+    }
+
+    #[test]
+    fn per_user_expectations_follow_the_round_robin() {
+        let schedule = Schedule {
+            start: Instant::now(),
+            period: Duration::from_millis(1),
+            first_measured: 0,
+            end: 4,
+        };
+        let started: ScheduleStart = Arc::default();
+        started.set(schedule).unwrap();
+        let progress = Arc::new(CellProgress::default());
+        let mut records: Vec<SubscriberRecord> = ["user-0", "user-1"]
+            .iter()
+            .map(|u| {
+                SubscriberRecord::new(
+                    started.clone(),
+                    4,
+                    progress.clone(),
+                    CancellationToken::new(),
+                    (*u).into(),
+                )
+            })
+            .collect();
+        // user-0 gets 0 and 2; user-1 gets only 1 (3 is lost).
+        records[0].deliver(comment(1, 0, Some("user-0")), schedule.start);
+        records[0].deliver(comment(3, 2, Some("user-0")), schedule.start);
+        records[1].deliver(comment(2, 1, Some("user-1")), schedule.start);
+        let mut accepted = SeqSet::new(4);
+        for i in 0..4 {
+            accepted.insert(i);
+        }
+        let expect = Expectation {
+            schedule: &schedule,
+            accepted: &accepted,
+            per_user: Some(2),
+            publish_errors: 0,
+            window: Duration::from_secs(1),
+        };
+        let records: Vec<_> = records.into_iter().map(Some).collect();
+        let d = merge(&records, &expect, &[]).deliveries;
+        assert_eq!((d.expected, d.delivered, d.missing), (4, 3, 1), "{d:?}");
     }
 }

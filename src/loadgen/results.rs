@@ -109,7 +109,11 @@ pub struct Deliveries {
     pub expected: u64,
     /// Pairs that arrived (first copies).
     pub delivered: u64,
-    /// Pairs that never arrived.
+    /// Of `delivered`, those received within the measured window: the denominator of the
+    /// per-delivery costs, whose bytes, requests and CPU are the window's too.
+    #[serde(default)]
+    pub delivered_in_window: u64,
+    /// Expected pairs that never arrived, checked pair by pair.
     pub missing: u64,
     /// Extra copies of pairs already delivered.
     pub duplicated: u64,
@@ -201,6 +205,12 @@ pub struct LoadgenUse {
     pub publish_lateness_mean_us: f64,
     #[serde(default)]
     pub publish_lateness_max_us: u64,
+    /// How late the subscribers' runtime woke a 1 ms timer, p99 and worst, microseconds:
+    /// time a delivery can wait in the generator before it is timestamped.
+    #[serde(default)]
+    pub runtime_lag_p99_us: u64,
+    #[serde(default)]
+    pub runtime_lag_max_us: u64,
 }
 
 /// Costs per delivered comment (per (comment, subscriber) pair), within the window.

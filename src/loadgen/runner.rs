@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::preflight::{self, Preflight, PreflightError};
 use super::publisher::{Publisher, user_name};
-use super::recorder::{self, CellProgress, Schedule, SubscriberRecord};
+use super::recorder::{self, CellProgress, Schedule, ScheduleStart, SubscriberRecord};
 use super::results::{
     ByteAgreement, CellResult, ClientTotals, KernelTotals, LatencySummary, LoadgenUse, Machine,
     PerDelivery, PercentilePoint, RunSummary, SCHEMA_VERSION, ServerTotals,
@@ -221,13 +221,8 @@ async fn run_cell(
     let meter = crate::net::ByteMeter::new();
     let counters = Arc::new(ClientCounters::default());
     let progress = Arc::new(CellProgress::default());
-    let connect_time = Duration::from_millis(200 + u64::from(clients) / 10);
-    let schedule = Arc::new(Schedule {
-        start: Instant::now() + connect_time,
-        period,
-        first_measured: measured_start,
-        end: total,
-    });
+    let measured = total.saturating_sub(measured_start) as usize;
+    let started: ScheduleStart = Arc::default();
     let mut subscribers = JoinSet::new();
     for i in 0..clients {
         let subscriber = Subscriber {
@@ -245,16 +240,41 @@ async fn run_cell(
             stop: cell_stop.child_token(),
         };
         let mut record = SubscriberRecord::new(
-            schedule.clone(),
+            started.clone(),
+            measured,
             progress.clone(),
             subscriber.stop.clone(),
             user_name(i),
         );
         subscribers.spawn(async move {
             technique.run_client(&subscriber, &mut record).await;
-            record
+            (i, record)
         });
     }
+
+    // Publishing starts once every subscriber is connected, so the warm-up and the window
+    // measure a steady state, not a crowd of handshakes.
+    let ready_deadline =
+        Instant::now() + Duration::from_secs(10) + Duration::from_millis(u64::from(clients) * 5);
+    while counters.ready.load(Ordering::Relaxed) < u64::from(clients)
+        && Instant::now() < ready_deadline
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let ready = counters.ready.load(Ordering::Relaxed);
+    if ready < u64::from(clients) {
+        warnings.push(format!(
+            "only {ready} of {clients} subscribers were connected when publishing began; the others \
+             connected during the cell (resuming from the start cursor, so nothing was lost)"
+        ));
+    }
+    let schedule = Arc::new(Schedule {
+        start: Instant::now() + Duration::from_millis(50),
+        period,
+        first_measured: measured_start,
+        end: total,
+    });
+    started.set(*schedule).expect("set once");
 
     // Reconnects second by second through the window, for the timeline.
     let reconnects_by_second = Arc::new(std::sync::Mutex::new(Vec::<u64>::new()));
@@ -280,12 +300,29 @@ async fn run_cell(
             }
         })
     };
+    // How late the subscribers' runtime wakes a 1 ms timer through the window: time a
+    // delivery may wait inside the generator before it is timestamped.
+    let lag = {
+        let schedule = schedule.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(schedule.window_start().into()).await;
+            let mut lag = recorder::new_histogram();
+            while Instant::now() < schedule.window_end() {
+                let asked = Instant::now();
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                let late = asked.elapsed().saturating_sub(Duration::from_millis(1));
+                lag.saturating_record((late.as_micros() as u64).max(1));
+            }
+            lag
+        })
+    };
 
     let publisher = Arc::new(Publisher::new(
         Target { addr },
         spec.payload_bytes as usize,
         scenario.audience,
         clients,
+        measured,
     ));
     let publishing = publisher
         .clone()
@@ -295,10 +332,11 @@ async fn run_cell(
     tokio::time::sleep_until(schedule.window_start().into()).await;
     let client_start = client_moment(&counters, &meter);
     let server_start = stats.read().await?;
-    tokio::time::sleep_until(schedule.due(total).into()).await;
+    tokio::time::sleep_until(schedule.window_end().into()).await;
     let client_end = client_moment(&counters, &meter);
     let server_end = stats.read().await?;
     monitor.abort();
+    let runtime_lag = lag.await.unwrap_or_else(|_| recorder::new_histogram());
     let _ = publishing.await;
 
     let published_ok = publisher.counts.measured_ok.load(Ordering::Relaxed);
@@ -321,12 +359,17 @@ async fn run_cell(
         ));
     }
     let stop_deadline = scenario.poll_interval + Duration::from_secs(5);
-    let mut records = Vec::with_capacity(clients as usize);
+    // By subscriber index: per-user expectations depend on it, and a subscriber whose task
+    // failed keeps its place so its expected comments count as missing.
+    let mut records: Vec<Option<SubscriberRecord>> = (0..clients).map(|_| None).collect();
+    let mut collect = |joined: Result<(u32, SubscriberRecord), tokio::task::JoinError>| {
+        if let Ok((i, record)) = joined {
+            records[i as usize] = Some(record);
+        }
+    };
     let finished = tokio::time::timeout(stop_deadline, async {
         while let Some(joined) = subscribers.join_next().await {
-            if let Ok(record) = joined {
-                records.push(record);
-            }
+            collect(joined);
         }
     })
     .await;
@@ -334,14 +377,18 @@ async fn run_cell(
         warnings.push(format!(
             "{} subscribers had not stopped {stop_deadline:?} after the end-of-cell comment; they were cut off, \
              so the byte comparison may differ by what was in flight",
-            clients as usize - records.len()
+            subscribers.len()
         ));
         cell_stop.cancel();
         while let Some(joined) = subscribers.join_next().await {
-            if let Ok(record) = joined {
-                records.push(record);
-            }
+            collect(joined);
         }
+    }
+    let failed = records.iter().filter(|r| r.is_none()).count();
+    if failed > 0 {
+        warnings.push(format!(
+            "{failed} subscriber tasks failed; their expected comments count as missing"
+        ));
     }
     publisher.close().await;
 
@@ -361,13 +408,20 @@ async fn run_cell(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
-    let merged = recorder::merge(
-        &records,
-        expected,
-        published_ok,
+    let accepted = publisher
+        .counts
+        .accepted
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let expectation = recorder::Expectation {
+        schedule: &schedule,
+        accepted: &accepted,
+        per_user: (scenario.audience == Audience::PerUser).then_some(u64::from(clients)),
         publish_errors,
-        &reconnects,
-    );
+        window: schedule.window_end() - schedule.window_start(),
+    };
+    let merged = recorder::merge(&records, &expectation, &reconnects);
     let window_seconds = client_end
         .at
         .zip(client_start.at)
@@ -457,20 +511,24 @@ async fn run_cell(
         generator_bound: core_share >= GENERATOR_BOUND_SHARE,
         publish_lateness_mean_us: publisher.counts.mean_lateness_us(),
         publish_lateness_max_us: publisher.counts.max_lateness_us.load(Ordering::Relaxed),
+        runtime_lag_p99_us: runtime_lag.value_at_quantile(0.99),
+        runtime_lag_max_us: runtime_lag.max(),
     };
-    let delivered = merged.deliveries.delivered;
-    let per = |value: f64| {
-        if delivered > 0 {
-            value / delivered as f64
-        } else {
-            0.0
-        }
-    };
+    // Window costs over deliveries received in the window: a stall that pushes deliveries
+    // into the drain moves their bytes and CPU there too.
+    let ratio = |value: f64, count: u64| if count > 0 { value / count as f64 } else { 0.0 };
+    let in_window = merged.deliveries.delivered_in_window;
     let per_delivery = PerDelivery {
-        requests: per(client_totals.requests as f64),
-        bytes: per((client_totals.bytes_up + client_totals.bytes_down) as f64),
-        payload_bytes: per(client_totals.payload_bytes_delivered as f64),
-        server_cpu_us: per(server_totals.cpu_seconds * 1e6),
+        requests: ratio(client_totals.requests as f64, in_window),
+        bytes: ratio(
+            (client_totals.bytes_up + client_totals.bytes_down) as f64,
+            in_window,
+        ),
+        payload_bytes: ratio(
+            client_totals.payload_bytes_delivered as f64,
+            merged.deliveries.delivered,
+        ),
+        server_cpu_us: ratio(server_totals.cpu_seconds * 1e6, in_window),
     };
 
     let d = &merged.deliveries;
@@ -488,6 +546,29 @@ async fn run_cell(
     }
     if d.out_of_order > 0 {
         warnings.push(format!("{} deliveries out of id order", d.out_of_order));
+    }
+    if merged.unexpected > 0 {
+        warnings.push(format!(
+            "{} deliveries of comments whose publish the generator saw fail (the server stored them anyway)",
+            merged.unexpected
+        ));
+    }
+    if loadgen.runtime_lag_p99_us > 2_000 {
+        warnings.push(format!(
+            "the generator's runtime woke timers up to {} late (p99 {}): deliveries may have waited that long \
+             in the generator before being timestamped",
+            crate::report::table::format_us(loadgen.runtime_lag_max_us),
+            crate::report::table::format_us(loadgen.runtime_lag_p99_us)
+        ));
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    if window_seconds > 0.0
+        && server_totals.cpu_seconds / window_seconds + core_share >= 0.9 * cores
+    {
+        warnings.push(format!(
+            "the machine was saturated: server and generator together used {:.0}% of its {cores} cores",
+            (server_totals.cpu_seconds / window_seconds + core_share) * 100.0 / cores
+        ));
     }
     if merged.misdelivered > 0 {
         warnings.push(format!(

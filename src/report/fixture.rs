@@ -291,6 +291,7 @@ fn cell(
             comments_published: comments,
             expected,
             delivered,
+            delivered_in_window: delivered,
             missing,
             duplicated: 0,
             out_of_order: 0,
@@ -332,6 +333,8 @@ fn cell(
             generator_bound,
             publish_lateness_mean_us: 150.0,
             publish_lateness_max_us: 900,
+            runtime_lag_p99_us: 300,
+            runtime_lag_max_us: 1_200,
         },
         per_delivery: PerDelivery {
             requests: requests as f64 / delivered_f,

@@ -97,20 +97,25 @@ async fn long_poll(
     Ok(page_response(&page))
 }
 
-/// Re-asks as soon as each answer arrives, on one keep-alive connection.
+/// Re-asks as soon as each answer arrives, on one keep-alive connection. The first request
+/// asks with a 1 ms timeout, so the client knows it is connected and subscribed (and the
+/// load generator can wait for every client) without holding a request for a whole timeout.
 pub async fn run_client(subscriber: &Subscriber, sink: &mut dyn DeliverySink) {
     let timeout = format!(
         "timeout_ms={}",
         subscriber.settings.long_poll_timeout.as_millis().max(1)
     );
     let mut poller = Poller::new(subscriber.after);
+    let mut first = true;
     loop {
-        match poller
-            .exchange(subscriber, sink, "/long-poll", &timeout)
-            .await
-        {
+        let query = if first {
+            "timeout_ms=1"
+        } else {
+            timeout.as_str()
+        };
+        match poller.exchange(subscriber, sink, "/long-poll", query).await {
             None => return,
-            Some(true) => {}
+            Some(true) => first = false,
             Some(false) => {
                 if !subscriber.pause(subscriber.settings.reconnect_delay).await {
                     return;

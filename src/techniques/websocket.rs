@@ -239,6 +239,7 @@ pub async fn run_client(subscriber: &Subscriber, sink: &mut dyn DeliverySink) {
     let counters = &subscriber.counters;
     let mut cursor = subscriber.after;
     let mut attempts = 0u64;
+    let mut ready = false;
     loop {
         if attempts > 0 {
             ClientCounters::add(&counters.reconnects);
@@ -260,7 +261,8 @@ pub async fn run_client(subscriber: &Subscriber, sink: &mut dyn DeliverySink) {
                 continue;
             }
         };
-        if attempts == 1 {
+        if !ready {
+            ready = true;
             ClientCounters::add(&counters.ready);
         }
         loop {
