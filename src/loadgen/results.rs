@@ -109,8 +109,9 @@ pub struct Deliveries {
     pub expected: u64,
     /// Pairs that arrived (first copies).
     pub delivered: u64,
-    /// Of `delivered`, those received within the measured window: the denominator of the
-    /// per-delivery costs, whose bytes, requests and CPU are the window's too.
+    /// Deliveries received within the measured window, of any comment (warm-up comments
+    /// arriving early in the window included): the denominator of the per-delivery costs,
+    /// whose bytes, requests and CPU are the window's too.
     #[serde(default)]
     pub delivered_in_window: u64,
     /// Expected pairs that never arrived, checked pair by pair.

@@ -419,7 +419,6 @@ async fn run_cell(
         accepted: &accepted,
         per_user: (scenario.audience == Audience::PerUser).then_some(u64::from(clients)),
         publish_errors,
-        window: schedule.window_end() - schedule.window_start(),
     };
     let merged = recorder::merge(&records, &expectation, &reconnects);
     let window_seconds = client_end
