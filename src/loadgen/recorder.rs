@@ -48,14 +48,21 @@ impl Schedule {
         self.start + self.period.mul_f64(seq as f64)
     }
 
-    /// When the measured window begins.
+    /// When the measured window begins: half a period before the first measured comment is
+    /// due, so the counters' snapshot at the boundary, taken a little late, cannot miss that
+    /// comment's bytes while its deliveries count as the window's.
     pub fn window_start(&self) -> Instant {
-        self.due(self.first_measured)
+        self.half_period_before(self.first_measured)
     }
 
-    /// When the measured window ends: the last measured comment's due time plus one period.
+    /// When the measured window ends: half a period after the last measured comment was due.
     pub fn window_end(&self) -> Instant {
-        self.due(self.end)
+        self.half_period_before(self.end)
+    }
+
+    fn half_period_before(&self, seq: u64) -> Instant {
+        let due = self.due(seq);
+        due.checked_sub(self.period / 2).unwrap_or(due)
     }
 
     pub fn is_measured(&self, seq: u64) -> bool {

@@ -36,6 +36,8 @@ use crate::server::AppState;
 pub enum Technique {
     ShortPolling = 0,
     LongPolling = 1,
+    // Not kebab-case's "web-socket": the same name everywhere (scenarios, /stats, results).
+    #[serde(rename = "websocket")]
     WebSocket = 2,
     Sse = 3,
 }
@@ -76,6 +78,20 @@ impl Technique {
             Technique::LongPolling => long_polling::run_client(subscriber, sink).await,
             Technique::WebSocket => websocket::run_client(subscriber, sink).await,
             Technique::Sse => sse::run_client(subscriber, sink).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Technique;
+
+    #[test]
+    fn serde_names_are_the_names_used_everywhere() {
+        for technique in Technique::ALL {
+            let json = serde_json::to_string(&technique).unwrap();
+            assert_eq!(json, format!("\"{}\"", technique.name()));
+            assert_eq!(technique.name().parse::<Technique>(), Ok(technique));
         }
     }
 }
