@@ -30,6 +30,8 @@ pub enum ClientError {
     Status { status: StatusCode, body: String },
     #[error("unparsable response: {0}")]
     Parse(String),
+    #[error("no answer within {0:?}")]
+    Timeout(std::time::Duration),
 }
 
 /// Opens a TCP connection to `target` whose bytes `meter` counts, with TCP_NODELAY.

@@ -135,16 +135,8 @@ async fn run(scenario: Scenario, options: RunOptions) -> anyhow::Result<ExitCode
             interrupt.cancel();
         }
     });
-    let mut run_dir_seen = None;
-    let output = runner::run(&scenario, &options, &mut |summary, histograms| {
-        let dir = options
-            .results_root
-            .join(&summary.scenario.name)
-            .join(summary.started_at.replace(':', "-"));
-        run_dir_seen = Some(dir.clone());
-        write_run_files(&dir, summary, histograms)
-    })
-    .await?;
+    let output = runner::run(&scenario, &options, &mut write_run_files).await?;
+    // Once more after the last cell: an interrupted run is marked only after it.
     write_run_files(&output.run_dir, &output.summary, &output.histograms)?;
     // Draw from summary.json as written, exactly as `report RUN_DIR` will redraw it.
     let saved = report::load_summary(&output.run_dir)?;

@@ -44,8 +44,6 @@ fn spawn_clock(schedule: Schedule, stop: CancellationToken) -> mpsc::UnboundedRe
 /// Outcome counts of the publishes.
 #[derive(Debug, Default)]
 pub struct PublishCounts {
-    /// Measured comments the server accepted.
-    pub measured_ok: AtomicU64,
     /// Measured comments that failed (never entered the feed).
     pub measured_errors: AtomicU64,
     /// The first failure, to show the user.
@@ -160,37 +158,37 @@ impl Publisher {
             };
             let body = self.body(seq);
             let due_at = schedule.due(seq);
-            let index = seq.checked_sub(schedule.first_measured).map(|i| i as usize);
+            // Where a measured comment sits among the measured ones; `None` in the warm-up.
+            let index = schedule
+                .is_measured(seq)
+                .then(|| (seq - schedule.first_measured) as usize);
             let (pool, target, meter, counts) = (
                 self.pool.clone(),
                 self.target.clone(),
                 self.meter.clone(),
                 self.counts.clone(),
             );
-            let measured = schedule.is_measured(seq);
             in_flight.spawn(async move {
                 let on_send = |counts: &PublishCounts| {
                     // Lateness up to the moment the request goes out, pool wait and new
                     // connection included; warm-up publishes are not measured.
-                    if measured {
+                    if index.is_some() {
                         counts.record_lateness(Instant::now().saturating_duration_since(due_at));
                     }
                 };
                 let result = post(&pool, &target, &meter, &body, || on_send(&counts)).await;
-                if measured {
-                    let counter = if result.is_ok() {
-                        &counts.measured_ok
-                    } else {
-                        &counts.measured_errors
-                    };
-                    counter.fetch_add(1, Ordering::Relaxed);
-                    if let (Ok(()), Some(index)) = (&result, index) {
+                match (&result, index) {
+                    (Ok(()), Some(index)) => {
                         counts
                             .accepted
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
                             .insert(index);
                     }
+                    (Err(_), Some(_)) => {
+                        counts.measured_errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    (_, None) => {}
                 }
                 if let Err(error) = result {
                     let mut first = counts.first_error.lock().unwrap_or_else(|p| p.into_inner());
@@ -242,11 +240,7 @@ async fn post(
     };
     tokio::time::timeout(PUBLISH_TIMEOUT, exchange)
         .await
-        .unwrap_or_else(|_| {
-            Err(ClientError::Parse(format!(
-                "no answer to a publish within {PUBLISH_TIMEOUT:?}"
-            )))
-        })
+        .unwrap_or(Err(ClientError::Timeout(PUBLISH_TIMEOUT)))
 }
 
 /// The user id of subscriber `index`.

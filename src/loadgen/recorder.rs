@@ -129,6 +129,15 @@ impl SeqSet {
         was
     }
 
+    /// How many are in the set.
+    pub fn len(&self) -> u64 {
+        self.words.iter().map(|w| u64::from(w.count_ones())).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn contains(&self, index: usize) -> bool {
         self.words
             .get(index / 64)
@@ -279,11 +288,8 @@ pub fn merge(
     let mut histogram = new_histogram();
     let mut per_second: Vec<Histogram<u64>> = Vec::new();
     let measured = expect.schedule.measured();
-    let comments_published = (0..measured)
-        .filter(|i| expect.accepted.contains(*i))
-        .count() as u64;
     let mut deliveries = Deliveries {
-        comments_published,
+        comments_published: expect.accepted.len(),
         publish_errors: expect.publish_errors,
         ..Default::default()
     };
@@ -350,6 +356,23 @@ pub fn merge(
 mod tests {
     use super::*;
 
+    /// A schedule already started, as the runner sets it.
+    fn started(schedule: Schedule) -> ScheduleStart {
+        let started: ScheduleStart = Arc::default();
+        started.set(schedule).unwrap();
+        started
+    }
+
+    /// Every one of `n` measured comments accepted.
+    fn all_accepted(n: usize) -> SeqSet {
+        let mut accepted = SeqSet::new(n);
+        for i in 0..n {
+            accepted.insert(i);
+        }
+        assert_eq!(accepted.len(), n as u64);
+        accepted
+    }
+
     fn comment(id: u64, seq: u64, to: Option<&str>) -> Comment {
         Comment {
             id,
@@ -369,8 +392,7 @@ mod tests {
             first_measured: 2,
             end: 6,
         };
-        let started: ScheduleStart = Arc::default();
-        started.set(schedule).unwrap();
+        let started = started(schedule);
         let progress = Arc::new(CellProgress::default());
         let new_record = |user: &str| {
             SubscriberRecord::new(
@@ -388,10 +410,7 @@ mod tests {
         record.deliver(comment(5, 4, None), start + Duration::from_millis(45));
         record.deliver(comment(4, 3, None), start + Duration::from_millis(46)); // out of order
         record.deliver(comment(6, 5, Some("v")), start + Duration::from_millis(56)); // misrouted
-        let mut accepted = SeqSet::new(4);
-        for i in 0..4 {
-            accepted.insert(i);
-        }
+        let accepted = all_accepted(4);
         let expect = Expectation {
             schedule: &schedule,
             accepted: &accepted,
@@ -421,8 +440,7 @@ mod tests {
             first_measured: 0,
             end: 4,
         };
-        let started: ScheduleStart = Arc::default();
-        started.set(schedule).unwrap();
+        let started = started(schedule);
         let progress = Arc::new(CellProgress::default());
         let mut records: Vec<SubscriberRecord> = ["user-0", "user-1"]
             .iter()
@@ -440,10 +458,7 @@ mod tests {
         records[0].deliver(comment(1, 0, Some("user-0")), schedule.start);
         records[0].deliver(comment(3, 2, Some("user-0")), schedule.start);
         records[1].deliver(comment(2, 1, Some("user-1")), schedule.start);
-        let mut accepted = SeqSet::new(4);
-        for i in 0..4 {
-            accepted.insert(i);
-        }
+        let accepted = all_accepted(4);
         let expect = Expectation {
             schedule: &schedule,
             accepted: &accepted,

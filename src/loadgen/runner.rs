@@ -69,8 +69,10 @@ pub struct RunOutput {
     pub preflight: Preflight,
 }
 
-/// Called after each cell with the cell and the run so far, to write results incrementally.
-pub type CellDone<'a> = dyn FnMut(&RunSummary, &[Histogram<u64>]) -> Result<(), RunError> + 'a;
+/// Called after each cell with the run folder and the run so far, to write results
+/// incrementally.
+pub type CellDone<'a> =
+    dyn FnMut(&Path, &RunSummary, &[Histogram<u64>]) -> Result<(), RunError> + 'a;
 
 /// Runs every cell of `scenario`, calling `on_cell` after each.
 pub async fn run(
@@ -112,7 +114,7 @@ pub async fn run(
                 progress.finish_cell(&cell);
                 summary.cells.push(cell);
                 histograms.push(histogram);
-                on_cell(&summary, &histograms)?;
+                on_cell(&run_dir, &summary, &histograms)?;
             }
             Err(RunError::Interrupted) => {
                 summary.interrupted = true;
@@ -339,7 +341,14 @@ async fn run_cell(
     let runtime_lag = lag.await.unwrap_or_else(|_| recorder::new_histogram());
     let _ = publishing.await;
 
-    let published_ok = publisher.counts.measured_ok.load(Ordering::Relaxed);
+    // Publishing is over: the set of accepted comments is final.
+    let accepted = publisher
+        .counts
+        .accepted
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let published_ok = accepted.len();
     let publish_errors = publisher.counts.measured_errors.load(Ordering::Relaxed);
     let expected = match scenario.audience {
         Audience::Broadcast => published_ok * u64::from(clients),
@@ -405,12 +414,6 @@ async fn run_cell(
     }
 
     let reconnects = reconnects_by_second
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
-    let accepted = publisher
-        .counts
-        .accepted
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
@@ -731,7 +734,6 @@ fn describe_machine(open_files_limit: u64) -> Machine {
 /// The progress bar: the current cell and an ETA from the scenario's timing.
 struct Progress {
     bar: indicatif::ProgressBar,
-    started: Instant,
     cell_estimate: Duration,
     cells: usize,
 }
@@ -755,7 +757,6 @@ impl Progress {
         bar.enable_steady_tick(Duration::from_millis(250));
         Self {
             bar,
-            started: Instant::now(),
             cell_estimate,
             cells: cells.len(),
         }
@@ -805,6 +806,5 @@ impl Progress {
 
     fn done(&self) {
         self.bar.finish_and_clear();
-        let _ = self.started;
     }
 }

@@ -153,17 +153,23 @@ fn accounted(router: Router<AppState>, account: Account) -> Router<AppState> {
 }
 
 async fn attribute(State(account): State<Account>, request: Request, next: Next) -> Response {
+    book(&request, account);
+    next.run(request).await
+}
+
+/// Books `request` and its connection to `account` (requests served without our listener,
+/// which have no connection meter, are not booked).
+fn book(request: &Request, account: Account) {
     if let Some(info) = request
         .extensions()
         .get::<axum::extract::ConnectInfo<ConnInfo>>()
     {
         info.0.meter.attribute(account);
     }
-    next.run(request).await
 }
 
 async fn not_found(request: Request) -> AppError {
-    book_other(&request);
+    book(&request, Account::Other);
     AppError::new(
         StatusCode::NOT_FOUND,
         format!("no route for {} {}", request.method(), request.uri().path()),
@@ -171,7 +177,7 @@ async fn not_found(request: Request) -> AppError {
 }
 
 async fn method_not_allowed(request: Request) -> AppError {
-    book_other(&request);
+    book(&request, Account::Other);
     AppError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         format!(
@@ -180,15 +186,6 @@ async fn method_not_allowed(request: Request) -> AppError {
             request.uri().path()
         ),
     )
-}
-
-fn book_other(request: &Request) {
-    if let Some(info) = request
-        .extensions()
-        .get::<axum::extract::ConnectInfo<ConnInfo>>()
-    {
-        info.0.meter.attribute(Account::Other);
-    }
 }
 
 async fn stats_json(State(state): State<AppState>) -> Json<StatsSnapshot> {

@@ -292,7 +292,7 @@ pub fn prometheus(snapshot: &StatsSnapshot) -> String {
     }
     let singles: [(&str, &str, &str, String); 6] = [
         (
-            "comments_published_total",
+            "feed_comments_published_total",
             "counter",
             "comments the feed accepted",
             { snapshot.comments_published.to_string() },
@@ -329,11 +329,6 @@ pub fn prometheus(snapshot: &StatsSnapshot) -> String {
         ),
     ];
     for (name, kind, help, value) in singles {
-        let name = if name == "comments_published_total" {
-            "feed_comments_published_total"
-        } else {
-            name
-        };
         let _ = writeln!(out, "# HELP pushlab_{name} {help}");
         let _ = writeln!(out, "# TYPE pushlab_{name} {kind}");
         let _ = writeln!(out, "pushlab_{name} {value}");

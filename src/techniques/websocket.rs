@@ -211,12 +211,11 @@ fn close_reason(error: &axum::Error) -> (u16, String) {
     } else {
         1002
     };
-    // A close reason must fit in a control frame (125 bytes with the code).
-    let reason: String = text.chars().take(100).collect();
-    (code, reason)
+    (code, text)
 }
 
 async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
+    // A close reason must fit in a control frame (125 bytes with the code).
     let reason: String = reason.chars().take(100).collect();
     let frame = CloseFrame {
         code,
