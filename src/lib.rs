@@ -5,23 +5,33 @@
 //! delivery latency, requests, connections, bytes on the wire, loss, server CPU and memory.
 //!
 //! # Layout
-//! - [`feed`]: the comment feed behind a small interface (publish, read after a cursor,
-//!   subscribe from a cursor); in memory by default.
-//! - [`techniques`]: one file per push technique, holding its server handler *and* its
-//!   load-generator client.
-//! - [`server`]: `app()` (the router, apart from binding), the counting listener, the
-//!   accounting behind `/stats` and `/metrics`, errors as JSON.
+//! Modules are listed bottom-up: each uses only modules above it in this list (a test,
+//! `tests/layout.rs`'s module graph check, keeps it so).
+//! - [`model`]: plain data shared by everyone: the technique list and each technique's
+//!   descriptor, the comment, the server's settings, the `/stats` wire types, the checked
+//!   scenario, the results of a run.
+//! - [`sys`]: the few libc calls, each behind a safe function.
 //! - [`net`]: byte counting at the socket, used by both sides.
-//! - [`http_client`]: a keep-alive HTTP/1.1 client over a counted socket.
-//! - [`loadgen`]: scenarios (parse, then validate), the cell runner, the results data.
-//! - [`report`]: pure functions from results to JSON, CSV, HdrHistogram text, Markdown, PNG.
+//! - [`feed`]: the comment feed behind an async, fallible interface, its in-memory backend
+//!   and the conformance checks every backend passes.
+//! - [`http`]: a keep-alive HTTP/1.1 client over a counted socket; errors as JSON responses.
+//! - [`accounting`]: the server's live counters and per-connection byte meters.
+//! - [`techniques`]: one file per push technique, holding its server handler *and* its
+//!   load-generator client; handlers get a narrow context.
 //! - [`web`]: the four-pane browser page.
+//! - [`server`]: `app()` (the router, apart from binding), the counting listener, `/stats`,
+//!   `/metrics`, publishing and the admin endpoint.
+//! - [`report`]: pure functions from results to JSON, CSV, HdrHistogram text, Markdown, PNG.
+//! - [`loadgen`]: scenarios (parse, then validate), the cell runner, the publisher.
 
+pub mod accounting;
 pub mod feed;
-pub mod http_client;
+pub mod http;
 pub mod loadgen;
+pub mod model;
 pub mod net;
 pub mod report;
 pub mod server;
+pub mod sys;
 pub mod techniques;
 pub mod web;

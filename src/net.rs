@@ -14,6 +14,9 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::sys::kernel_count_fd;
+pub use crate::sys::{KernelCount, kernel_count};
+
 /// Receives the size of every successful read and write on a counted stream.
 pub trait Meter: Send + Sync + 'static {
     /// `n` bytes arrived from the peer.
@@ -191,51 +194,4 @@ impl Meter for ByteMeter {
             self.kernel_segs_in.fetch_add(k.segs_in, Ordering::Relaxed);
         }
     }
-}
-
-/// The kernel's own count for a TCP socket (Linux `TCP_INFO`): a cross-check of the
-/// stream-level count, and the segment counts behind the TCP/IP overhead.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct KernelCount {
-    /// Payload bytes the peer acknowledged (`tcpi_bytes_acked`).
-    pub bytes_acked: u64,
-    /// Payload bytes received (`tcpi_bytes_received`).
-    pub bytes_received: u64,
-    /// Segments sent (`tcpi_segs_out`), each with about 52 B of TCP/IP headers on loopback.
-    pub segs_out: u64,
-    /// Segments received (`tcpi_segs_in`).
-    pub segs_in: u64,
-}
-
-/// Reads `TCP_INFO` for a connected socket; `None` where the kernel does not provide it.
-pub fn kernel_count(socket: &impl std::os::fd::AsRawFd) -> Option<KernelCount> {
-    kernel_count_fd(socket.as_raw_fd())
-}
-
-#[cfg(target_os = "linux")]
-fn kernel_count_fd(fd: std::os::fd::RawFd) -> Option<KernelCount> {
-    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-    // SAFETY: `info` is a valid, writable `tcp_info` and `len` holds its size, as getsockopt
-    // requires; the fd is borrowed from a live socket.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_INFO,
-            (&mut info as *mut libc::tcp_info).cast(),
-            &mut len,
-        )
-    };
-    (rc == 0).then(|| KernelCount {
-        bytes_acked: info.tcpi_bytes_acked,
-        bytes_received: info.tcpi_bytes_received,
-        segs_out: u64::from(info.tcpi_segs_out),
-        segs_in: u64::from(info.tcpi_segs_in),
-    })
-}
-
-#[cfg(not(target_os = "linux"))]
-fn kernel_count_fd(_fd: std::os::fd::RawFd) -> Option<KernelCount> {
-    None
 }

@@ -6,7 +6,6 @@ pub mod output;
 pub mod preflight;
 pub mod publisher;
 pub mod recorder;
-pub mod results;
 pub mod runner;
 pub mod scenario;
 pub mod target;

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use hdrhistogram::Histogram;
 
-use super::results::RunSummary;
 use super::runner::RunError;
+use crate::model::results::RunSummary;
 use crate::report;
 
 /// Writes (or rewrites) the run's data files.

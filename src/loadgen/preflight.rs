@@ -4,15 +4,14 @@
 
 use std::fmt;
 
-use super::scenario::Scenario;
+use crate::model::ServerConfig;
+use crate::model::scenario::Scenario;
 
 /// Descriptors the load generator holds besides its subscribers' sockets: the runtime,
 /// standard streams, log files, the /stats and publisher connections, with a margin.
 const LOADGEN_BASE_FDS: u64 = 64;
 /// Descriptors the server holds besides client sockets.
 const SERVER_BASE_FDS: u64 = 32;
-/// The server's default `--max-connections`.
-const SERVER_CONNECTION_CAP: u64 = 19_500;
 
 /// What the largest cell needs and what the machine has.
 #[derive(Debug, Clone)]
@@ -49,30 +48,6 @@ impl fmt::Display for Preflight {
     }
 }
 
-/// Raises the soft open-files limit to the hard limit and returns it.
-pub fn raise_fd_limit() -> u64 {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `limit` is a valid rlimit for getrlimit/setrlimit to read and write.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return 1024;
-        }
-        if limit.rlim_cur < limit.rlim_max {
-            let raised = libc::rlimit {
-                rlim_cur: limit.rlim_max,
-                rlim_max: limit.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                limit.rlim_cur = limit.rlim_max;
-            }
-        }
-    }
-    limit.rlim_cur
-}
-
 /// Checks the largest cell of `scenario` against this machine; `own_server` when the load
 /// generator starts the server (which then needs a descriptor per client too).
 pub fn check(scenario: &Scenario, own_server: bool) -> Result<Preflight, PreflightError> {
@@ -80,7 +55,7 @@ pub fn check(scenario: &Scenario, own_server: bool) -> Result<Preflight, Preflig
     let max_rate = scenario.rates.iter().copied().fold(0.0, f64::max);
     // Open-loop publishing keeps about rate x latency POSTs in flight; allow for stalls.
     let publisher_connections = ((max_rate * 0.05).ceil() as u64).clamp(2, 256);
-    let fd_limit = raise_fd_limit();
+    let fd_limit = crate::sys::raise_open_files_limit();
     let loadgen_fds_needed = clients + publisher_connections + LOADGEN_BASE_FDS;
     let server_fds_needed = clients + publisher_connections + SERVER_BASE_FDS;
     let (port_low, port_high) = ephemeral_port_range();
@@ -105,11 +80,12 @@ pub fn check(scenario: &Scenario, own_server: bool) -> Result<Preflight, Preflig
              Lower `clients` in the scenario, or split the load over several load generator processes."
         )));
     }
-    if own_server && server_fds_needed > fd_limit.min(SERVER_CONNECTION_CAP) {
+    let server_connection_cap = ServerConfig::default().max_connections as u64;
+    if own_server && server_fds_needed > fd_limit.min(server_connection_cap) {
         return Err(PreflightError(format!(
             "the largest cell has {clients} clients, so the server needs about {server_fds_needed} \
-             connections, above its limit of {} (open files {fd_limit}, connection cap {SERVER_CONNECTION_CAP}).",
-            fd_limit.min(SERVER_CONNECTION_CAP)
+             connections, above its limit of {} (open files {fd_limit}, connection cap {server_connection_cap}).",
+            fd_limit.min(server_connection_cap)
         )));
     }
     if preflight.ports_needed > ports_available {

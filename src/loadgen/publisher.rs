@@ -13,9 +13,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::recorder::{END_TEXT, Schedule, SeqSet};
 use super::scenario::Audience;
-use crate::http_client::{ClientError, HttpConnection};
+use crate::http::client::{ClientError, HttpConnection};
+use crate::model::Target;
 use crate::net::ByteMeter;
-use crate::techniques::Target;
 
 /// The schedule's clock: a thread of its own that sleeps to each due time and hands the
 /// sequence number over. tokio's timer wheel has a 1 ms granularity, which would add up to a

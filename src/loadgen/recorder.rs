@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use tokio_util::sync::CancellationToken;
 
-use super::results::{Deliveries, TimelinePoint};
 use crate::feed::Comment;
+use crate::model::results::{Deliveries, TimelinePoint};
 use crate::techniques::DeliverySink;
 
 /// Prefix of every comment text the publisher sends, followed by a zero-padded sequence.

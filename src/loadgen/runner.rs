@@ -16,14 +16,16 @@ use tokio_util::sync::CancellationToken;
 use super::preflight::{self, Preflight, PreflightError};
 use super::publisher::{Publisher, user_name};
 use super::recorder::{self, CellProgress, Schedule, ScheduleStart, SubscriberRecord};
-use super::results::{
+use super::scenario::{Audience, CellSpec, Scenario};
+use super::target::{ServerLaunch, ServerProcess, StatsReader, TargetError};
+use crate::model::ServerConfig;
+use crate::model::results::{
     ByteAgreement, CellResult, ClientTotals, KernelTotals, LatencySummary, LoadgenUse, Machine,
     PerDelivery, PercentilePoint, RunSummary, SCHEMA_VERSION, ServerTotals,
 };
-use super::scenario::{Audience, CellSpec, Scenario};
-use super::target::{ServerLaunch, ServerProcess, StatsReader, TargetError};
-use crate::server::StatsSnapshot;
-use crate::server::stats::AccountStats;
+use crate::model::stats::Account;
+use crate::model::stats::AccountStats;
+use crate::model::stats::StatsSnapshot;
 use crate::techniques::{ClientCounters, ClientSettings, Subscriber, Target, Technique};
 
 /// A core share above which the load generator may have limited what it measured.
@@ -161,17 +163,13 @@ fn client_moment(counters: &ClientCounters, meter: &crate::net::ByteMeter) -> Cl
         errors: load(&counters.errors),
         bytes_up,
         bytes_down,
-        cpu_seconds: own_cpu_seconds(),
+        cpu_seconds: crate::sys::cpu_seconds(),
         at: Some(Instant::now()),
     }
 }
 
 fn account(snapshot: &StatsSnapshot, technique: Technique) -> AccountStats {
-    snapshot
-        .accounts
-        .get(technique.name())
-        .copied()
-        .unwrap_or_default()
+    snapshot.account(Account::Technique(technique))
 }
 
 async fn run_cell(
@@ -193,14 +191,13 @@ async fn run_cell(
         None => {
             let launch = ServerLaunch {
                 binary: options.server_binary.clone(),
-                args: vec![
-                    "--sse-heartbeat".into(),
-                    humantime::format_duration(scenario.sse_heartbeat).to_string(),
-                    "--subscriber-queue".into(),
-                    scenario.subscriber_queue.to_string(),
-                    "--history".into(),
-                    (total * 2 + 1_000_000).to_string(),
-                ],
+                args: ServerConfig {
+                    sse_heartbeat: scenario.sse_heartbeat,
+                    subscriber_queue: scenario.subscriber_queue as usize,
+                    history_capacity: (total * 2 + 1_000_000) as usize,
+                    ..ServerConfig::default()
+                }
+                .to_args(),
                 log: run_dir
                     .join("logs")
                     .join(format!("cell-{index:03}-server.log")),
@@ -691,17 +688,6 @@ pub fn latency_summary(histogram: &Histogram<u64>) -> LatencySummary {
         max_us: histogram.max(),
         percentiles,
     }
-}
-
-/// User plus system CPU time of this process.
-fn own_cpu_seconds() -> f64 {
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `usage` is a valid, writable rusage.
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
-        return 0.0;
-    }
-    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
 fn describe_machine(open_files_limit: u64) -> Machine {

@@ -11,10 +11,10 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::http_client::{ClientError, HttpConnection};
+use crate::http::client::{ClientError, HttpConnection};
+use crate::model::Target;
+use crate::model::stats::StatsSnapshot;
 use crate::net::ByteMeter;
-use crate::server::StatsSnapshot;
-use crate::techniques::Target;
 
 /// Why the server could not be started or read.
 #[derive(Debug, thiserror::Error)]
@@ -90,10 +90,7 @@ impl ServerProcess {
     /// Sends SIGTERM and waits up to five seconds for a clean exit, then kills.
     pub async fn stop(mut self) {
         if let Some(pid) = self.child.id() {
-            // SAFETY: kill(2) with a pid we own and a valid signal number.
-            unsafe {
-                libc::kill(pid as libc::pid_t, libc::SIGTERM);
-            }
+            crate::sys::terminate(pid);
         }
         if tokio::time::timeout(Duration::from_secs(5), self.child.wait())
             .await

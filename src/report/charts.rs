@@ -24,8 +24,8 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use super::plan::{
     self, ChartKind, ChartPlan, Point, Sweep, View, bytes, has_warnings, num, short_flags,
 };
-use crate::loadgen::results::{CellResult, TimelinePoint};
-use crate::techniques::Technique;
+use crate::model::results::{CellResult, TimelinePoint};
+use crate::model::technique::Technique;
 
 /// Size of every chart, in pixels: 16:9, the shape of a projector.
 pub const WIDTH: u32 = 1600;

@@ -1,6 +1,6 @@
 //! `summary.csv`: one row per cell, every figure flattened, for spreadsheets.
 
-use crate::loadgen::results::{CellResult, RunSummary};
+use crate::model::results::{CellResult, RunSummary};
 
 type Column = (&'static str, fn(&CellResult) -> String);
 

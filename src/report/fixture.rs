@@ -4,12 +4,12 @@
 //! and sentences look like a real run's. One cell loses deliveries, one is generator-bound,
 //! one stalls for a second and one reconnects, so every warning path is drawn.
 
-use crate::loadgen::results::{
+use crate::model::results::{
     ByteAgreement, CellResult, ClientTotals, Deliveries, LatencySummary, LoadgenUse, Machine,
     PerDelivery, PercentilePoint, RunSummary, SCHEMA_VERSION, ServerTotals, TimelinePoint,
 };
-use crate::loadgen::scenario::{Audience, Scenario};
-use crate::techniques::Technique;
+use crate::model::scenario::{Audience, Scenario};
+use crate::model::technique::Technique;
 
 /// Broadcast at 10 comments/s, 10 → 100 → 1,000 clients, all four techniques. Long polling
 /// at 1,000 clients loses 1.2% and stalls in second 9; WebSocket at 1,000 clients is

@@ -9,9 +9,9 @@ use super::plan::{
     self, ChartKind, ChartPlan, Dim, Point, Sweep, View, bytes, has_warnings, int, mib, ms, num,
     pct, share,
 };
-use crate::loadgen::results::CellResult;
-use crate::loadgen::scenario::Audience;
-use crate::techniques::Technique;
+use crate::model::results::CellResult;
+use crate::model::scenario::Audience;
+use crate::model::technique::Technique;
 
 /// The whole report, given the charts `charts::render` drew for the same view.
 pub fn render(view: &View, charts: &[ChartPlan]) -> String {
@@ -761,8 +761,8 @@ fn timeline_text(view: &View, point: &Point) -> Vec<String> {
             ms(median as f64)
         )));
     }
-    let events = |pick: fn(&crate::loadgen::results::TimelinePoint) -> bool,
-                  count: fn(&crate::loadgen::results::TimelinePoint) -> u64| {
+    let events = |pick: fn(&crate::model::results::TimelinePoint) -> bool,
+                  count: fn(&crate::model::results::TimelinePoint) -> u64| {
         cells
             .iter()
             .filter_map(|c| {
@@ -815,7 +815,7 @@ mod tests {
     use crate::report::fixture;
     use crate::report::plan::View;
 
-    fn report(summary: &crate::loadgen::results::RunSummary) -> String {
+    fn report(summary: &crate::model::results::RunSummary) -> String {
         let view = View::new(summary);
         render(&view, &view.charts())
     }

@@ -24,7 +24,7 @@ pub mod table;
 
 use std::path::{Path, PathBuf};
 
-use crate::loadgen::results::{RunSummary, SCHEMA_VERSION};
+use crate::model::results::{RunSummary, SCHEMA_VERSION};
 
 /// The file, inside a run folder, that every exporter reads.
 pub const SUMMARY_FILE: &str = "summary.json";

@@ -5,9 +5,9 @@
 
 use std::cmp::Ordering;
 
-use crate::loadgen::results::{CellResult, RunSummary};
-use crate::loadgen::scenario::Audience;
-use crate::techniques::Technique;
+use crate::model::results::{CellResult, RunSummary};
+use crate::model::scenario::Audience;
+use crate::model::technique::Technique;
 
 /// A scenario key that a sweep can vary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::loadgen::results::RunSummary;
+use crate::model::results::RunSummary;
 
 /// Microseconds in the unit a reader takes in at a glance: µs, ms or s.
 pub fn format_us(us: u64) -> String {

@@ -9,8 +9,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use super::AppState;
-use super::error::{AppError, AppQuery};
-use crate::techniques::Technique;
+use crate::http::error::{AppError, AppQuery};
+use crate::model::technique::Technique;
 
 #[derive(Deserialize)]
 struct DropQuery {

@@ -11,7 +11,8 @@ use axum::serve::IncomingStream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::stats::{Account, ConnMeter, Stats};
+use crate::accounting::{ConnInfo, ConnMeter, Stats};
+use crate::model::stats::Account;
 use crate::net::CountingStream;
 
 /// A `TcpListener` whose connections count their bytes into `Stats`.
@@ -99,13 +100,6 @@ async fn refuse(mut stream: CountingStream<TcpStream, ConnMeter>, cap: usize) {
         }
     })
     .await;
-}
-
-/// What handlers learn about their connection: its meter (to attribute it) and the peer.
-#[derive(Clone)]
-pub struct ConnInfo {
-    pub meter: Arc<ConnMeter>,
-    pub remote: SocketAddr,
 }
 
 impl Connected<IncomingStream<'_, CountingListener>> for ConnInfo {

@@ -3,13 +3,12 @@
 //! `spawn()` starts one on 127.0.0.1:0 for tests.
 
 mod admin;
-pub mod error;
 mod listener;
+mod metrics;
 mod publish;
-pub mod stats;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
@@ -21,58 +20,17 @@ use axum::{Json, Router};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use error::AppError;
-pub use listener::{ConnInfo, CountingListener};
-pub use publish::checked_comment;
-pub use stats::{Account, ConnMeter, Stats, StatsSnapshot};
+pub use crate::accounting::{ConnInfo, ConnMeter, Stats};
+pub use crate::model::ServerConfig;
+pub use crate::model::stats::StatsSnapshot;
+pub use listener::CountingListener;
 
+use crate::accounting::process_stats;
 use crate::feed::{Feed, MemoryFeed};
-use crate::techniques::Technique;
-
-/// Everything the server can be tuned with; `pushlab-server --help` documents each.
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    /// Comments kept for resuming; an older cursor gets 410 Gone.
-    pub history_capacity: usize,
-    /// Slots in each subscriber's queue; a subscriber further behind is dropped and counted.
-    pub subscriber_queue: usize,
-    /// Largest comment text accepted, in bytes (413 above it).
-    pub max_comment_bytes: usize,
-    /// Most connections served at once; more get 503 with `Retry-After`.
-    pub max_connections: usize,
-    /// Interval of SSE heartbeat comment lines.
-    pub sse_heartbeat: Duration,
-    /// The `retry:` hint sent to SSE clients.
-    pub sse_retry: Duration,
-    /// Longest `timeout_ms` a long poll may ask for.
-    pub long_poll_max_timeout: Duration,
-    /// Long-poll timeout when the request names none.
-    pub long_poll_default_timeout: Duration,
-    /// Most comments in one poll response.
-    pub page_limit: usize,
-    /// tungstenite read buffer per WebSocket: sized for comments, not megabytes.
-    pub ws_read_buffer: usize,
-    /// Enables `POST /admin/drop`.
-    pub admin: bool,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        Self {
-            history_capacity: 1_000_000,
-            subscriber_queue: 1024,
-            max_comment_bytes: 4096,
-            max_connections: 19_500,
-            sse_heartbeat: Duration::from_secs(15),
-            sse_retry: Duration::from_millis(1000),
-            long_poll_max_timeout: Duration::from_secs(300),
-            long_poll_default_timeout: Duration::from_secs(30),
-            page_limit: 1000,
-            ws_read_buffer: 4096,
-            admin: false,
-        }
-    }
-}
+use crate::http::error::AppError;
+use crate::model::stats::Account;
+use crate::model::technique::Technique;
+use crate::techniques::{Context, DropSwitch};
 
 /// Shared by every handler.
 #[derive(Clone)]
@@ -82,12 +40,10 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     /// Cancelled on SIGINT/SIGTERM: streams close cleanly, long polls return.
     pub shutdown: CancellationToken,
-    /// Per technique, cancelled (and replaced) when the admin endpoint drops its connections.
-    drops: Arc<Mutex<[CancellationToken; 4]>>,
-    /// Every upgraded WebSocket holds a receiver of this channel until its session ends.
-    /// axum's graceful shutdown waits only for HTTP connections, and an upgraded socket is no
-    /// longer one: without this, `serve` returned (and the binary exited) before sessions had
-    /// sent their 1001 close frames, and clients saw resets instead.
+    /// Per technique, in `Technique::ALL` order: fired when the admin endpoint drops its
+    /// connections.
+    drops: Arc<[Arc<DropSwitch>; Technique::COUNT]>,
+    /// Held by upgraded WebSockets until their sessions end (see `Context::sessions`).
     sessions: Arc<tokio::sync::watch::Sender<()>>,
 }
 
@@ -99,30 +55,32 @@ impl AppState {
             stats: Stats::new(),
             config: Arc::new(config),
             shutdown,
-            drops: Arc::default(),
+            drops: Arc::new(std::array::from_fn(|_| Arc::default())),
             sessions: Arc::new(tokio::sync::watch::channel(()).0),
         }
     }
 
-    /// Held by a WebSocket session for its lifetime, so shutdown waits for its close frame.
-    pub fn session_guard(&self) -> tokio::sync::watch::Receiver<()> {
-        self.sessions.subscribe()
+    /// What the handlers of `technique` may use.
+    pub fn context(&self, technique: Technique) -> Context {
+        Context {
+            technique,
+            feed: self.feed.clone(),
+            config: self.config.clone(),
+            stats: self.stats.clone(),
+            shutdown: self.shutdown.clone(),
+            drops: self.drops[technique.index()].clone(),
+            sessions: self.sessions.clone(),
+        }
     }
 
-    /// A token cancelled when the admin endpoint drops this technique's connections.
-    pub fn drop_signal(&self, technique: Technique) -> CancellationToken {
-        self.drops.lock().unwrap_or_else(|p| p.into_inner())[technique as usize].clone()
-    }
-
-    /// Fires the drop signal of `technique` and arms a fresh one for later connections.
+    /// Drops the live connections of `technique`, as a network fault would.
     fn fire_drop(&self, technique: Technique) {
-        let mut drops = self.drops.lock().unwrap_or_else(|p| p.into_inner());
-        std::mem::take(&mut drops[technique as usize]).cancel();
+        self.drops[technique.index()].fire();
     }
 
     /// The feed's counters and the process's, as `/stats` serves them.
     pub fn snapshot(&self) -> StatsSnapshot {
-        self.stats.snapshot(self.feed.published())
+        self.stats.snapshot(self.feed.published(), process_stats())
     }
 }
 
@@ -130,7 +88,8 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     let mut router = Router::new();
     for technique in Technique::ALL {
-        router = router.merge(accounted(technique.routes(), Account::Technique(technique)));
+        let routes = technique.routes().with_state(state.context(technique));
+        router = router.merge(accounted(routes, Account::Technique(technique)));
     }
     let mut other = Router::new()
         .route("/stats", get(stats_json))
@@ -198,7 +157,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4",
         )],
-        stats::prometheus(&state.snapshot()),
+        metrics::prometheus(&state.snapshot()),
     )
 }
 

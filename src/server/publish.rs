@@ -6,9 +6,9 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use super::error::{AppError, AppJson, ObjectOnly, check_user};
-use super::{Account, AppState, ServerConfig};
-use crate::feed::NewComment;
+use super::{AppState, ServerConfig};
+use crate::http::error::{AppError, AppJson, ObjectOnly, checked_comment};
+use crate::model::stats::Account;
 
 /// The body of `POST /comments` (and, without `from`, of a WebSocket publish).
 #[derive(Debug, Deserialize)]
@@ -21,12 +21,7 @@ pub struct PublishRequest {
 }
 
 pub fn routes(config: &ServerConfig) -> Router<AppState> {
-    // The body may hold the text JSON-escaped (up to 6 bytes per byte) plus the user ids; the
-    // text's own limit is checked after parsing, so an oversized comment is a 413 either way.
-    let body_limit = config
-        .max_comment_bytes
-        .saturating_mul(6)
-        .saturating_add(1024);
+    let body_limit = config.max_message_bytes();
     Router::new()
         .route("/comments", post(publish))
         .layer(DefaultBodyLimit::max(body_limit))
@@ -36,7 +31,12 @@ async fn publish(
     State(state): State<AppState>,
     AppJson(ObjectOnly(request)): AppJson<ObjectOnly<PublishRequest>>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), AppError> {
-    let comment = checked_comment(&state, request.from, request.to, request.text)?;
+    let comment = checked_comment(
+        state.config.max_comment_bytes,
+        request.from,
+        request.to,
+        request.text,
+    )?;
     let stored = state.feed.publish(comment);
     state
         .stats
@@ -47,25 +47,4 @@ async fn publish(
         StatusCode::CREATED,
         Json(serde_json::json!({ "id": stored.comment.id })),
     ))
-}
-
-/// Validates a comment from any entry point (HTTP or WebSocket).
-pub fn checked_comment(
-    state: &AppState,
-    from: String,
-    to: Option<String>,
-    text: String,
-) -> Result<NewComment, AppError> {
-    check_user("from", &from)?;
-    if let Some(to) = &to {
-        check_user("to", to)?;
-    }
-    let limit = state.config.max_comment_bytes;
-    if text.len() > limit {
-        return Err(AppError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("`text` is {} bytes; the limit is {limit} bytes", text.len()),
-        ));
-    }
-    Ok(NewComment { from, to, text })
 }

@@ -11,10 +11,9 @@ use axum::routing::get;
 use serde::Deserialize;
 
 use super::short_polling::Poller;
-use super::{DeliverySink, Subscriber, Technique, page_response};
+use super::{Context, DeliverySink, Subscriber, page_response};
 use crate::feed::{FeedError, Page};
-use crate::server::AppState;
-use crate::server::error::{AppError, AppQuery, checked_user};
+use crate::http::error::{AppError, AppQuery, checked_user};
 
 #[derive(Deserialize)]
 struct LongPollQuery {
@@ -23,12 +22,12 @@ struct LongPollQuery {
     timeout_ms: Option<u64>,
 }
 
-pub fn routes() -> Router<AppState> {
+pub fn routes() -> Router<Context> {
     Router::new().route("/long-poll", get(long_poll))
 }
 
 async fn long_poll(
-    State(state): State<AppState>,
+    State(state): State<Context>,
     AppQuery(query): AppQuery<LongPollQuery>,
 ) -> Result<Response, AppError> {
     let user = checked_user(query.user)?;
@@ -45,7 +44,7 @@ async fn long_poll(
     // Subscribing from the cursor takes the backlog and the live queue under one lock, so a
     // comment published between "nothing yet" and "wait" cannot slip through.
     let mut subscription = state.feed.subscribe(query.after, user)?;
-    let dropped = state.drop_signal(Technique::LongPolling);
+    let dropped = state.drop_signal();
     let mut page = Page {
         comments: Vec::new(),
         next: subscription.cursor(),
@@ -55,7 +54,7 @@ async fn long_poll(
         _ = tokio::time::sleep(timeout) => None,
         _ = state.shutdown.cancelled() => None,
         _ = dropped.cancelled() => {
-            state.stats.technique(Technique::LongPolling).dropped_by_admin
+            state.counters().dropped_by_admin
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let error = AppError::new(StatusCode::SERVICE_UNAVAILABLE, "connection dropped by the admin endpoint");
             let mut response = error.into_response();
@@ -91,9 +90,7 @@ async fn long_poll(
     } else {
         subscription.cursor()
     };
-    state
-        .stats
-        .record_page(Technique::LongPolling, page.comments.len());
+    state.record_page(page.comments.len());
     Ok(page_response(&page))
 }
 

@@ -1,6 +1,8 @@
-//! The four push techniques. Each file holds both halves of one technique: the server's
-//! handler and the load generator's client, so a fifth technique is one new file plus one
-//! variant of `Technique`.
+//! The four push techniques' behaviour. Each file holds both halves of one technique: the
+//! server's handler and the load generator's client. What a technique *is* (name, whether it
+//! streams, chart style) is in `model::technique`; a fifth technique is one new file here,
+//! one arm in each `match` below, and its variant and descriptor there. Handlers get a
+//! narrow [`Context`], not the whole server.
 //!
 //! | file | server | client |
 //! | --- | --- | --- |
@@ -9,13 +11,12 @@
 //! | `websocket.rs` | `GET /ws`, one text frame per comment; accepts publishes | tokio-tungstenite |
 //! | `sse.rs` | `GET /sse`, `text/event-stream` | `eventsource-stream`, `Last-Event-ID` |
 
+mod context;
 pub mod long_polling;
 pub mod short_polling;
 pub mod sse;
 pub mod websocket;
 
-use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -23,46 +24,17 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::feed::{Comment, Page};
+pub use crate::model::{Target, Technique};
 use crate::net::ByteMeter;
-use crate::server::AppState;
-
-/// A way for the server to push comments to clients.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Technique {
-    ShortPolling = 0,
-    LongPolling = 1,
-    // Not kebab-case's "web-socket": the same name everywhere (scenarios, /stats, results).
-    #[serde(rename = "websocket")]
-    WebSocket = 2,
-    Sse = 3,
-}
+pub use context::{Context, DropSwitch};
 
 impl Technique {
-    /// Every technique, in the order tables and charts show them.
-    pub const ALL: [Technique; 4] = [
-        Technique::ShortPolling,
-        Technique::LongPolling,
-        Technique::WebSocket,
-        Technique::Sse,
-    ];
-
-    /// The name used in scenario files, `/stats`, results and charts.
-    pub fn name(self) -> &'static str {
-        match self {
-            Technique::ShortPolling => "short-polling",
-            Technique::LongPolling => "long-polling",
-            Technique::WebSocket => "websocket",
-            Technique::Sse => "sse",
-        }
-    }
-
     /// The server routes of this technique.
-    pub fn routes(self) -> Router<AppState> {
+    pub fn routes(self) -> Router<Context> {
         match self {
             Technique::ShortPolling => short_polling::routes(),
             Technique::LongPolling => long_polling::routes(),
@@ -79,43 +51,6 @@ impl Technique {
             Technique::WebSocket => websocket::run_client(subscriber, sink).await,
             Technique::Sse => sse::run_client(subscriber, sink).await,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Technique;
-
-    #[test]
-    fn serde_names_are_the_names_used_everywhere() {
-        for technique in Technique::ALL {
-            let json = serde_json::to_string(&technique).unwrap();
-            assert_eq!(json, format!("\"{}\"", technique.name()));
-            assert_eq!(technique.name().parse::<Technique>(), Ok(technique));
-        }
-    }
-}
-
-impl fmt::Display for Technique {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Technique {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Technique::ALL
-            .into_iter()
-            .find(|t| t.name() == s)
-            .ok_or_else(|| {
-                let names: Vec<_> = Technique::ALL.iter().map(|t| t.name()).collect();
-                format!(
-                    "unknown technique `{s}`; expected one of {}",
-                    names.join(", ")
-                )
-            })
     }
 }
 
@@ -147,20 +82,6 @@ pub fn page_response(page: &Page) -> Response {
 pub struct PageBody {
     pub comments: Vec<Comment>,
     pub next: u64,
-}
-
-/// Where a client connects.
-#[derive(Debug, Clone)]
-pub struct Target {
-    /// The server's socket address.
-    pub addr: std::net::SocketAddr,
-}
-
-impl Target {
-    /// The `Host` header value.
-    pub fn host(&self) -> String {
-        self.addr.to_string()
-    }
 }
 
 /// How clients of each technique behave, from the scenario.
@@ -245,7 +166,7 @@ impl Subscriber {
         let mut query = String::new();
         if let Some(user) = &self.user {
             query.push_str("user=");
-            query.push_str(&crate::http_client::encode_component(user));
+            query.push_str(&crate::http::client::encode_component(user));
         }
         if let Some(after) = after {
             if !query.is_empty() {

@@ -9,10 +9,9 @@ use axum::response::Response;
 use axum::routing::get;
 use serde::Deserialize;
 
-use super::{ClientCounters, DeliverySink, PageBody, Subscriber, Technique, page_response};
-use crate::http_client::{ClientError, HttpConnection};
-use crate::server::AppState;
-use crate::server::error::{AppError, AppQuery, checked_user};
+use super::{ClientCounters, Context, DeliverySink, PageBody, Subscriber, page_response};
+use crate::http::client::{ClientError, HttpConnection};
+use crate::http::error::{AppError, AppQuery, checked_user};
 
 #[derive(Deserialize)]
 struct PollQuery {
@@ -20,21 +19,19 @@ struct PollQuery {
     after: Option<u64>,
 }
 
-pub fn routes() -> Router<AppState> {
+pub fn routes() -> Router<Context> {
     Router::new().route("/poll", get(poll))
 }
 
 async fn poll(
-    State(state): State<AppState>,
+    State(state): State<Context>,
     AppQuery(query): AppQuery<PollQuery>,
 ) -> Result<Response, AppError> {
     let user = checked_user(query.user)?;
     let page = state
         .feed
         .read_after(query.after, user.as_deref(), state.config.page_limit)?;
-    state
-        .stats
-        .record_page(Technique::ShortPolling, page.comments.len());
+    state.record_page(page.comments.len());
     Ok(page_response(&page))
 }
 

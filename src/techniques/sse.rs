@@ -17,11 +17,10 @@ use futures_util::{Stream, StreamExt};
 use http_body_util::BodyExt;
 use serde::Deserialize;
 
-use super::{ClientCounters, DeliverySink, Subscriber, Technique};
+use super::{ClientCounters, Context, DeliverySink, Subscriber};
 use crate::feed::{Comment, FeedError, Subscription};
-use crate::http_client::{ClientError, HttpConnection};
-use crate::server::AppState;
-use crate::server::error::{AppError, AppQuery, checked_user};
+use crate::http::client::{ClientError, HttpConnection};
+use crate::http::error::{AppError, AppQuery, checked_user};
 
 #[derive(Deserialize)]
 struct SseQuery {
@@ -29,7 +28,7 @@ struct SseQuery {
     after: Option<u64>,
 }
 
-pub fn routes() -> Router<AppState> {
+pub fn routes() -> Router<Context> {
     Router::new().route("/sse", get(subscribe))
 }
 
@@ -39,7 +38,7 @@ pub fn routes() -> Router<AppState> {
 pub struct DroppedByAdmin;
 
 async fn subscribe(
-    State(state): State<AppState>,
+    State(state): State<Context>,
     headers: HeaderMap,
     AppQuery(query): AppQuery<SseQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, DroppedByAdmin>>>, AppError> {
@@ -76,13 +75,13 @@ async fn subscribe(
 
 /// The comment events of one subscription, until shutdown, a drop or a full queue.
 fn comments(
-    state: AppState,
+    state: Context,
     subscription: Subscription,
 ) -> impl Stream<Item = Result<Event, DroppedByAdmin>> {
-    let dropped = state.drop_signal(Technique::Sse);
+    let dropped = state.drop_signal();
     futures_util::stream::unfold(Some((state, subscription, dropped)), |context| async move {
         let (state, mut subscription, dropped) = context?;
-        let stats = state.stats.technique(Technique::Sse);
+        let stats = state.counters();
         tokio::select! {
             _ = state.shutdown.cancelled() => None,
             _ = dropped.cancelled() => {

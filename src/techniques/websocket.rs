@@ -18,11 +18,11 @@ use serde::Deserialize;
 use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use super::{ClientCounters, DeliverySink, Subscriber, Technique};
+use super::{ClientCounters, Context, DeliverySink, Subscriber};
+use crate::accounting::{ConnInfo, ConnMeter};
 use crate::feed::{Comment, FeedError, Subscription};
-use crate::http_client::connect_counted;
-use crate::server::error::{AppError, AppQuery, ObjectOnly, checked_user};
-use crate::server::{AppState, ConnInfo, ConnMeter};
+use crate::http::client::connect_counted;
+use crate::http::error::{AppError, AppQuery, ObjectOnly, checked_comment, checked_user};
 
 #[derive(Deserialize)]
 struct WsQuery {
@@ -44,12 +44,12 @@ pub const CLOSE_TOO_SLOW: u16 = 4008;
 /// Close code for a connection dropped through the admin endpoint.
 pub const CLOSE_DROPPED: u16 = 4010;
 
-pub fn routes() -> Router<AppState> {
+pub fn routes() -> Router<Context> {
     Router::new().route("/ws", get(upgrade))
 }
 
 async fn upgrade(
-    State(state): State<AppState>,
+    State(state): State<Context>,
     ConnectInfo(connection): ConnectInfo<ConnInfo>,
     AppQuery(query): AppQuery<WsQuery>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -69,7 +69,7 @@ async fn upgrade(
     let meter = Some(connection.meter);
     // Taken before the upgrade, so a shutdown cannot slip in before the session holds it.
     let guard = state.session_guard();
-    let message_limit = state.config.max_comment_bytes * 6 + 1024;
+    let message_limit = state.config.max_message_bytes();
     Ok(upgrade
         // Sized for comments: tungstenite's 128 KiB default read buffer alone would cost
         // about 134 KiB per idle connection (floors.md).
@@ -86,7 +86,7 @@ async fn upgrade(
 
 async fn session(
     mut socket: WebSocket,
-    state: AppState,
+    state: Context,
     mut subscription: Subscription,
     user: Option<String>,
     meter: Option<Arc<ConnMeter>>,
@@ -94,8 +94,8 @@ async fn session(
     if let Some(meter) = &meter {
         meter.read_directly();
     }
-    let stats = state.stats.technique(Technique::WebSocket);
-    let dropped = state.drop_signal(Technique::WebSocket);
+    let stats = state.counters();
+    let dropped = state.drop_signal();
     // A first frame naming the starting cursor, like SSE's `connect` event: a client that
     // drops before its first comment still knows where to resume from.
     let hello =
@@ -172,7 +172,7 @@ async fn session(
 }
 
 /// Publishes a client's message; the reply is `{"ack":ID}` or `{"error":...}`.
-fn publish(state: &AppState, user: Option<&str>, text: &str) -> String {
+fn publish(state: &Context, user: Option<&str>, text: &str) -> String {
     let Some(from) = user else {
         return serde_json::json!({
             "error": "anonymous WebSocket clients cannot publish; connect with ?user=NAME"
@@ -188,12 +188,16 @@ fn publish(state: &AppState, user: Option<&str>, text: &str) -> String {
             .to_string();
         }
     };
-    match crate::server::checked_comment(state, from.to_string(), request.to, request.text) {
+    match checked_comment(
+        state.config.max_comment_bytes,
+        from.to_string(),
+        request.to,
+        request.text,
+    ) {
         Ok(comment) => {
             let stored = state.feed.publish(comment);
             state
-                .stats
-                .technique(Technique::WebSocket)
+                .counters()
                 .comments_published
                 .fetch_add(1, Ordering::Relaxed);
             serde_json::json!({ "ack": stored.comment.id }).to_string()

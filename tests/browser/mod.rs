@@ -17,7 +17,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use pushlab::http_client::HttpConnection;
+use pushlab::http::client::HttpConnection;
 use pushlab::net::ByteMeter;
 use pushlab::server::{RunningServer, ServerConfig, StatsSnapshot};
 use pushlab::techniques::Target;

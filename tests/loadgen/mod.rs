@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use pushlab::loadgen::results::RunSummary;
+use pushlab::model::results::RunSummary;
 
 const LOADGEN: &str = env!("CARGO_BIN_EXE_pushlab-loadgen");
 const SERVER: &str = env!("CARGO_BIN_EXE_pushlab-server");

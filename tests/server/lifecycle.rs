@@ -124,9 +124,7 @@ async fn the_binary_prints_its_address_serves_and_exits_on_sigterm() {
     assert_eq!(comment.id, id);
 
     let started = Instant::now();
-    let pid = child.id().expect("running") as libc::pid_t;
-    // SAFETY: kill with a valid pid and signal has no memory-safety preconditions.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    pushlab::sys::terminate(child.id().expect("running"));
     let (code, _) = ws_close_frame(&mut ws).await;
     assert_eq!(code, 1001);
     let status = within("the server to exit", child.wait()).await.unwrap();
@@ -170,6 +168,8 @@ fn the_binary_documents_every_flag() {
         "--sse-heartbeat",
         "--sse-retry",
         "--long-poll-max-timeout",
+        "--long-poll-default-timeout",
+        "--page-limit",
         "--ws-read-buffer",
         "--admin",
         "--shutdown-grace",
@@ -191,7 +191,7 @@ fn the_binary_documents_every_flag() {
     // Every flag clap knows about is in the list above.
     assert_eq!(
         flag_lines.len(),
-        13,
+        15,
         "a flag is missing from this test:\n{help}"
     );
 }

@@ -11,8 +11,8 @@ use hyper::{Method, Request, Response, StatusCode, header};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+use crate::model::Target;
 use crate::net::{ByteMeter, CountingStream};
-use crate::techniques::Target;
 
 /// Why a client request failed.
 #[derive(Debug, thiserror::Error)]

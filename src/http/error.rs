@@ -14,7 +14,7 @@ use serde::de::value::MapAccessDeserializer;
 use serde::de::{DeserializeOwned, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
-use crate::feed::FeedError;
+use crate::feed::{FeedError, NewComment};
 
 /// An error response: a status and a message naming the problem.
 #[derive(Debug)]
@@ -178,4 +178,25 @@ pub fn checked_user(user: Option<String>) -> Result<Option<String>, AppError> {
         check_user("user", user)?;
     }
     Ok(user)
+}
+
+/// Validates a comment from any entry point (HTTP or WebSocket).
+pub fn checked_comment(
+    max_comment_bytes: usize,
+    from: String,
+    to: Option<String>,
+    text: String,
+) -> Result<NewComment, AppError> {
+    check_user("from", &from)?;
+    if let Some(to) = &to {
+        check_user("to", to)?;
+    }
+    let limit = max_comment_bytes;
+    if text.len() > limit {
+        return Err(AppError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("`text` is {} bytes; the limit is {limit} bytes", text.len()),
+        ));
+    }
+    Ok(NewComment { from, to, text })
 }

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::scenario::{Audience, Scenario};
-use crate::techniques::Technique;
+use super::technique::Technique;
 
 /// Bumped whenever a field changes meaning or is removed.
 pub const SCHEMA_VERSION: u32 = 1;

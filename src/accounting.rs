@@ -1,0 +1,242 @@
+//! The server's accounting, shared by the listener, the technique handlers and `/stats`:
+//! live counters per account, and each connection's meter, which books the bytes counted at
+//! its socket to the account of the request they served.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use crate::model::stats::{Account, Counters, ProcessStats, StatsSnapshot};
+use crate::model::technique::Technique;
+use crate::net::Meter;
+
+/// The server's counters, shared by every connection and handler.
+#[derive(Debug)]
+pub struct Stats {
+    /// One per account, in `Account::ALL` order.
+    accounts: [Counters; Account::COUNT],
+    connections_refused: AtomicU64,
+    connections_live: AtomicU64,
+    started: Instant,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self {
+            accounts: std::array::from_fn(|_| Counters::default()),
+            connections_refused: AtomicU64::new(0),
+            connections_live: AtomicU64::new(0),
+            started: Instant::now(),
+        }
+    }
+}
+
+impl Stats {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// The live counters of one account.
+    pub fn account(&self, account: Account) -> &Counters {
+        &self.accounts[account.index()]
+    }
+
+    /// The counters of one technique.
+    pub fn technique(&self, technique: Technique) -> &Counters {
+        self.account(Account::Technique(technique))
+    }
+
+    /// Books a poll response, noting whether it was empty.
+    pub fn record_page(&self, technique: Technique, comments: usize) {
+        let counters = self.technique(technique);
+        counters
+            .comments_delivered
+            .fetch_add(comments as u64, Ordering::Relaxed);
+        if comments == 0 {
+            counters.empty_responses.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn record_refused(&self) {
+        self.connections_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Connections open now.
+    pub fn connections_live(&self) -> u64 {
+        self.connections_live.load(Ordering::Relaxed)
+    }
+
+    /// The counters now, with the feed's count and the process's figures as given.
+    pub fn snapshot(&self, comments_published: u64, process: ProcessStats) -> StatsSnapshot {
+        let accounts = Account::ALL
+            .iter()
+            .map(|account| {
+                (
+                    account.name().to_string(),
+                    self.account(*account).snapshot(),
+                )
+            })
+            .collect();
+        StatsSnapshot {
+            uptime_seconds: self.started.elapsed().as_secs_f64(),
+            comments_published,
+            connections_refused: self.connections_refused.load(Ordering::Relaxed),
+            connections_live: self.connections_live(),
+            accounts,
+            process,
+        }
+    }
+}
+
+/// CPU time (getrusage) and memory (`/proc/self/status`) of this process.
+pub fn process_stats() -> ProcessStats {
+    let mut stats = ProcessStats {
+        cpu_seconds: crate::sys::cpu_seconds(),
+        ..ProcessStats::default()
+    };
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+        for line in status.lines() {
+            let kib = |l: &str| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0)
+                    * 1024
+            };
+            if line.starts_with("VmRSS:") {
+                stats.rss_bytes = kib(line);
+            } else if line.starts_with("VmHWM:") {
+                stats.peak_rss_bytes = kib(line);
+            }
+        }
+    }
+    stats
+}
+
+/// `current` before any route has claimed the connection.
+const UNATTRIBUTED: usize = usize::MAX;
+
+// `seen` keeps one bit per account.
+const _: () = assert!(Account::COUNT <= 32);
+
+/// The server side of one connection's byte count, and its attribution to an account.
+///
+/// A connection's request bytes are read before any handler knows which technique they are
+/// for, so reads wait in `pending_in` until a route attributes the connection; writes always
+/// belong to the request being answered. Keep-alive clients send a request only after the
+/// previous response, so each request's bytes land in its own account. After a WebSocket
+/// upgrade the connection reads frames with no further request, so it books reads directly.
+#[derive(Debug)]
+pub struct ConnMeter {
+    stats: Arc<Stats>,
+    /// The account of the latest request, or `UNATTRIBUTED`.
+    current: AtomicUsize,
+    /// Bytes read and not yet booked to an account.
+    pending_in: AtomicU64,
+    /// Set after a WebSocket upgrade: reads go straight to the current account.
+    direct_reads: AtomicBool,
+    /// Bit per account this connection has served, for `connections_opened`.
+    seen: AtomicU32,
+}
+
+impl ConnMeter {
+    /// A meter for a newly accepted connection.
+    pub fn new(stats: Arc<Stats>) -> Arc<Self> {
+        stats.connections_live.fetch_add(1, Ordering::Relaxed);
+        Arc::new(Self {
+            stats,
+            current: AtomicUsize::new(UNATTRIBUTED),
+            pending_in: AtomicU64::new(0),
+            direct_reads: AtomicBool::new(false),
+            seen: AtomicU32::new(0),
+        })
+    }
+
+    fn current(&self) -> Option<Account> {
+        Account::from_index(self.current.load(Ordering::Acquire))
+    }
+
+    /// Books the connection, and the request just read on it, to `account`.
+    pub fn attribute(&self, account: Account) {
+        let index = account.index();
+        let previous = self.current.swap(index, Ordering::AcqRel);
+        let pending = self.pending_in.swap(0, Ordering::AcqRel);
+        let counters = self.stats.account(account);
+        counters.bytes_in.fetch_add(pending, Ordering::Relaxed);
+        counters.requests.fetch_add(1, Ordering::Relaxed);
+        if previous != index {
+            if let Some(old) = Account::from_index(previous) {
+                self.stats
+                    .account(old)
+                    .connections_open
+                    .fetch_sub(1, Ordering::Relaxed);
+            }
+            counters.connections_open.fetch_add(1, Ordering::Relaxed);
+        }
+        let bit = 1u32 << index;
+        if self.seen.fetch_or(bit, Ordering::AcqRel) & bit == 0 {
+            counters.connections_opened.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// After a WebSocket upgrade: book every later read at once to the current account.
+    pub fn read_directly(&self) {
+        self.direct_reads.store(true, Ordering::Release);
+        let pending = self.pending_in.swap(0, Ordering::AcqRel);
+        let account = self.current().unwrap_or(Account::Other);
+        self.stats
+            .account(account)
+            .bytes_in
+            .fetch_add(pending, Ordering::Relaxed);
+    }
+}
+
+impl Meter for ConnMeter {
+    fn on_read(&self, n: usize) {
+        if self.direct_reads.load(Ordering::Acquire) {
+            let account = self.current().unwrap_or(Account::Other);
+            self.stats
+                .account(account)
+                .bytes_in
+                .fetch_add(n as u64, Ordering::Relaxed);
+        } else {
+            self.pending_in.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+
+    fn on_write(&self, n: usize) {
+        let account = self.current().unwrap_or(Account::Other);
+        self.stats
+            .account(account)
+            .bytes_out
+            .fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+impl Drop for ConnMeter {
+    fn drop(&mut self) {
+        // Bytes of a request that never reached a route (a bad request line, a client that
+        // hung up mid-request) still crossed the wire: book them where the connection was.
+        let account = self.current().unwrap_or(Account::Other);
+        let pending = *self.pending_in.get_mut();
+        self.stats
+            .account(account)
+            .bytes_in
+            .fetch_add(pending, Ordering::Relaxed);
+        if self.current().is_some() {
+            self.stats
+                .account(account)
+                .connections_open
+                .fetch_sub(1, Ordering::Relaxed);
+        }
+        self.stats.connections_live.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What handlers learn about their connection: its meter (to attribute it) and the peer.
+#[derive(Clone)]
+pub struct ConnInfo {
+    pub meter: Arc<ConnMeter>,
+    pub remote: SocketAddr,
+}

@@ -1,0 +1,164 @@
+//! What `/stats` serves, as plain data shared by the server (which fills it) and the load
+//! generator (which reads it): per account the request, connection, byte, delivery and drop
+//! counts, and the server process's CPU and memory. The counts are declared once: the same
+//! field list makes the wire type [`AccountStats`] (with subtraction, for windows) and the
+//! live atomic [`Counters`] the server increments.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use super::technique::Technique;
+
+/// Where the server books a connection's bytes and requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Account {
+    /// One of the push techniques under comparison.
+    Technique(Technique),
+    /// `POST /comments`, kept apart so publishing does not blur the techniques' figures.
+    Publish,
+    /// Everything else: `/stats`, `/metrics`, the page, unknown paths, refused connections.
+    Other,
+}
+
+impl Account {
+    /// How many accounts there are: one per technique, then publish and other.
+    pub const COUNT: usize = Technique::COUNT + 2;
+
+    /// Every account, in the order `/stats` and `/metrics` list them.
+    pub const ALL: [Account; Self::COUNT] = {
+        let mut all = [Account::Other; Self::COUNT];
+        let mut i = 0;
+        while i < Technique::COUNT {
+            all[i] = Account::Technique(Technique::ALL[i]);
+            i += 1;
+        }
+        all[Technique::COUNT] = Account::Publish;
+        all
+    };
+
+    /// The key used in `/stats` and the `account` label in `/metrics`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Account::Technique(technique) => technique.name(),
+            Account::Publish => "publish",
+            Account::Other => "other",
+        }
+    }
+
+    /// Position in [`Account::ALL`], for per-account arrays.
+    pub fn index(self) -> usize {
+        match self {
+            Account::Technique(technique) => technique.index(),
+            Account::Publish => Technique::COUNT,
+            Account::Other => Technique::COUNT + 1,
+        }
+    }
+
+    /// The account at `index` of [`Account::ALL`].
+    pub fn from_index(index: usize) -> Option<Account> {
+        Account::ALL.get(index).copied()
+    }
+}
+
+/// Declares the per-account counts once: the plain [`AccountStats`] and the atomic
+/// [`Counters`], with `snapshot`, subtraction and the field list for `/metrics`.
+macro_rules! counts {
+    ($( $(#[$doc:meta])* $field:ident : $kind:literal, $help:literal; )*) => {
+        /// One account's figures as `/stats` reports them.
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+        pub struct AccountStats {
+            $( $(#[$doc])* #[serde(default)] pub $field: u64, )*
+        }
+
+        /// Live counters of one account, incremented by the server as things happen.
+        #[derive(Debug, Default)]
+        pub struct Counters {
+            $( $(#[$doc])* pub $field: AtomicU64, )*
+        }
+
+        impl Counters {
+            /// The counts now.
+            pub fn snapshot(&self) -> AccountStats {
+                AccountStats { $( $field: self.$field.load(Ordering::Relaxed), )* }
+            }
+        }
+
+        /// Over a window: `end - start`, field by field (gauges such as `connections_open`
+        /// become their change). Saturating, so a counter read out of order cannot wrap.
+        impl std::ops::Sub for AccountStats {
+            type Output = AccountStats;
+            fn sub(self, start: AccountStats) -> AccountStats {
+                AccountStats { $( $field: self.$field.saturating_sub(start.$field), )* }
+            }
+        }
+
+        impl AccountStats {
+            /// Each count's name, Prometheus type, help text and value, in declaration order.
+            pub fn fields(&self) -> Vec<(&'static str, &'static str, &'static str, u64)> {
+                vec![ $( (stringify!($field), $kind, $help, self.$field), )* ]
+            }
+        }
+    };
+}
+
+counts! {
+    /// HTTP requests served (for WebSocket, upgrade requests).
+    requests: "counter", "HTTP requests (WebSocket: upgrade requests)";
+    /// Poll responses that carried no comment: the "meaningless" answers.
+    empty_responses: "counter", "poll responses without a comment";
+    /// Connections that served at least one request of this account.
+    connections_opened: "counter", "connections that served the account";
+    /// Connections whose latest request was of this account and that are still open.
+    connections_open: "gauge", "connections open now, by their latest request";
+    /// Bytes received from clients, counted at the socket.
+    bytes_in: "counter", "bytes received at the socket";
+    /// Bytes sent to clients, counted at the socket.
+    bytes_out: "counter", "bytes sent at the socket";
+    /// Comments handed to subscribers (one per subscriber per comment).
+    comments_delivered: "counter", "comments handed to subscribers";
+    /// Comments accepted through this account (`POST /comments`, WebSocket messages).
+    comments_published: "counter", "comments accepted";
+    /// Subscribers disconnected because their queue overflowed.
+    dropped_slow: "counter", "subscribers dropped for a full queue";
+    /// Connections dropped on purpose through the admin endpoint.
+    dropped_by_admin: "counter", "connections dropped by the admin endpoint";
+}
+
+/// The server process's own resource use, read from `/proc/self`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProcessStats {
+    /// User plus system CPU time since the process started.
+    pub cpu_seconds: f64,
+    /// Resident memory now (`VmRSS`).
+    pub rss_bytes: u64,
+    /// Peak resident memory (`VmHWM`).
+    pub peak_rss_bytes: u64,
+}
+
+/// The whole `/stats` document.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatsSnapshot {
+    /// Seconds since the server started.
+    pub uptime_seconds: f64,
+    /// Comments the feed has accepted, over every account.
+    pub comments_published: u64,
+    /// Connections refused for going over `--max-connections`.
+    pub connections_refused: u64,
+    /// Connections open now, whatever they serve.
+    pub connections_live: u64,
+    /// Per account: `short-polling`, `long-polling`, `websocket`, `sse`, `publish`, `other`.
+    pub accounts: BTreeMap<String, AccountStats>,
+    pub process: ProcessStats,
+}
+
+impl StatsSnapshot {
+    /// One account's figures (all zero when the server did not list it).
+    pub fn account(&self, account: Account) -> AccountStats {
+        self.accounts
+            .get(account.name())
+            .copied()
+            .unwrap_or_default()
+    }
+}
