@@ -24,9 +24,12 @@ pub enum Technique {
 /// How a technique gets a comment to its subscriber.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery {
-    /// The client asks and the server answers: one request per answer (short and long
-    /// polling). Requests, empty answers and the re-ask round trip are part of its cost.
+    /// The client asks and the server answers at once, often with nothing (short polling):
+    /// requests and empty answers are its cost, the polling interval its latency.
     Answers,
+    /// The client asks and the server holds the request until there is something (long
+    /// polling): one request per answer, and a re-ask round trip after each.
+    Holds,
     /// One long-lived connection down which the server pushes each comment (WebSocket, SSE).
     Streams,
 }
@@ -85,7 +88,7 @@ impl Technique {
             Technique::LongPolling => &Descriptor {
                 name: "long-polling",
                 title: "long polling",
-                delivery: Delivery::Answers,
+                delivery: Delivery::Holds,
                 colour: (230, 159, 0),
                 shape: Shape::Square,
                 marker_size: 11,
@@ -120,6 +123,12 @@ impl Technique {
     /// Whether the server pushes down one long-lived connection (WebSocket, SSE).
     pub const fn streams(self) -> bool {
         matches!(self.descriptor().delivery, Delivery::Streams)
+    }
+
+    /// Whether a subscriber keeps a request or connection open at the server between
+    /// comments (long polling, WebSocket, SSE), so a dropped network cuts something off.
+    pub const fn holds_connection(self) -> bool {
+        !matches!(self.descriptor().delivery, Delivery::Answers)
     }
 
     /// Position in [`Technique::ALL`], for per-technique arrays.
