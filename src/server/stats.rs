@@ -481,3 +481,24 @@ impl Drop for ConnMeter {
         self.stats.connections_live.fetch_sub(1, Ordering::Relaxed);
     }
 }
+
+/// Counts over an interval: `later - earlier`, field by field. `connections_open` is a level,
+/// not a count, so the difference keeps the later snapshot's.
+impl std::ops::Sub for AccountStats {
+    type Output = AccountStats;
+
+    fn sub(self, earlier: AccountStats) -> AccountStats {
+        AccountStats {
+            requests: self.requests - earlier.requests,
+            empty_responses: self.empty_responses - earlier.empty_responses,
+            connections_opened: self.connections_opened - earlier.connections_opened,
+            connections_open: self.connections_open,
+            bytes_in: self.bytes_in - earlier.bytes_in,
+            bytes_out: self.bytes_out - earlier.bytes_out,
+            comments_delivered: self.comments_delivered - earlier.comments_delivered,
+            comments_published: self.comments_published - earlier.comments_published,
+            dropped_slow: self.dropped_slow - earlier.dropped_slow,
+            dropped_by_admin: self.dropped_by_admin - earlier.dropped_by_admin,
+        }
+    }
+}
