@@ -227,8 +227,45 @@ impl Validator<'_> {
         Ok(duration)
     }
 
+    /// Checks the keys in file order, so the first bad one is the one reported.
     fn validate(&self, raw: RawScenario) -> Result<Scenario, ScenarioError> {
-        let name = raw.name.trim().to_string();
+        let name = self.name(&raw.name)?;
+        if raw.description.trim().is_empty() {
+            return Err(self.invalid("description", "must say what the scenario shows"));
+        }
+        let techniques = self.techniques(&raw.techniques)?;
+        let clients = self.clients(raw.clients)?;
+        let rates = self.rates(raw.publish.rate)?;
+        let payload_bytes = self.payload_bytes(raw.publish.payload_bytes)?;
+        let audience = self.audience(raw.publish.audience.as_deref())?;
+        let timing = self.timing(
+            &raw.duration,
+            raw.warmup.as_deref(),
+            raw.drain.as_deref(),
+            raw.short_polling.as_ref(),
+            raw.long_polling.as_ref(),
+        )?;
+        let (sse_heartbeat, subscriber_queue) = self.server(raw.server)?;
+        Ok(Scenario {
+            name,
+            description: raw.description.trim().to_string(),
+            techniques,
+            clients,
+            rates,
+            payload_bytes,
+            audience,
+            duration: timing.duration,
+            warmup: timing.warmup,
+            drain: timing.drain,
+            poll_interval: timing.poll_interval,
+            long_poll_timeout: timing.long_poll_timeout,
+            sse_heartbeat,
+            subscriber_queue,
+        })
+    }
+
+    fn name(&self, raw: &str) -> Result<String, ScenarioError> {
+        let name = raw.trim().to_string();
         if name.is_empty()
             || !name
                 .chars()
@@ -239,14 +276,15 @@ impl Validator<'_> {
                 "must be non-empty letters, digits, '-' or '_' (it names the results folder)",
             ));
         }
-        if raw.description.trim().is_empty() {
-            return Err(self.invalid("description", "must say what the scenario shows"));
-        }
-        if raw.techniques.is_empty() {
+        Ok(name)
+    }
+
+    fn techniques(&self, names: &[String]) -> Result<Vec<Technique>, ScenarioError> {
+        if names.is_empty() {
             return Err(self.invalid("techniques", "must list at least one technique"));
         }
         let mut techniques = Vec::new();
-        for name in &raw.techniques {
+        for name in names {
             let technique: Technique = name
                 .parse()
                 .map_err(|e: String| self.invalid("techniques", e))?;
@@ -255,11 +293,15 @@ impl Validator<'_> {
             }
             techniques.push(technique);
         }
-        let clients = raw.clients.into_vec();
+        Ok(techniques)
+    }
+
+    fn clients(&self, raw: OneOrMany<i64>) -> Result<Vec<u32>, ScenarioError> {
+        let clients = raw.into_vec();
         if clients.is_empty() {
             return Err(self.invalid("clients", "must hold at least one client count"));
         }
-        let clients = clients
+        clients
             .into_iter()
             .map(|n| {
                 u32::try_from(n)
@@ -272,8 +314,11 @@ impl Validator<'_> {
                         )
                     })
             })
-            .collect::<Result<Vec<_>, _>>()?;
-        let rates = raw.publish.rate.into_vec();
+            .collect()
+    }
+
+    fn rates(&self, raw: OneOrMany<f64>) -> Result<Vec<f64>, ScenarioError> {
+        let rates = raw.into_vec();
         if rates.is_empty() {
             return Err(self.invalid("publish.rate", "must hold at least one rate"));
         }
@@ -287,14 +332,15 @@ impl Validator<'_> {
                 ));
             }
         }
-        let payload_bytes = raw
-            .publish
-            .payload_bytes
-            .map_or(vec![100], OneOrMany::into_vec);
+        Ok(rates)
+    }
+
+    fn payload_bytes(&self, raw: Option<OneOrMany<i64>>) -> Result<Vec<u32>, ScenarioError> {
+        let payload_bytes = raw.map_or(vec![100], OneOrMany::into_vec);
         if payload_bytes.is_empty() {
             return Err(self.invalid("publish.payload_bytes", "must hold at least one size"));
         }
-        let payload_bytes = payload_bytes
+        payload_bytes
             .into_iter()
             .map(|n| {
                 u32::try_from(n).ok().filter(|n| (32..=4096).contains(n)).ok_or_else(|| {
@@ -304,27 +350,38 @@ impl Validator<'_> {
                     )
                 })
             })
-            .collect::<Result<Vec<_>, _>>()?;
-        let audience = match raw.publish.audience.as_deref() {
-            None | Some("broadcast") => Audience::Broadcast,
-            Some("per-user") => Audience::PerUser,
-            Some(other) => {
-                return Err(self.invalid(
-                    "publish.audience",
-                    format!("expected \"broadcast\" or \"per-user\", got {other:?}"),
-                ));
-            }
-        };
-        let duration = self.positive_duration("duration", &raw.duration)?;
-        let warmup = match &raw.warmup {
+            .collect()
+    }
+
+    fn audience(&self, raw: Option<&str>) -> Result<Audience, ScenarioError> {
+        match raw {
+            None | Some("broadcast") => Ok(Audience::Broadcast),
+            Some("per-user") => Ok(Audience::PerUser),
+            Some(other) => Err(self.invalid(
+                "publish.audience",
+                format!("expected \"broadcast\" or \"per-user\", got {other:?}"),
+            )),
+        }
+    }
+
+    fn timing(
+        &self,
+        duration: &str,
+        warmup: Option<&str>,
+        drain: Option<&str>,
+        short_polling: Option<&RawShortPolling>,
+        long_polling: Option<&RawLongPolling>,
+    ) -> Result<Timing, ScenarioError> {
+        let duration = self.positive_duration("duration", duration)?;
+        let warmup = match warmup {
             Some(text) => self.duration("warmup", text)?,
             None => Duration::from_secs(2),
         };
-        let poll_interval = match &raw.short_polling {
+        let poll_interval = match short_polling {
             Some(p) => self.positive_duration("short_polling.interval", &p.interval)?,
             None => Duration::from_secs(1),
         };
-        let long_poll_timeout = match &raw.long_polling {
+        let long_poll_timeout = match long_polling {
             Some(p) => self.positive_duration("long_polling.timeout", &p.timeout)?,
             None => Duration::from_secs(30),
         };
@@ -334,14 +391,25 @@ impl Validator<'_> {
                 "must be at most 300s (the server's limit)",
             ));
         }
-        let drain = match &raw.drain {
+        let drain = match drain {
             Some(text) => self.duration("drain", text)?,
             None => poll_interval + Duration::from_secs(3),
         };
         if drain < poll_interval {
             return Err(self.invalid("drain", format!("must be at least the short-polling interval ({poll_interval:?}) so the last comments can arrive")));
         }
-        let server = raw.server.unwrap_or(RawServer {
+        Ok(Timing {
+            duration,
+            warmup,
+            drain,
+            poll_interval,
+            long_poll_timeout,
+        })
+    }
+
+    /// The server's SSE heartbeat and per-subscriber queue.
+    fn server(&self, raw: Option<RawServer>) -> Result<(Duration, u32), ScenarioError> {
+        let server = raw.unwrap_or(RawServer {
             sse_heartbeat: None,
             subscriber_queue: None,
         });
@@ -361,23 +429,17 @@ impl Validator<'_> {
                     )
                 })?,
         };
-        Ok(Scenario {
-            name,
-            description: raw.description.trim().to_string(),
-            techniques,
-            clients,
-            rates,
-            payload_bytes,
-            audience,
-            duration,
-            warmup,
-            drain,
-            poll_interval,
-            long_poll_timeout,
-            sse_heartbeat,
-            subscriber_queue,
-        })
+        Ok((sse_heartbeat, subscriber_queue))
     }
+}
+
+/// A scenario's durations, checked.
+struct Timing {
+    duration: Duration,
+    warmup: Duration,
+    drain: Duration,
+    poll_interval: Duration,
+    long_poll_timeout: Duration,
 }
 
 /// Durations in results files as humantime strings ("2s", "500ms"), as in scenario files.
