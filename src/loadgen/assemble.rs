@@ -386,12 +386,10 @@ mod tests {
         histogram
     }
 
-    /// A clean cell with round numbers: 10 SSE subscribers, a 10 s window, 1000 deliveries
-    /// (800 of them received within the window), both ends and the kernel agreeing, and
-    /// nothing to warn about.
-    fn quiet() -> CellObservations {
+    /// The subscribers' counters 10 s apart: 20 requests, 2 kB up, 100 kB down, 1 s of CPU.
+    fn client_moments() -> (ClientMoment, ClientMoment) {
         let t0 = Instant::now();
-        let client_start = ClientMoment {
+        let start = ClientMoment {
             requests: 10,
             empty_responses: 1,
             connections_opened: 10,
@@ -402,7 +400,7 @@ mod tests {
             cpu_seconds: 1.0,
             at: t0,
         };
-        let client_end = ClientMoment {
+        let end = ClientMoment {
             requests: 30,
             empty_responses: 4,
             connections_opened: 12,
@@ -413,40 +411,41 @@ mod tests {
             cpu_seconds: 2.0,
             at: t0 + Duration::from_secs(10),
         };
-        let server_start = ServerMoment {
-            account: AccountStats {
-                requests: 11,
-                empty_responses: 1,
-                connections_opened: 10,
-                connections_open: 10,
-                bytes_in: 1_100,
-                bytes_out: 5_500,
-                comments_delivered: 100,
-                ..AccountStats::default()
-            },
-            process: ProcessStats {
-                cpu_seconds: 0.5,
-                rss_bytes: 1_000_000,
-                peak_rss_bytes: 1_500_000,
-            },
-        };
-        let server_end = ServerMoment {
-            account: AccountStats {
-                requests: 31,
-                empty_responses: 4,
-                connections_opened: 12,
-                connections_open: 10,
-                bytes_in: 3_100,
-                bytes_out: 105_500,
-                comments_delivered: 900,
-                ..AccountStats::default()
-            },
-            process: ProcessStats {
-                cpu_seconds: 1.5,
-                rss_bytes: 3_000_000,
-                peak_rss_bytes: 4_000_000,
-            },
-        };
+        (start, end)
+    }
+
+    /// The server's view of the same window, and 1 s of its CPU.
+    fn server_moments() -> (ServerMoment, ServerMoment) {
+        let moment =
+            |requests, empty, opened, bytes_in, bytes_out, delivered, cpu, rss| ServerMoment {
+                account: AccountStats {
+                    requests,
+                    empty_responses: empty,
+                    connections_opened: opened,
+                    connections_open: 10,
+                    bytes_in,
+                    bytes_out,
+                    comments_delivered: delivered,
+                    ..AccountStats::default()
+                },
+                process: ProcessStats {
+                    cpu_seconds: cpu,
+                    rss_bytes: rss,
+                    peak_rss_bytes: rss + 1_000_000,
+                },
+            };
+        (
+            moment(11, 1, 10, 1_100, 5_500, 100, 0.5, 1_000_000),
+            moment(31, 4, 12, 3_100, 105_500, 900, 1.5, 3_000_000),
+        )
+    }
+
+    /// A clean cell with round numbers: 10 SSE subscribers, a 10 s window, 1000 deliveries
+    /// (800 of them received within the window), both ends and the kernel agreeing, and
+    /// nothing to warn about.
+    fn quiet() -> CellObservations {
+        let (client_start, client_end) = client_moments();
+        let (server_start, server_end) = server_moments();
         CellObservations {
             index: 3,
             spec: CellSpec {
@@ -615,7 +614,13 @@ mod tests {
     /// One change per rule that trips it and nothing else, with the warning it must raise;
     /// in rule order.
     fn each_rule() -> Vec<(Tweak, Warning)> {
-        let lag = histogram_of(&[2_500, 2_900]);
+        let mut rules = rules_around_the_window();
+        rules.extend(rules_on_the_figures());
+        rules
+    }
+
+    /// The rules on what happened before and after the window, and on the byte counts.
+    fn rules_around_the_window() -> Vec<(Tweak, Warning)> {
         vec![
             (
                 |o| o.merged.deliveries.missing = 3,
@@ -673,6 +678,13 @@ mod tests {
                     client_down: 110_000,
                 },
             ),
+        ]
+    }
+
+    /// The rules on the window's figures and the generator's own use.
+    fn rules_on_the_figures() -> Vec<(Tweak, Warning)> {
+        let lag = histogram_of(&[2_500, 2_900]);
+        vec![
             (
                 |o| o.merged.deliveries.duplicated = 4,
                 Warning::Duplicates { count: 4 },
