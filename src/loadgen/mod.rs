@@ -1,7 +1,13 @@
 //! The load generator: scenarios (parse, then validate), a pre-flight check against the
 //! machine's limits, the open-loop publisher, the per-subscriber recorder, the cell runner,
 //! and the results as plain data.
+//!
+//! A cell runs in phases (`cell`) that gather plain `observations`; `assemble` turns those
+//! into a `CellResult` and its `warning`s with no I/O, so every figure is unit-tested.
 
+pub mod assemble;
+pub mod cell;
+pub mod observations;
 pub mod output;
 pub mod preflight;
 pub mod publisher;
@@ -9,3 +15,4 @@ pub mod recorder;
 pub mod runner;
 pub mod scenario;
 pub mod target;
+pub mod warning;

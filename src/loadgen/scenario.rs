@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::model::ServerConfig;
 pub use crate::model::scenario::{Audience, CellSpec, Scenario};
 use crate::model::technique::Technique;
 
@@ -140,8 +141,45 @@ impl Validator<'_> {
         Ok(duration)
     }
 
+    /// Checks the keys in file order, so the first bad one is the one reported.
     fn validate(&self, raw: RawScenario) -> Result<Scenario, ScenarioError> {
-        let name = raw.name.trim().to_string();
+        let name = self.name(&raw.name)?;
+        if raw.description.trim().is_empty() {
+            return Err(self.invalid("description", "must say what the scenario shows"));
+        }
+        let techniques = self.techniques(&raw.techniques)?;
+        let clients = self.clients(raw.clients)?;
+        let rates = self.rates(raw.publish.rate)?;
+        let payload_bytes = self.payload_bytes(raw.publish.payload_bytes)?;
+        let audience = self.audience(raw.publish.audience.as_deref())?;
+        let timing = self.timing(
+            &raw.duration,
+            raw.warmup.as_deref(),
+            raw.drain.as_deref(),
+            raw.short_polling.as_ref(),
+            raw.long_polling.as_ref(),
+        )?;
+        let (sse_heartbeat, subscriber_queue) = self.server(raw.server)?;
+        Ok(Scenario {
+            name,
+            description: raw.description.trim().to_string(),
+            techniques,
+            clients,
+            rates,
+            payload_bytes,
+            audience,
+            duration: timing.duration,
+            warmup: timing.warmup,
+            drain: timing.drain,
+            poll_interval: timing.poll_interval,
+            long_poll_timeout: timing.long_poll_timeout,
+            sse_heartbeat,
+            subscriber_queue,
+        })
+    }
+
+    fn name(&self, raw: &str) -> Result<String, ScenarioError> {
+        let name = raw.trim().to_string();
         if name.is_empty()
             || !name
                 .chars()
@@ -152,14 +190,15 @@ impl Validator<'_> {
                 "must be non-empty letters, digits, '-' or '_' (it names the results folder)",
             ));
         }
-        if raw.description.trim().is_empty() {
-            return Err(self.invalid("description", "must say what the scenario shows"));
-        }
-        if raw.techniques.is_empty() {
+        Ok(name)
+    }
+
+    fn techniques(&self, names: &[String]) -> Result<Vec<Technique>, ScenarioError> {
+        if names.is_empty() {
             return Err(self.invalid("techniques", "must list at least one technique"));
         }
         let mut techniques = Vec::new();
-        for name in &raw.techniques {
+        for name in names {
             let technique: Technique = name
                 .parse()
                 .map_err(|e: String| self.invalid("techniques", e))?;
@@ -168,11 +207,15 @@ impl Validator<'_> {
             }
             techniques.push(technique);
         }
-        let clients = raw.clients.into_vec();
+        Ok(techniques)
+    }
+
+    fn clients(&self, raw: OneOrMany<i64>) -> Result<Vec<u32>, ScenarioError> {
+        let clients = raw.into_vec();
         if clients.is_empty() {
             return Err(self.invalid("clients", "must hold at least one client count"));
         }
-        let clients = clients
+        clients
             .into_iter()
             .map(|n| {
                 u32::try_from(n)
@@ -185,8 +228,11 @@ impl Validator<'_> {
                         )
                     })
             })
-            .collect::<Result<Vec<_>, _>>()?;
-        let rates = raw.publish.rate.into_vec();
+            .collect()
+    }
+
+    fn rates(&self, raw: OneOrMany<f64>) -> Result<Vec<f64>, ScenarioError> {
+        let rates = raw.into_vec();
         if rates.is_empty() {
             return Err(self.invalid("publish.rate", "must hold at least one rate"));
         }
@@ -200,70 +246,100 @@ impl Validator<'_> {
                 ));
             }
         }
-        let payload_bytes = raw
-            .publish
-            .payload_bytes
-            .map_or(vec![100], OneOrMany::into_vec);
+        Ok(rates)
+    }
+
+    fn payload_bytes(&self, raw: Option<OneOrMany<i64>>) -> Result<Vec<u32>, ScenarioError> {
+        let payload_bytes = raw.map_or(vec![100], OneOrMany::into_vec);
         if payload_bytes.is_empty() {
             return Err(self.invalid("publish.payload_bytes", "must hold at least one size"));
         }
-        let payload_bytes = payload_bytes
+        let limit = ServerConfig::default().max_comment_bytes;
+        payload_bytes
             .into_iter()
             .map(|n| {
-                u32::try_from(n).ok().filter(|n| (32..=4096).contains(n)).ok_or_else(|| {
+                u32::try_from(n).ok().filter(|n| (32..=limit).contains(&(*n as usize))).ok_or_else(|| {
                     self.invalid(
                         "publish.payload_bytes",
-                        format!("sizes must be from 32 (room for the sequence tag) to 4096 (the server's default comment limit), got {n}"),
+                        format!("sizes must be from 32 (room for the sequence tag) to {limit} (the server's default comment limit), got {n}"),
                     )
                 })
             })
-            .collect::<Result<Vec<_>, _>>()?;
-        let audience = match raw.publish.audience.as_deref() {
-            None | Some("broadcast") => Audience::Broadcast,
-            Some("per-user") => Audience::PerUser,
-            Some(other) => {
-                return Err(self.invalid(
-                    "publish.audience",
-                    format!("expected \"broadcast\" or \"per-user\", got {other:?}"),
-                ));
-            }
-        };
-        let duration = self.positive_duration("duration", &raw.duration)?;
-        let warmup = match &raw.warmup {
+            .collect()
+    }
+
+    fn audience(&self, raw: Option<&str>) -> Result<Audience, ScenarioError> {
+        match raw {
+            None | Some("broadcast") => Ok(Audience::Broadcast),
+            Some("per-user") => Ok(Audience::PerUser),
+            Some(other) => Err(self.invalid(
+                "publish.audience",
+                format!("expected \"broadcast\" or \"per-user\", got {other:?}"),
+            )),
+        }
+    }
+
+    fn timing(
+        &self,
+        duration: &str,
+        warmup: Option<&str>,
+        drain: Option<&str>,
+        short_polling: Option<&RawShortPolling>,
+        long_polling: Option<&RawLongPolling>,
+    ) -> Result<Timing, ScenarioError> {
+        let duration = self.positive_duration("duration", duration)?;
+        let warmup = match warmup {
             Some(text) => self.duration("warmup", text)?,
             None => Duration::from_secs(2),
         };
-        let poll_interval = match &raw.short_polling {
+        let poll_interval = match short_polling {
             Some(p) => self.positive_duration("short_polling.interval", &p.interval)?,
             None => Duration::from_secs(1),
         };
-        let long_poll_timeout = match &raw.long_polling {
+        let long_poll_timeout = match long_polling {
             Some(p) => self.positive_duration("long_polling.timeout", &p.timeout)?,
             None => Duration::from_secs(30),
         };
-        if long_poll_timeout > Duration::from_secs(300) {
+        let server_limit = ServerConfig::default().long_poll_max_timeout;
+        if long_poll_timeout > server_limit {
             return Err(self.invalid(
                 "long_polling.timeout",
-                "must be at most 300s (the server's limit)",
+                format!(
+                    "must be at most {} (the server's limit)",
+                    humantime::format_duration(server_limit)
+                ),
             ));
         }
-        let drain = match &raw.drain {
+        let drain = match drain {
             Some(text) => self.duration("drain", text)?,
             None => poll_interval + Duration::from_secs(3),
         };
         if drain < poll_interval {
             return Err(self.invalid("drain", format!("must be at least the short-polling interval ({poll_interval:?}) so the last comments can arrive")));
         }
-        let server = raw.server.unwrap_or(RawServer {
+        Ok(Timing {
+            duration,
+            warmup,
+            drain,
+            poll_interval,
+            long_poll_timeout,
+        })
+    }
+
+    /// The server's SSE heartbeat and per-subscriber queue.
+    fn server(&self, raw: Option<RawServer>) -> Result<(Duration, u32), ScenarioError> {
+        // Unset keys keep the server's own defaults, defined once in `ServerConfig`.
+        let defaults = ServerConfig::default();
+        let server = raw.unwrap_or(RawServer {
             sse_heartbeat: None,
             subscriber_queue: None,
         });
         let sse_heartbeat = match &server.sse_heartbeat {
             Some(text) => self.positive_duration("server.sse_heartbeat", text)?,
-            None => Duration::from_secs(15),
+            None => defaults.sse_heartbeat,
         };
         let subscriber_queue = match server.subscriber_queue {
-            None => 1024,
+            None => defaults.subscriber_queue as u32,
             Some(n) => u32::try_from(n)
                 .ok()
                 .filter(|n| (1..=1_000_000).contains(n))
@@ -274,23 +350,17 @@ impl Validator<'_> {
                     )
                 })?,
         };
-        Ok(Scenario {
-            name,
-            description: raw.description.trim().to_string(),
-            techniques,
-            clients,
-            rates,
-            payload_bytes,
-            audience,
-            duration,
-            warmup,
-            drain,
-            poll_interval,
-            long_poll_timeout,
-            sse_heartbeat,
-            subscriber_queue,
-        })
+        Ok((sse_heartbeat, subscriber_queue))
     }
+}
+
+/// A scenario's durations, checked.
+struct Timing {
+    duration: Duration,
+    warmup: Duration,
+    drain: Duration,
+    poll_interval: Duration,
+    long_poll_timeout: Duration,
 }
 
 #[cfg(test)]

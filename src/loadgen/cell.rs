@@ -1,0 +1,577 @@
+//! One cell, in phases that each return plain data: start the target, connect the
+//! subscribers, publish and observe the window, drain, settle and compare. What they gather
+//! is `CellObservations`, which `assemble` (pure) turns into the cell's result.
+//!
+//! A cell: start a fresh server (or use `--target`), connect N subscribers of one technique
+//! from a known cursor, publish on an open-loop schedule, take both ends' counters at the
+//! start and end of the measured window, wait for late deliveries, end every subscriber with
+//! an end-of-cell comment so each stops after a complete exchange, then compare the whole
+//! cell's bytes as counted at both ends.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use tokio::task::{JoinError, JoinHandle, JoinSet};
+use tokio_util::sync::CancellationToken;
+
+use super::assemble::assemble;
+use super::observations::{
+    CellObservations, ClientMoment, CutOff, Ending, Published, ServerMoment, Settled, Window,
+};
+use super::publisher::{PublishCounts, Publisher, user_name};
+use super::recorder::{self, CellProgress, Schedule, ScheduleStart, SeqSet, SubscriberRecord};
+use super::runner::{RunError, RunOptions};
+use super::target::{ServerLaunch, ServerProcess, StatsReader};
+use crate::model::ServerConfig;
+use crate::model::results::CellResult;
+use crate::model::scenario::{Audience, CellSpec, Scenario};
+use crate::model::stats::AccountStats;
+use crate::model::stats::StatsSnapshot;
+use crate::net::ByteMeter;
+use crate::techniques::{ClientCounters, ClientSettings, Subscriber, Target, Technique};
+
+/// Runs one cell; returns its result and its latency histogram.
+pub async fn run_cell(
+    scenario: &Scenario,
+    spec: &CellSpec,
+    index: usize,
+    run_dir: &Path,
+    options: &RunOptions,
+) -> Result<(CellResult, Histogram<u64>), RunError> {
+    let plan = CellPlan::new(scenario, spec);
+    let mut target = start_target(scenario, &plan, index, run_dir, options).await?;
+    let start_cursor = target.before.comments_published;
+    let mut subscribers =
+        connect_subscribers(scenario, spec, &plan, target.addr, start_cursor).await;
+    let observed = publish_and_observe(scenario, spec, &plan, &subscribers, &mut target).await?;
+    let expected = expected_deliveries(scenario.audience, observed.accepted.len(), spec.clients);
+    let (records, ending) = drain(scenario, &mut subscribers, &observed.publisher, expected).await;
+    let settled = settle(target, spec.technique, &subscribers.meter).await?;
+
+    let expectation = recorder::Expectation {
+        schedule: &observed.schedule,
+        accepted: &observed.accepted,
+        per_user: (scenario.audience == Audience::PerUser).then_some(u64::from(spec.clients)),
+        publish_errors: observed.window.published.errors,
+    };
+    let merged = recorder::merge(&records, &expectation, &observed.reconnects_by_second);
+    let histogram = merged.histogram.clone();
+    let cell = assemble(CellObservations {
+        index,
+        spec: *spec,
+        audience: scenario.audience,
+        external_target: options.target.is_some(),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        ready: subscribers.ready,
+        window: observed.window,
+        ending,
+        settled,
+        merged,
+    });
+    Ok((cell, histogram))
+}
+
+/// A cell's shape in comments, from the scenario's timing and the cell's rate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct CellPlan {
+    /// Time between two scheduled comments.
+    period: Duration,
+    /// The first comment of the measured window: the warm-up's are before it.
+    first_measured: u64,
+    /// Comments published in all, warm-up included.
+    total: u64,
+}
+
+impl CellPlan {
+    fn new(scenario: &Scenario, spec: &CellSpec) -> Self {
+        let total = (scenario.warmup + scenario.duration).as_secs_f64() * spec.rate;
+        Self {
+            period: Duration::from_secs_f64(1.0 / spec.rate),
+            first_measured: (scenario.warmup.as_secs_f64() * spec.rate).ceil() as u64,
+            total: total.ceil() as u64,
+        }
+    }
+
+    /// How many comments are measured.
+    fn measured(&self) -> usize {
+        self.total.saturating_sub(self.first_measured) as usize
+    }
+}
+
+/// The server's flags for a cell: the scenario's settings, and a history long enough that
+/// no comment of the cell is evicted before every subscriber has read it.
+fn server_config(scenario: &Scenario, plan: &CellPlan) -> ServerConfig {
+    ServerConfig {
+        sse_heartbeat: scenario.sse_heartbeat,
+        subscriber_queue: scenario.subscriber_queue as usize,
+        history_capacity: (plan.total * 2 + 1_000_000) as usize,
+        ..ServerConfig::default()
+    }
+}
+
+/// The (comment, subscriber) pairs the accepted comments should make.
+fn expected_deliveries(audience: Audience, accepted: u64, clients: u32) -> u64 {
+    match audience {
+        Audience::Broadcast => accepted * u64::from(clients),
+        Audience::PerUser => accepted,
+    }
+}
+
+/// Phase 1: the server a cell drives, and its `/stats` before any subscriber connected.
+struct TargetUp {
+    /// `None` when driving `--target`.
+    server: Option<ServerProcess>,
+    addr: SocketAddr,
+    stats: StatsReader,
+    before: StatsSnapshot,
+}
+
+async fn start_target(
+    scenario: &Scenario,
+    plan: &CellPlan,
+    index: usize,
+    run_dir: &Path,
+    options: &RunOptions,
+) -> Result<TargetUp, RunError> {
+    let server = match options.target {
+        Some(_) => None,
+        None => {
+            let launch = ServerLaunch {
+                binary: options.server_binary.clone(),
+                args: server_config(scenario, plan).to_args(),
+                log: run_dir
+                    .join("logs")
+                    .join(format!("cell-{index:03}-server.log")),
+            };
+            Some(ServerProcess::start(&launch).await?)
+        }
+    };
+    let addr = server
+        .as_ref()
+        .map(|s| s.addr)
+        .or(options.target)
+        .expect("one of them is set");
+    let mut stats = StatsReader::new(addr);
+    let before = stats.read().await?;
+    Ok(TargetUp {
+        server,
+        addr,
+        stats,
+        before,
+    })
+}
+
+/// Phase 2: the cell's subscribers, running, and what they share.
+struct Subscribers {
+    tasks: JoinSet<(u32, SubscriberRecord)>,
+    /// Every subscriber stops on a child of it; the publisher on it.
+    stop: CancellationToken,
+    meter: Arc<ByteMeter>,
+    counters: Arc<ClientCounters>,
+    progress: Arc<CellProgress>,
+    /// How the subscribers learn the schedule once publishing starts.
+    started: ScheduleStart,
+    /// How many there are, and how many were connected when publishing began.
+    clients: u32,
+    ready: u64,
+}
+
+/// Starts every subscriber from the same known cursor, so none can miss a measured comment
+/// however long its connection takes to come up, then waits for them to connect: publishing
+/// starts once they have, so the warm-up and the window measure a steady state, not a crowd
+/// of handshakes.
+async fn connect_subscribers(
+    scenario: &Scenario,
+    spec: &CellSpec,
+    plan: &CellPlan,
+    addr: SocketAddr,
+    start_cursor: u64,
+) -> Subscribers {
+    let mut subscribers = Subscribers {
+        tasks: JoinSet::new(),
+        stop: CancellationToken::new(),
+        meter: ByteMeter::new(),
+        counters: Arc::new(ClientCounters::default()),
+        progress: Arc::new(CellProgress::default()),
+        started: Arc::default(),
+        clients: spec.clients,
+        ready: 0,
+    };
+    for i in 0..spec.clients {
+        let subscriber = Subscriber {
+            target: Target { addr },
+            user: Some(user_name(i)),
+            after: Some(start_cursor),
+            settings: ClientSettings {
+                poll_interval: scenario.poll_interval,
+                poll_phase: scenario.poll_interval.mul_f64(poll_phase_fraction(i)),
+                long_poll_timeout: scenario.long_poll_timeout,
+                ..ClientSettings::default()
+            },
+            meter: subscribers.meter.clone(),
+            counters: subscribers.counters.clone(),
+            stop: subscribers.stop.child_token(),
+        };
+        let mut record = SubscriberRecord::new(
+            subscribers.started.clone(),
+            plan.measured(),
+            subscribers.progress.clone(),
+            subscriber.stop.clone(),
+            user_name(i),
+        );
+        let technique = spec.technique;
+        subscribers.tasks.spawn(async move {
+            technique.run_client(&subscriber, &mut record).await;
+            (i, record)
+        });
+    }
+    subscribers.ready = wait_until_ready(&subscribers.counters, spec.clients).await;
+    subscribers
+}
+
+/// Waits for `clients` subscribers to be ready, or a deadline that grows with their number;
+/// returns how many are.
+async fn wait_until_ready(counters: &ClientCounters, clients: u32) -> u64 {
+    let deadline =
+        Instant::now() + Duration::from_secs(10) + Duration::from_millis(u64::from(clients) * 5);
+    while counters.ready.load(Ordering::Relaxed) < u64::from(clients) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    counters.ready.load(Ordering::Relaxed)
+}
+
+/// Where in the polling interval subscriber `i` first polls, as a fraction: the golden-ratio
+/// sequence spreads any number of clients evenly over the interval, as clients that started
+/// at unrelated times would be, without lining them up on a grid that could resonate with
+/// the publish schedule (10 clients at 0, 100, 200 ms... polling a feed published every
+/// 100 ms would all see each comment at the same phase and skew the latency).
+fn poll_phase_fraction(i: u32) -> f64 {
+    const GOLDEN: f64 = 0.618_033_988_749_895;
+    (f64::from(i) * GOLDEN).fract()
+}
+
+/// Phase 3: what publishing left behind, and the window's observations.
+struct Observed {
+    schedule: Schedule,
+    /// Kept for the end-of-cell comment and to close its connections.
+    publisher: Arc<Publisher>,
+    /// Measured comments the server accepted: final, as publishing is over.
+    accepted: SeqSet,
+    /// Reconnects second by second through the window, for the timeline.
+    reconnects_by_second: Vec<u64>,
+    window: Window,
+}
+
+/// Publishes on the open-loop schedule and observes the measured window: from half a
+/// period before the first measured comment is due to half a period after the last.
+async fn publish_and_observe(
+    scenario: &Scenario,
+    spec: &CellSpec,
+    plan: &CellPlan,
+    subscribers: &Subscribers,
+    target: &mut TargetUp,
+) -> Result<Observed, RunError> {
+    let schedule = Schedule {
+        start: Instant::now() + Duration::from_millis(50),
+        period: plan.period,
+        first_measured: plan.first_measured,
+        end: plan.total,
+    };
+    subscribers.started.set(schedule).expect("set once");
+    let (monitor, reconnects) = spawn_reconnect_monitor(subscribers.counters.clone(), schedule);
+    let lag = spawn_lag_probe(schedule);
+    let publisher = Arc::new(Publisher::new(
+        Target { addr: target.addr },
+        spec.payload_bytes as usize,
+        scenario.audience,
+        spec.clients,
+        plan.measured(),
+    ));
+    let publishing = publisher
+        .clone()
+        .run_on_own_thread(schedule, subscribers.stop.clone());
+
+    let technique = spec.technique;
+    tokio::time::sleep_until(schedule.window_start().into()).await;
+    let client_start = client_moment(&subscribers.counters, &subscribers.meter);
+    let server_start = server_moment(&target.stats.read().await?, technique);
+    tokio::time::sleep_until(schedule.window_end().into()).await;
+    let client_end = client_moment(&subscribers.counters, &subscribers.meter);
+    let server_end = server_moment(&target.stats.read().await?, technique);
+    monitor.abort();
+    let runtime_lag = lag.await.unwrap_or_else(|_| recorder::new_histogram());
+    let _ = publishing.await;
+    // An aborted task may be mid-tick: wait until it has stopped before reading its seconds.
+    let _ = monitor.await;
+
+    let counts = &publisher.counts;
+    let accepted = counts
+        .accepted
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    Ok(Observed {
+        schedule,
+        accepted,
+        reconnects_by_second: reconnects.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        window: Window {
+            client_start,
+            client_end,
+            server_start,
+            server_end,
+            runtime_lag,
+            published: published(counts),
+        },
+        publisher,
+    })
+}
+
+/// Counts reconnects second by second from the window's start until aborted.
+fn spawn_reconnect_monitor(
+    counters: Arc<ClientCounters>,
+    schedule: Schedule,
+) -> (JoinHandle<()>, Arc<Mutex<Vec<u64>>>) {
+    let seconds = Arc::new(Mutex::new(Vec::new()));
+    let monitor = tokio::spawn({
+        let seconds = seconds.clone();
+        async move {
+            tokio::time::sleep_until(schedule.window_start().into()).await;
+            let mut last = counters.reconnects.load(Ordering::Relaxed);
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let now = counters.reconnects.load(Ordering::Relaxed);
+                seconds
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(now - last);
+                last = now;
+            }
+        }
+    });
+    (monitor, seconds)
+}
+
+/// How late the subscribers' runtime wakes a 1 ms timer through the window: time a delivery
+/// may wait inside the generator before it is timestamped.
+fn spawn_lag_probe(schedule: Schedule) -> JoinHandle<Histogram<u64>> {
+    tokio::spawn(async move {
+        tokio::time::sleep_until(schedule.window_start().into()).await;
+        let mut lag = recorder::new_histogram();
+        while Instant::now() < schedule.window_end() {
+            let asked = Instant::now();
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            let late = asked.elapsed().saturating_sub(Duration::from_millis(1));
+            lag.saturating_record((late.as_micros() as u64).max(1));
+        }
+        lag
+    })
+}
+
+fn client_moment(counters: &ClientCounters, meter: &ByteMeter) -> ClientMoment {
+    let (bytes_up, bytes_down) = meter.totals();
+    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    ClientMoment {
+        requests: load(&counters.requests),
+        empty_responses: load(&counters.empty_responses),
+        connections_opened: load(&counters.connections_opened),
+        reconnects: load(&counters.reconnects),
+        errors: load(&counters.errors),
+        bytes_up,
+        bytes_down,
+        cpu_seconds: crate::sys::cpu_seconds(),
+        at: Instant::now(),
+    }
+}
+
+fn server_moment(snapshot: &StatsSnapshot, technique: Technique) -> ServerMoment {
+    ServerMoment {
+        account: account(snapshot, technique),
+        process: snapshot.process,
+    }
+}
+
+fn account(snapshot: &StatsSnapshot, technique: Technique) -> AccountStats {
+    snapshot
+        .accounts
+        .get(technique.name())
+        .copied()
+        .unwrap_or_default()
+}
+
+fn published(counts: &PublishCounts) -> Published {
+    Published {
+        errors: counts.measured_errors.load(Ordering::Relaxed),
+        first_error: counts
+            .first_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone(),
+        lateness_mean_us: counts.mean_lateness_us(),
+        lateness_max_us: counts.max_lateness_us.load(Ordering::Relaxed),
+    }
+}
+
+/// Phase 4: waits for late deliveries, then ends every subscriber with a last comment, so
+/// each stops after a complete exchange and the bytes both ends counted are comparable to
+/// the byte. Returns each subscriber's record, by index: per-user expectations depend on
+/// it, and a subscriber whose task failed keeps its place (`None`) so its expected comments
+/// count as missing.
+async fn drain(
+    scenario: &Scenario,
+    subscribers: &mut Subscribers,
+    publisher: &Publisher,
+    expected: u64,
+) -> (Vec<Option<SubscriberRecord>>, Ending) {
+    let deadline = Instant::now() + scenario.drain;
+    while subscribers.progress.delivered.load(Ordering::Relaxed) < expected
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let end_comment_error = publisher.publish_end().await.err().map(|e| e.to_string());
+    let stop_after = scenario.poll_interval + Duration::from_secs(5);
+    let (records, cut_off) = join_subscribers(subscribers, stop_after).await;
+    let failed_tasks = records.iter().filter(|r| r.is_none()).count();
+    publisher.close().await;
+    let ending = Ending {
+        end_comment_error,
+        cut_off,
+        failed_tasks,
+    };
+    (records, ending)
+}
+
+/// Collects every subscriber's record, cancelling those still running `after` the
+/// end-of-cell comment.
+async fn join_subscribers(
+    subscribers: &mut Subscribers,
+    after: Duration,
+) -> (Vec<Option<SubscriberRecord>>, Option<CutOff>) {
+    let tasks = &mut subscribers.tasks;
+    let mut records: Vec<Option<SubscriberRecord>> =
+        (0..subscribers.clients).map(|_| None).collect();
+    let mut collect = |joined: Result<(u32, SubscriberRecord), JoinError>| {
+        if let Ok((i, record)) = joined {
+            records[i as usize] = Some(record);
+        }
+    };
+    let finished = tokio::time::timeout(after, async {
+        while let Some(joined) = tasks.join_next().await {
+            collect(joined);
+        }
+    })
+    .await;
+    let mut cut_off = None;
+    if finished.is_err() {
+        cut_off = Some(CutOff {
+            still_running: tasks.len(),
+            after,
+        });
+        subscribers.stop.cancel();
+        while let Some(joined) = tasks.join_next().await {
+            collect(joined);
+        }
+    }
+    (records, cut_off)
+}
+
+/// Phase 5: waits for the server to see every subscriber connection closed, stops it, and
+/// takes the whole cell's counts at both ends and the kernel's.
+async fn settle(
+    mut target: TargetUp,
+    technique: Technique,
+    meter: &ByteMeter,
+) -> Result<Settled, RunError> {
+    let close_deadline = Instant::now() + Duration::from_secs(5);
+    let mut last = target.stats.read().await?;
+    while account(&last, technique).connections_open > 0 && Instant::now() < close_deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        last = target.stats.read().await?;
+    }
+    if let Some(server) = target.server {
+        server.stop().await;
+    }
+    let (client_up, client_down) = meter.totals();
+    let (kernel_sockets, kernel) = meter.kernel_totals();
+    Ok(Settled {
+        server_before: account(&target.before, technique),
+        server_after: account(&last, technique),
+        client_up,
+        client_down,
+        kernel_sockets,
+        kernel,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(warmup: &str, duration: &str) -> Scenario {
+        let text = format!(
+            "name = \"t\"\ndescription = \"d\"\ntechniques = [\"sse\"]\nclients = 10\n\
+             duration = \"{duration}\"\nwarmup = \"{warmup}\"\n[publish]\nrate = 10\n\
+             [server]\nsse_heartbeat = \"2s\"\nsubscriber_queue = 64\n"
+        );
+        Scenario::parse(&text, "t.toml").unwrap()
+    }
+
+    fn spec(rate: f64) -> CellSpec {
+        CellSpec {
+            technique: Technique::Sse,
+            clients: 10,
+            rate,
+            payload_bytes: 100,
+        }
+    }
+
+    #[test]
+    fn the_plan_counts_warm_up_and_measured_comments() {
+        let plan = CellPlan::new(&scenario("2s", "5s"), &spec(10.0));
+        assert_eq!(plan.period, Duration::from_millis(100));
+        assert_eq!((plan.first_measured, plan.total), (20, 70));
+        assert_eq!(plan.measured(), 50);
+        // A rate that does not divide the times rounds both boundaries up.
+        let plan = CellPlan::new(&scenario("1s", "1s"), &spec(2.5));
+        assert_eq!(
+            (plan.first_measured, plan.total, plan.measured()),
+            (3, 5, 2)
+        );
+    }
+
+    #[test]
+    fn the_server_gets_the_scenario_settings_and_room_for_every_comment() {
+        let scenario = scenario("2s", "5s");
+        let config = server_config(&scenario, &CellPlan::new(&scenario, &spec(10.0)));
+        assert_eq!(config.sse_heartbeat, Duration::from_secs(2));
+        assert_eq!(config.subscriber_queue, 64);
+        assert_eq!(config.history_capacity, 1_000_140);
+        assert_eq!(
+            config.max_connections,
+            ServerConfig::default().max_connections
+        );
+    }
+
+    #[test]
+    fn broadcast_expects_each_comment_at_every_subscriber() {
+        assert_eq!(expected_deliveries(Audience::Broadcast, 50, 10), 500);
+        assert_eq!(expected_deliveries(Audience::PerUser, 50, 10), 50);
+    }
+
+    #[test]
+    fn poll_phases_spread_over_the_interval() {
+        let mut phases: Vec<f64> = (0..10).map(poll_phase_fraction).collect();
+        assert_eq!(phases[0], 0.0);
+        phases.sort_by(f64::total_cmp);
+        // Ten golden-ratio points leave no gap wider than a fifth of the interval.
+        let widest = phases.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+        assert!(widest < 0.2, "{phases:?}");
+        assert!(phases.iter().all(|p| (0.0..1.0).contains(p)));
+    }
+}

@@ -1,0 +1,144 @@
+//! What one cell saw, as plain data: the phases in `cell` fill it in from sockets, clocks and
+//! the server's `/stats`; `assemble` turns it into a `CellResult` with no I/O at all, so every
+//! figure and warning rule can be tested with observations built by hand.
+
+use std::ops::Sub;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+use super::recorder::CellRecord;
+use super::scenario::{Audience, CellSpec};
+use crate::model::stats::{AccountStats, ProcessStats};
+use crate::net::KernelCount;
+
+/// Everything `assemble` needs to produce a cell's result.
+pub struct CellObservations {
+    /// The cell's place in the run, which names its files.
+    pub index: usize,
+    pub spec: CellSpec,
+    pub audience: Audience,
+    /// True when the cell drove a `--target` server rather than one of its own.
+    pub external_target: bool,
+    /// CPUs the machine offers, to judge whether server and generator saturated it.
+    pub cores: usize,
+    /// Subscribers connected when publishing began.
+    pub ready: u64,
+    pub window: Window,
+    pub ending: Ending,
+    pub settled: Settled,
+    /// Every subscriber's record, merged against what was expected.
+    pub merged: CellRecord,
+}
+
+/// The subscribers' counters, summed over all of them, at one moment.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientMoment {
+    pub requests: u64,
+    pub empty_responses: u64,
+    pub connections_opened: u64,
+    pub reconnects: u64,
+    pub errors: u64,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    /// The load generator's own CPU time so far (all its threads).
+    pub cpu_seconds: f64,
+    pub at: Instant,
+}
+
+/// The subscribers' counters over an interval, and its length.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ClientDelta {
+    pub requests: u64,
+    pub empty_responses: u64,
+    pub connections_opened: u64,
+    pub reconnects: u64,
+    pub errors: u64,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    pub cpu_seconds: f64,
+    pub seconds: f64,
+}
+
+/// `later - earlier`: what happened between two moments.
+impl Sub for ClientMoment {
+    type Output = ClientDelta;
+
+    fn sub(self, earlier: ClientMoment) -> ClientDelta {
+        ClientDelta {
+            requests: self.requests - earlier.requests,
+            empty_responses: self.empty_responses - earlier.empty_responses,
+            connections_opened: self.connections_opened - earlier.connections_opened,
+            reconnects: self.reconnects - earlier.reconnects,
+            errors: self.errors - earlier.errors,
+            bytes_up: self.bytes_up - earlier.bytes_up,
+            bytes_down: self.bytes_down - earlier.bytes_down,
+            cpu_seconds: self.cpu_seconds - earlier.cpu_seconds,
+            seconds: self.at.duration_since(earlier.at).as_secs_f64(),
+        }
+    }
+}
+
+/// The server's view at one moment: the cell's technique's account and the process.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServerMoment {
+    pub account: AccountStats,
+    pub process: ProcessStats,
+}
+
+/// How the publisher fared, final once publishing is over.
+#[derive(Debug, Clone, Default)]
+pub struct Published {
+    /// Measured publishes that failed.
+    pub errors: u64,
+    /// The first failure's text, warm-up publishes included.
+    pub first_error: Option<String>,
+    /// Mean and worst time a measured publish fired behind schedule, microseconds.
+    pub lateness_mean_us: f64,
+    pub lateness_max_us: u64,
+}
+
+/// The measured window: both ends' counters at its start and end, and the generator's own
+/// timeliness through it.
+pub struct Window {
+    pub client_start: ClientMoment,
+    pub client_end: ClientMoment,
+    pub server_start: ServerMoment,
+    pub server_end: ServerMoment,
+    /// How late the subscribers' runtime woke a 1 ms timer, microseconds.
+    pub runtime_lag: Histogram<u64>,
+    pub published: Published,
+}
+
+/// How the subscribers were ended after the drain.
+#[derive(Debug, Clone, Default)]
+pub struct Ending {
+    /// Why the end-of-cell comment could not be published, if it could not.
+    pub end_comment_error: Option<String>,
+    /// Set when some subscribers ignored the end-of-cell comment and had to be cancelled.
+    pub cut_off: Option<CutOff>,
+    /// Subscriber tasks that never handed back their record.
+    pub failed_tasks: usize,
+}
+
+/// Subscribers still running when the stop deadline passed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CutOff {
+    pub still_running: usize,
+    /// The deadline, counted from the end-of-cell comment.
+    pub after: Duration,
+}
+
+/// Whole-cell counts, taken once the server saw every subscriber connection closed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Settled {
+    /// The technique's account before the subscribers connected, and after they closed.
+    pub server_before: AccountStats,
+    pub server_after: AccountStats,
+    /// Bytes the subscribers sent and received, counted at their sockets.
+    pub client_up: u64,
+    pub client_down: u64,
+    /// The kernel's totals over the subscribers' closed sockets, and how many sockets.
+    pub kernel_sockets: u64,
+    pub kernel: KernelCount,
+}
