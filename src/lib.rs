@@ -5,6 +5,7 @@
 //! delivery latency, requests, connections, bytes on the wire, loss, server CPU and memory.
 //!
 //! # Layout
+//! - [`model`]: plain shared data (the comment), using no other module.
 //! - [`feed`]: the comment feed behind a small interface (publish, read after a cursor,
 //!   subscribe from a cursor); in memory by default.
 //! - [`techniques`]: one file per push technique, holding its server handler *and* its
@@ -20,6 +21,7 @@
 pub mod feed;
 pub mod http_client;
 pub mod loadgen;
+pub mod model;
 pub mod net;
 pub mod report;
 pub mod server;

@@ -7,14 +7,13 @@
 mod memory;
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+pub use crate::model::comment::{Comment, NewComment, now_micros};
 pub use memory::MemoryFeed;
 
 /// A comment as stored by the feed, with its wire JSON rendered once at publish time so every
@@ -36,30 +35,6 @@ impl StoredComment {
             (Some(_), None) => false,
         }
     }
-}
-
-/// One comment of the feed, as it appears on the wire in every technique.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Comment {
-    /// Strictly increasing, assigned by the feed; the cursor every technique resumes from.
-    pub id: u64,
-    /// The author's user id.
-    pub from: String,
-    /// The recipient's user id; `None` means everyone.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to: Option<String>,
-    /// The comment itself, shown as text, never as HTML.
-    pub text: String,
-    /// The server's publish time, microseconds since the Unix epoch.
-    pub published_at_us: u64,
-}
-
-/// What a publisher hands the feed; the feed adds the id and the publish time.
-#[derive(Debug, Clone)]
-pub struct NewComment {
-    pub from: String,
-    pub to: Option<String>,
-    pub text: String,
 }
 
 /// A page of comments after a cursor, as short and long polling return it.
@@ -123,14 +98,6 @@ pub trait Feed: Send + Sync + 'static {
     fn last_id(&self) -> u64;
     /// How many comments were published since start.
     fn published(&self) -> u64;
-}
-
-/// Microseconds since the Unix epoch, the clock in `Comment::published_at_us`.
-pub fn now_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
 }
 
 /// A live subscription: first the backlog that existed when it was made, then comments as
