@@ -37,7 +37,8 @@ async fn publish(
     AppJson(ObjectOnly(request)): AppJson<ObjectOnly<PublishRequest>>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), AppError> {
     let comment = checked_comment(&state, request.from, request.to, request.text)?;
-    let stored = state.feed.publish(comment);
+    // An outage is a 503 with Retry-After (`From<FeedError> for AppError`).
+    let stored = state.feed.publish(comment).await?;
     state
         .stats
         .account(Account::Publish)

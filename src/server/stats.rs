@@ -71,6 +71,7 @@ pub struct Counters {
     pub comments_published: AtomicU64,
     pub dropped_slow: AtomicU64,
     pub dropped_by_admin: AtomicU64,
+    pub dropped_unavailable: AtomicU64,
 }
 
 /// One account's figures as `/stats` reports them.
@@ -96,6 +97,11 @@ pub struct AccountStats {
     pub dropped_slow: u64,
     /// Connections dropped on purpose through the admin endpoint.
     pub dropped_by_admin: u64,
+    /// Subscribers turned away, with a cursor to resume from, because the feed's backend
+    /// was unavailable (streams ended, polls answered 503).
+    // Absent from `/stats` of servers older than the field.
+    #[serde(default)]
+    pub dropped_unavailable: u64,
 }
 
 /// The server process's own resource use, read from `/proc/self`.
@@ -197,6 +203,7 @@ impl Stats {
                     comments_published: load(&c.comments_published),
                     dropped_slow: load(&c.dropped_slow),
                     dropped_by_admin: load(&c.dropped_by_admin),
+                    dropped_unavailable: load(&c.dropped_unavailable),
                 };
                 (account.name().to_string(), stats)
             })
@@ -215,7 +222,7 @@ impl Stats {
 /// Renders a snapshot in the Prometheus text exposition format.
 pub fn prometheus(snapshot: &StatsSnapshot) -> String {
     type Field = fn(&AccountStats) -> u64;
-    let per_account: [(&str, &str, &str, Field); 10] = [
+    let per_account: [(&str, &str, &str, Field); 11] = [
         (
             "requests_total",
             "counter",
@@ -275,6 +282,12 @@ pub fn prometheus(snapshot: &StatsSnapshot) -> String {
             "counter",
             "connections dropped by the admin endpoint",
             |s| s.dropped_by_admin,
+        ),
+        (
+            "dropped_unavailable_total",
+            "counter",
+            "subscribers dropped for an unavailable feed",
+            |s| s.dropped_unavailable,
         ),
     ];
     let mut out = String::new();

@@ -26,9 +26,10 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::feed::{Comment, Page};
+use crate::feed::{Comment, FeedError, Page};
 use crate::net::ByteMeter;
 use crate::server::AppState;
+use crate::server::error::AppError;
 
 /// A way for the server to push comments to clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -117,6 +118,19 @@ impl FromStr for Technique {
                 )
             })
     }
+}
+
+/// The answer to a feed error met by a subscriber of `technique` before it streams: an
+/// outage is a resumable drop (503 with Retry-After; the client keeps its cursor), counted.
+pub fn feed_error(state: &AppState, technique: Technique, error: FeedError) -> AppError {
+    if matches!(error, FeedError::Unavailable { .. }) {
+        state
+            .stats
+            .technique(technique)
+            .dropped_unavailable
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    error.into()
 }
 
 /// The poll response body, `{"comments":[...],"next":M}`, built from each comment's stored

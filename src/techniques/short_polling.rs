@@ -9,7 +9,9 @@ use axum::response::Response;
 use axum::routing::get;
 use serde::Deserialize;
 
-use super::{ClientCounters, DeliverySink, PageBody, Subscriber, Technique, page_response};
+use super::{
+    ClientCounters, DeliverySink, PageBody, Subscriber, Technique, feed_error, page_response,
+};
 use crate::http_client::{ClientError, HttpConnection};
 use crate::server::AppState;
 use crate::server::error::{AppError, AppQuery, checked_user};
@@ -31,7 +33,9 @@ async fn poll(
     let user = checked_user(query.user)?;
     let page = state
         .feed
-        .read_after(query.after, user.as_deref(), state.config.page_limit)?;
+        .read_after(query.after, user.as_deref(), state.config.page_limit)
+        .await
+        .map_err(|error| feed_error(&state, Technique::ShortPolling, error))?;
     state
         .stats
         .record_page(Technique::ShortPolling, page.comments.len());
