@@ -278,7 +278,14 @@ impl Feed for MemoryFeed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::feed::NewComment;
+    use crate::feed::{FeedOptions, NewComment};
+
+    /// A fresh memory feed for each conformance check.
+    async fn memory_feed(options: FeedOptions) -> Arc<dyn Feed> {
+        Arc::new(MemoryFeed::new(options.history, options.queue))
+    }
+
+    crate::feed::conformance::conformance_tests!(memory_feed);
 
     fn new(text: &str) -> NewComment {
         NewComment {

@@ -8,6 +8,8 @@
 //! and its publish time (`render.rs`), and the subscription a backend feeds
 //! (`subscription.rs`). `conformance.rs` holds the checks every backend passes unchanged.
 
+#[cfg(test)]
+pub(crate) mod conformance;
 mod memory;
 mod render;
 mod subscription;
