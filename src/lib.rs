@@ -6,7 +6,7 @@
 //!
 //! # Layout
 //! Modules are listed bottom-up: each uses only modules above it in this list (a test,
-//! `tests/layout.rs`'s module graph check, keeps it so).
+//! `tests/layout/mod.rs`, keeps it so).
 //! - [`model`]: plain data shared by everyone: the technique list and each technique's
 //!   descriptor, the comment, the server's settings, the `/stats` wire types, the checked
 //!   scenario, the results of a run.

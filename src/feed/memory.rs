@@ -2,18 +2,21 @@
 //! bounded queue, so a comment to one user wakes only that user's subscribers.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use tokio::sync::mpsc;
 
-use super::{Comment, Feed, FeedError, NewComment, Page, StoredComment, Subscription, now_micros};
+use super::{Draft, EndCause, Feed, FeedError, Page, StoredComment, Subscription};
 
 /// The default in-memory feed.
 pub struct MemoryFeed {
     inner: Arc<Mutex<Inner>>,
     /// Capacity of each subscriber's queue; a subscriber that falls further behind is dropped.
     queue: usize,
+    /// The newest id fanned out to every subscriber: the horizon every subscription reads.
+    /// Stored under the lock after the fan-out, read without it.
+    horizon: Arc<AtomicU64>,
 }
 
 struct Inner {
@@ -29,12 +32,14 @@ struct Inner {
     by_user: HashMap<String, Vec<u64>>,
     /// The next registration number.
     next_registration: u64,
+    /// A rehearsed outage (`MemoryFeed::set_outage`): while set, every call fails with it.
+    outage: Option<String>,
 }
 
 struct Subscriber {
     user: Option<String>,
     sender: mpsc::Sender<Arc<StoredComment>>,
-    lagged: Arc<AtomicBool>,
+    ended: Arc<OnceLock<EndCause>>,
 }
 
 /// Removes a subscriber from the registry when its subscription is dropped.
@@ -70,13 +75,41 @@ impl MemoryFeed {
                 subscribers: HashMap::new(),
                 by_user: HashMap::new(),
                 next_registration: 0,
+                outage: None,
             })),
             queue: queue.max(1),
+            horizon: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Rehearses a backend outage, so the server's handling of one (503s, resumable drops)
+    /// can be tested without a broker: `Some(reason)` ends every live subscription with
+    /// `Unavailable` and fails every call until `None` ends the outage. The history is kept,
+    /// as a broker's would be, so subscribers resume without loss.
+    pub fn set_outage(&self, reason: Option<String>) {
+        let mut inner = lock(&self.inner);
+        if let Some(reason) = &reason {
+            for (_, subscriber) in inner.subscribers.drain() {
+                let _ = subscriber.ended.set(EndCause::Unavailable {
+                    reason: reason.clone(),
+                });
+            }
+            inner.by_user.clear();
+        }
+        inner.outage = reason;
     }
 }
 
 impl Inner {
+    fn available(&self) -> Result<(), FeedError> {
+        match &self.outage {
+            None => Ok(()),
+            Some(reason) => Err(FeedError::Unavailable {
+                reason: reason.clone(),
+            }),
+        }
+    }
+
     fn oldest_id(&self) -> u64 {
         self.history
             .front()
@@ -120,7 +153,7 @@ impl Inner {
         match subscriber.sender.try_send(comment.clone()) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
-                subscriber.lagged.store(true, Ordering::Release);
+                let _ = subscriber.ended.set(EndCause::Lagged);
                 self.unregister(number);
             }
             Err(mpsc::error::TrySendError::Closed(_)) => self.unregister(number),
@@ -128,23 +161,15 @@ impl Inner {
     }
 }
 
+#[async_trait::async_trait]
 impl Feed for MemoryFeed {
-    fn publish(&self, new: NewComment) -> Arc<StoredComment> {
+    async fn append(&self, draft: Draft) -> Result<Arc<StoredComment>, FeedError> {
         let mut inner = lock(&self.inner);
+        inner.available()?;
         // The id, the history slot and the fan-out are decided under one lock, so every
         // subscriber sees ids in order and a subscription made concurrently misses nothing.
         let id = inner.last_id + 1;
-        let comment = Comment {
-            id,
-            from: new.from,
-            to: new.to,
-            text: new.text,
-            published_at_us: now_micros(),
-        };
-        let json: Arc<str> = serde_json::to_string(&comment)
-            .expect("a comment of strings and integers always serialises")
-            .into();
-        let stored = Arc::new(StoredComment { comment, json });
+        let stored = Arc::new(draft.with_id(id));
         inner.last_id = id;
         if inner.history.len() == inner.history_capacity {
             inner.history.pop_front();
@@ -158,16 +183,19 @@ impl Feed for MemoryFeed {
         for number in recipients {
             inner.deliver(number, &stored);
         }
-        stored
+        // Only now is the comment in every recipient's queue: the horizon may pass it.
+        self.horizon.store(id, Ordering::Release);
+        Ok(stored)
     }
 
-    fn read_after(
+    async fn read_after(
         &self,
         cursor: Option<u64>,
         user: Option<&str>,
         limit: usize,
     ) -> Result<Page, FeedError> {
         let inner = lock(&self.inner);
+        inner.available()?;
         let Some(cursor) = cursor else {
             return Ok(Page {
                 comments: Vec::new(),
@@ -191,12 +219,13 @@ impl Feed for MemoryFeed {
         Ok(page)
     }
 
-    fn subscribe(
+    async fn subscribe(
         &self,
         cursor: Option<u64>,
         user: Option<String>,
     ) -> Result<Subscription, FeedError> {
         let mut inner = lock(&self.inner);
+        inner.available()?;
         let cursor = cursor.unwrap_or(inner.last_id);
         let start = inner.index_after(cursor)?;
         let backlog: VecDeque<_> = inner
@@ -206,7 +235,7 @@ impl Feed for MemoryFeed {
             .cloned()
             .collect();
         let (sender, receiver) = mpsc::channel(self.queue);
-        let lagged = Arc::new(AtomicBool::new(false));
+        let ended = Arc::new(OnceLock::new());
         let number = inner.next_registration;
         inner.next_registration += 1;
         if let Some(user) = &user {
@@ -217,7 +246,7 @@ impl Feed for MemoryFeed {
             Subscriber {
                 user,
                 sender,
-                lagged: lagged.clone(),
+                ended: ended.clone(),
             },
         );
         let registration = Registration {
@@ -227,102 +256,63 @@ impl Feed for MemoryFeed {
         Ok(Subscription::new(
             backlog,
             receiver,
-            lagged,
+            ended,
             self.queue,
             cursor,
+            self.horizon.clone(),
             Box::new(registration),
         ))
     }
 
-    fn last_id(&self) -> u64 {
-        lock(&self.inner).last_id
+    async fn last_id(&self) -> Result<u64, FeedError> {
+        let inner = lock(&self.inner);
+        inner.available()?;
+        Ok(inner.last_id)
     }
 
     fn published(&self) -> u64 {
-        lock(&self.inner).last_id
+        self.horizon.load(Ordering::Acquire)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::feed::{FeedOptions, NewComment};
 
-    fn new(from: &str, to: Option<&str>, text: &str) -> NewComment {
+    /// A fresh memory feed for each conformance check.
+    async fn memory_feed(options: FeedOptions) -> Arc<dyn Feed> {
+        Arc::new(MemoryFeed::new(options.history, options.queue))
+    }
+
+    crate::feed::conformance::conformance_tests!(memory_feed);
+
+    fn new(text: &str) -> NewComment {
         NewComment {
-            from: from.into(),
-            to: to.map(Into::into),
+            from: "a".into(),
+            to: None,
             text: text.into(),
         }
     }
 
-    #[test]
-    fn read_after_filters_by_user_and_advances_past_others() {
-        let feed = MemoryFeed::new(10, 4);
-        feed.publish(new("a", None, "all"));
-        feed.publish(new("a", Some("bob"), "to bob"));
-        feed.publish(new("a", Some("eve"), "to eve"));
-        let page = feed.read_after(Some(0), Some("bob"), 100).unwrap();
-        let texts: Vec<_> = page
-            .comments
-            .iter()
-            .map(|c| c.comment.text.as_str())
-            .collect();
-        assert_eq!(texts, ["all", "to bob"]);
-        assert_eq!(page.next, 3);
-        let anonymous = feed.read_after(Some(0), None, 100).unwrap();
-        assert_eq!(anonymous.comments.len(), 1);
-    }
-
-    #[test]
-    fn evicted_cursor_is_an_explicit_error() {
-        let feed = MemoryFeed::new(2, 4);
-        for i in 0..5 {
-            feed.publish(new("a", None, &i.to_string()));
-        }
-        assert_eq!(
-            feed.read_after(Some(1), None, 10).unwrap_err(),
-            FeedError::CursorExpired {
-                cursor: 1,
-                oldest: 4
-            }
-        );
-        assert_eq!(
-            feed.read_after(Some(3), None, 10).unwrap().comments.len(),
-            2
-        );
-        assert!(matches!(
-            feed.read_after(Some(9), None, 10),
-            Err(FeedError::CursorAhead { .. })
-        ));
-    }
-
     #[tokio::test]
-    async fn subscription_yields_backlog_then_live_once_each() {
+    async fn an_outage_fails_every_call_and_ends_subscriptions_resumably() {
         let feed = MemoryFeed::new(10, 4);
-        feed.publish(new("a", None, "1"));
-        let mut sub = feed.subscribe(Some(0), Some("bob".into())).unwrap();
-        feed.publish(new("a", Some("eve"), "not for bob"));
-        feed.publish(new("a", Some("bob"), "3"));
+        feed.publish(new("1")).await.unwrap();
+        let mut sub = feed.subscribe(Some(0), None).await.unwrap();
         assert_eq!(sub.next().await.unwrap().comment.id, 1);
-        assert_eq!(sub.next().await.unwrap().comment.id, 3);
-        assert!(sub.try_next().is_none());
-    }
-
-    #[tokio::test]
-    async fn a_full_queue_drops_the_subscriber_with_its_resume_cursor() {
-        let feed = MemoryFeed::new(100, 2);
-        let mut sub = feed.subscribe(None, None).unwrap();
-        for i in 0..5 {
-            feed.publish(new("a", None, &i.to_string()));
-        }
-        assert_eq!(sub.next().await.unwrap().comment.id, 1);
-        assert_eq!(sub.next().await.unwrap().comment.id, 2);
-        assert_eq!(
-            sub.next().await.unwrap_err(),
-            FeedError::Lagged {
-                queue: 2,
-                resume_after: 2
-            }
-        );
+        feed.set_outage(Some("broker down".into()));
+        let down = FeedError::Unavailable {
+            reason: "broker down".into(),
+        };
+        assert_eq!(sub.next().await.unwrap_err(), down);
+        assert_eq!(feed.publish(new("lost?")).await.unwrap_err(), down);
+        assert_eq!(feed.read_after(Some(0), None, 10).await.unwrap_err(), down);
+        assert_eq!(feed.last_id().await.unwrap_err(), down);
+        feed.set_outage(None);
+        // Nothing was stored during the outage, and the subscriber resumes from its cursor.
+        let mut resumed = feed.subscribe(Some(sub.cursor()), None).await.unwrap();
+        feed.publish(new("2")).await.unwrap();
+        assert_eq!(resumed.next().await.unwrap().comment.id, 2);
     }
 }

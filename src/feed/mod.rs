@@ -1,66 +1,25 @@
-//! The comment feed every technique serves: the comment type, the `Feed` interface the
-//! transports use (publish, read after a cursor, subscribe from a cursor) and its errors.
+//! The comment feed every technique serves: the `Feed` interface the transports use
+//! (publish, read after a cursor, subscribe from a cursor), the visibility rule every backend
+//! keeps, and its errors.
 //!
-//! Transports only see this interface, so a distributed backend can replace the in-memory
-//! one (`memory.rs`) without touching them.
+//! Transports only see this interface, so a networked backend (Redis streams, several server
+//! instances) can replace the in-memory one (`memory.rs`) without touching them. What every
+//! backend shares lives beside the trait, not in a backend: rendering a comment's wire JSON
+//! and its publish time (`render.rs`), and the subscription a backend feeds
+//! (`subscription.rs`). `conformance.rs` holds the checks every backend passes unchanged.
 
+#[cfg(test)]
+pub(crate) mod conformance;
 mod memory;
+mod render;
+mod subscription;
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
-
-use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
-
+pub use crate::model::comment::{Comment, NewComment, now_micros};
 pub use memory::MemoryFeed;
-
-/// A comment as stored by the feed, with its wire JSON rendered once at publish time so every
-/// technique sends the very same bytes (byte comparisons between techniques stay fair).
-#[derive(Debug)]
-pub struct StoredComment {
-    /// The decoded comment, for filtering by recipient.
-    pub comment: Comment,
-    /// `serde_json` rendering of `comment`, shared by all techniques.
-    pub json: Arc<str>,
-}
-
-impl StoredComment {
-    /// Whether a subscriber named `user` (or anonymous, `None`) should receive this comment.
-    pub fn is_for(&self, user: Option<&str>) -> bool {
-        match (&self.comment.to, user) {
-            (None, _) => true,
-            (Some(to), Some(user)) => to == user,
-            (Some(_), None) => false,
-        }
-    }
-}
-
-/// One comment of the feed, as it appears on the wire in every technique.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Comment {
-    /// Strictly increasing, assigned by the feed; the cursor every technique resumes from.
-    pub id: u64,
-    /// The author's user id.
-    pub from: String,
-    /// The recipient's user id; `None` means everyone.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to: Option<String>,
-    /// The comment itself, shown as text, never as HTML.
-    pub text: String,
-    /// The server's publish time, microseconds since the Unix epoch.
-    pub published_at_us: u64,
-}
-
-/// What a publisher hands the feed; the feed adds the id and the publish time.
-#[derive(Debug, Clone)]
-pub struct NewComment {
-    pub from: String,
-    pub to: Option<String>,
-    pub text: String,
-}
+pub use render::{Draft, StoredComment};
+pub use subscription::{EndCause, Subscription};
 
 /// A page of comments after a cursor, as short and long polling return it.
 #[derive(Debug, Default)]
@@ -72,8 +31,17 @@ pub struct Page {
     pub next: u64,
 }
 
-/// Why the feed could not serve a read or a subscription. Loss is never silent: each of
-/// these reaches the client as an explicit error.
+/// The sizes a backend is built with, so the conformance suite can build any backend small.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedOptions {
+    /// How many of the newest comments the history keeps; older cursors get `CursorExpired`.
+    pub history: usize,
+    /// How many comments a subscriber may fall behind before it is dropped (`Lagged`).
+    pub queue: usize,
+}
+
+/// Why the feed could not serve a publish, a read or a subscription. Loss is never silent:
+/// each of these reaches the client as an explicit error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FeedError {
     /// The comments right after the cursor have left the bounded history.
@@ -95,138 +63,74 @@ pub enum FeedError {
         "subscriber fell more than {queue} comments behind and was dropped; resume after id {resume_after}"
     )]
     Lagged { queue: usize, resume_after: u64 },
+    /// The backend cannot be reached (a broker down, a connection lost). Nothing is lost:
+    /// a publisher may retry, a subscriber resumes from its cursor once the backend is back.
+    #[error("the feed is unavailable: {reason}")]
+    Unavailable { reason: String },
     /// The feed is shutting down.
     #[error("the feed is closed")]
     Closed,
 }
 
-/// The feed interface the transports program against.
+/// The feed interface the transports program against, as `Arc<dyn Feed>`.
+///
+/// # The visibility rule
+/// Every backend keeps it, and callers rely on nothing else (no lock, no timing):
+///
+/// 1. **Resuming misses nothing.** A subscriber that has read up to cursor `N` (every
+///    comment for it with id `<= N`) and then reads or subscribes from `N` gets every
+///    comment for it with id `> N`, however publishes race with the call, until it is told
+///    otherwise by an error (`CursorExpired`, `Lagged`, `Unavailable`, `Closed`), after which
+///    it can resume from its cursor again.
+/// 2. **In id order, each once.** A page and a subscription yield ids strictly increasing.
+/// 3. **A subscription knows how far it is complete.** `Subscription::horizon()` is an id up
+///    to which every comment for the subscriber has reached the subscription (yielded or
+///    waiting in it). A per-user poller that drained its subscription may therefore move its
+///    cursor to the horizon, past other users' comments, and lose nothing.
+///
+/// Ids are strictly increasing and contiguous over the whole feed (every instance, every
+/// user), so a cursor is one integer.
+///
+/// # Why `async_trait`
+/// Native `async fn` in traits cannot be called through `dyn Feed`, and the server holds
+/// its backend as `Arc<dyn Feed>` chosen at start-up. `async_trait` boxes each call's
+/// future: one allocation per publish, read or subscribe, none per delivered comment (a
+/// `Subscription` is a concrete type, so fan-out to many subscribers pays nothing for it),
+/// and a networked backend writes plain `async fn`s.
+#[async_trait::async_trait]
 pub trait Feed: Send + Sync + 'static {
-    /// Stores a comment and hands it to every live subscriber it is addressed to.
-    fn publish(&self, new: NewComment) -> Arc<StoredComment>;
+    /// Stamps a comment with its publish time, stores it with the next id and hands it to
+    /// every live subscriber it is addressed to. Backends implement `append`, not this, so
+    /// the stamp and the rendering are the same for every backend.
+    async fn publish(&self, new: NewComment) -> Result<Arc<StoredComment>, FeedError> {
+        self.append(Draft::stamp(new)).await
+    }
+
+    /// Stores a stamped comment under the next id (rendering it with `Draft::with_id`) and
+    /// hands it to its live subscribers, in id order.
+    async fn append(&self, draft: Draft) -> Result<Arc<StoredComment>, FeedError>;
+
     /// Up to `limit` comments after `cursor` for `user`; `cursor = None` means "from now on"
     /// (an empty page whose `next` is the newest id).
-    fn read_after(
+    async fn read_after(
         &self,
         cursor: Option<u64>,
         user: Option<&str>,
         limit: usize,
     ) -> Result<Page, FeedError>;
+
     /// A live subscription that yields, in id order and each once, every comment after
     /// `cursor` (or from now on) addressed to `user` or to everyone.
-    fn subscribe(
+    async fn subscribe(
         &self,
         cursor: Option<u64>,
         user: Option<String>,
     ) -> Result<Subscription, FeedError>;
+
     /// The newest id, 0 for an empty feed.
-    fn last_id(&self) -> u64;
-    /// How many comments were published since start.
+    async fn last_id(&self) -> Result<u64, FeedError>;
+
+    /// How many comments this instance accepted since it started: a local counter, so
+    /// `/stats` answers during an outage, and summing it over instances counts each once.
     fn published(&self) -> u64;
-}
-
-/// Microseconds since the Unix epoch, the clock in `Comment::published_at_us`.
-pub fn now_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
-}
-
-/// A live subscription: first the backlog that existed when it was made, then comments as
-/// they are published, through a bounded queue. Any backend builds one from those parts.
-pub struct Subscription {
-    /// Comments after the cursor that were already stored when the subscription began.
-    backlog: VecDeque<Arc<StoredComment>>,
-    /// Comments published since; bounded, so a slow reader cannot grow memory.
-    live: mpsc::Receiver<Arc<StoredComment>>,
-    /// Set by the backend when it dropped this subscriber for a full queue.
-    lagged: Arc<AtomicBool>,
-    /// The queue's capacity, for the `Lagged` error.
-    queue: usize,
-    /// The newest id handed out, so nothing is yielded twice or out of order.
-    last_yielded: u64,
-    /// Unregisters the subscriber from its backend when the subscription is dropped.
-    _registration: Box<dyn Send + Sync>,
-}
-
-impl Subscription {
-    /// Assembles a subscription; `cursor` is the id the subscriber has already seen.
-    pub fn new(
-        backlog: VecDeque<Arc<StoredComment>>,
-        live: mpsc::Receiver<Arc<StoredComment>>,
-        lagged: Arc<AtomicBool>,
-        queue: usize,
-        cursor: u64,
-        registration: Box<dyn Send + Sync>,
-    ) -> Self {
-        Self {
-            backlog,
-            live,
-            lagged,
-            queue,
-            last_yielded: cursor,
-            _registration: registration,
-        }
-    }
-
-    /// The id of the last comment this subscription yielded (or its starting cursor).
-    pub fn cursor(&self) -> u64 {
-        self.last_yielded
-    }
-
-    /// The next comment, waiting for one to be published if need be.
-    pub async fn next(&mut self) -> Result<Arc<StoredComment>, FeedError> {
-        loop {
-            let comment = match self.backlog.pop_front() {
-                Some(comment) => comment,
-                None => match self.live.recv().await {
-                    Some(comment) => comment,
-                    None => return Err(self.end_reason()),
-                },
-            };
-            if let Some(comment) = self.accept(comment) {
-                return Ok(comment);
-            }
-        }
-    }
-
-    /// The next comment if one is ready now, without waiting.
-    pub fn try_next(&mut self) -> Option<Result<Arc<StoredComment>, FeedError>> {
-        loop {
-            let comment = match self.backlog.pop_front() {
-                Some(comment) => comment,
-                None => match self.live.try_recv() {
-                    Ok(comment) => comment,
-                    Err(mpsc::error::TryRecvError::Empty) => return None,
-                    Err(mpsc::error::TryRecvError::Disconnected) => {
-                        return Some(Err(self.end_reason()));
-                    }
-                },
-            };
-            if let Some(comment) = self.accept(comment) {
-                return Some(Ok(comment));
-            }
-        }
-    }
-
-    /// Drops a comment already yielded (the backlog and the live queue can overlap by a few).
-    fn accept(&mut self, comment: Arc<StoredComment>) -> Option<Arc<StoredComment>> {
-        if comment.comment.id <= self.last_yielded {
-            return None;
-        }
-        self.last_yielded = comment.comment.id;
-        Some(comment)
-    }
-
-    fn end_reason(&self) -> FeedError {
-        if self.lagged.load(Ordering::Acquire) {
-            FeedError::Lagged {
-                queue: self.queue,
-                resume_after: self.last_yielded,
-            }
-        } else {
-            FeedError::Closed
-        }
-    }
 }

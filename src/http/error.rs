@@ -83,7 +83,9 @@ impl From<FeedError> for AppError {
                 retry_after: None,
                 details: Some(serde_json::json!({ "cursor": cursor, "last": last })),
             },
-            FeedError::Lagged { .. } | FeedError::Closed => Self {
+            // A backend outage is temporary: the client retries (a publisher) or resumes from
+            // its cursor (a subscriber) after the delay.
+            FeedError::Lagged { .. } | FeedError::Unavailable { .. } | FeedError::Closed => Self {
                 retry_after: Some(1),
                 ..Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
             },

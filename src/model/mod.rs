@@ -6,6 +6,7 @@
 //! `model` <- `sys` <- `net` <- `feed`, `http` <- `techniques` <- `server`;
 //! `model` <- `report` <- `loadgen` (which also drives `techniques` and `http`).
 
+pub mod comment;
 pub mod results;
 pub mod scenario;
 pub mod server_config;

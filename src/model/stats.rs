@@ -124,6 +124,9 @@ counts! {
     dropped_slow: "counter", "subscribers dropped for a full queue";
     /// Connections dropped on purpose through the admin endpoint.
     dropped_by_admin: "counter", "connections dropped by the admin endpoint";
+    /// Subscribers turned away, with a cursor to resume from, because the feed's backend
+    /// was unavailable (streams ended, polls answered 503).
+    dropped_unavailable: "counter", "subscribers dropped for an unavailable feed";
 }
 
 /// The server process's own resource use, read from `/proc/self`.

@@ -50,8 +50,17 @@ pub struct AppState {
 impl AppState {
     pub fn new(config: ServerConfig, shutdown: CancellationToken) -> Self {
         let feed = MemoryFeed::new(config.history_capacity, config.subscriber_queue);
+        Self::with_feed(config, shutdown, Arc::new(feed))
+    }
+
+    /// State over a given backend (another kind, or one a test keeps a handle on).
+    pub fn with_feed(
+        config: ServerConfig,
+        shutdown: CancellationToken,
+        feed: Arc<dyn Feed>,
+    ) -> Self {
         Self {
-            feed: Arc::new(feed),
+            feed,
             stats: Stats::new(),
             config: Arc::new(config),
             shutdown,
@@ -208,9 +217,13 @@ impl RunningServer {
 
 /// Starts a server on 127.0.0.1 with a free port.
 pub async fn spawn(config: ServerConfig) -> std::io::Result<RunningServer> {
+    spawn_with_state(AppState::new(config, CancellationToken::new())).await
+}
+
+/// Starts a server on 127.0.0.1 with a free port, serving `state`.
+pub async fn spawn_with_state(state: AppState) -> std::io::Result<RunningServer> {
     let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
     let addr = listener.local_addr()?;
-    let state = AppState::new(config, CancellationToken::new());
     let task = tokio::spawn(serve(listener, state.clone(), Duration::from_secs(5)));
     Ok(RunningServer { addr, state, task })
 }

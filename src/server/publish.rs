@@ -37,7 +37,8 @@ async fn publish(
         request.to,
         request.text,
     )?;
-    let stored = state.feed.publish(comment);
+    // An outage is a 503 with Retry-After (`From<FeedError> for AppError`).
+    let stored = state.feed.publish(comment).await?;
     state
         .stats
         .account(Account::Publish)

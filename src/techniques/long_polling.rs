@@ -11,7 +11,7 @@ use axum::routing::get;
 use serde::Deserialize;
 
 use super::short_polling::Poller;
-use super::{Context, DeliverySink, Subscriber, page_response};
+use super::{Context, DeliverySink, Subscriber, feed_error, page_response};
 use crate::feed::{FeedError, Page};
 use crate::http::error::{AppError, AppQuery, checked_user};
 
@@ -41,9 +41,13 @@ async fn long_poll(
             )));
         }
     };
-    // Subscribing from the cursor takes the backlog and the live queue under one lock, so a
+    // Subscribing from the cursor misses nothing after it (the feed's visibility rule), so a
     // comment published between "nothing yet" and "wait" cannot slip through.
-    let mut subscription = state.feed.subscribe(query.after, user)?;
+    let mut subscription = state
+        .feed
+        .subscribe(query.after, user)
+        .await
+        .map_err(|error| feed_error(&state, error))?;
     let dropped = state.drop_signal();
     let mut page = Page {
         comments: Vec::new(),
@@ -65,31 +69,15 @@ async fn long_poll(
     match first {
         Some(Ok(comment)) => page.comments.push(comment),
         Some(Err(FeedError::Lagged { .. })) | None => {}
-        Some(Err(error)) => return Err(error.into()),
+        // The client keeps its cursor and asks again after Retry-After.
+        Some(Err(error)) => return Err(feed_error(&state, error)),
     }
-    // Every comment for this user up to the feed's newest id is in the subscription by now
-    // (the feed hands it over before the id becomes visible), so once the drain below comes
-    // up empty, `next` may move past comments to other users too, as short polling's does.
-    // Without this a per-user long poller kept an old cursor while others' comments went by,
-    // and once the history moved past it got a 410 although it had lost nothing.
-    let newest = state.feed.last_id();
-    let mut drained = false;
-    // Take whatever else is already there, up to the page limit, without waiting.
-    while page.comments.len() < state.config.page_limit {
-        match subscription.try_next() {
-            Some(Ok(comment)) => page.comments.push(comment),
-            None => {
-                drained = true;
-                break;
-            }
-            Some(Err(_)) => break,
-        }
-    }
-    page.next = if drained {
-        subscription.cursor().max(newest)
-    } else {
-        subscription.cursor()
-    };
+    // Take whatever else is already there, up to the page limit, without waiting. Once the
+    // drain comes up empty, `next` moves to the subscription's horizon, past comments to
+    // other users too, as short polling's does. Without this a per-user long poller kept an
+    // old cursor while others' comments went by, and once the history moved past it got a
+    // 410 although it had lost nothing.
+    page.next = subscription.drain_ready(&mut page.comments, state.config.page_limit);
     state.record_page(page.comments.len());
     Ok(page_response(&page))
 }

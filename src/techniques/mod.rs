@@ -27,7 +27,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::feed::{Comment, Page};
+use crate::feed::{Comment, FeedError, Page};
+use crate::http::error::AppError;
 pub use crate::model::{Target, Technique};
 use crate::net::ByteMeter;
 pub use context::{Context, DropSwitch};
@@ -52,6 +53,18 @@ impl Technique {
             Technique::Sse => sse::run_client(subscriber, sink).await,
         }
     }
+}
+
+/// The answer to a feed error met by a subscriber before it streams: an outage is a
+/// resumable drop (503 with Retry-After; the client keeps its cursor), counted.
+pub fn feed_error(state: &Context, error: FeedError) -> AppError {
+    if matches!(error, FeedError::Unavailable { .. }) {
+        state
+            .counters()
+            .dropped_unavailable
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    error.into()
 }
 
 /// The poll response body, `{"comments":[...],"next":M}`, built from each comment's stored

@@ -9,7 +9,7 @@ use axum::response::Response;
 use axum::routing::get;
 use serde::Deserialize;
 
-use super::{ClientCounters, Context, DeliverySink, PageBody, Subscriber, page_response};
+use super::{ClientCounters, Context, DeliverySink, PageBody, Subscriber, feed_error, page_response};
 use crate::http::client::{ClientError, HttpConnection};
 use crate::http::error::{AppError, AppQuery, checked_user};
 
@@ -30,7 +30,9 @@ async fn poll(
     let user = checked_user(query.user)?;
     let page = state
         .feed
-        .read_after(query.after, user.as_deref(), state.config.page_limit)?;
+        .read_after(query.after, user.as_deref(), state.config.page_limit)
+        .await
+        .map_err(|error| feed_error(&state, error))?;
     state.record_page(page.comments.len());
     Ok(page_response(&page))
 }

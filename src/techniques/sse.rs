@@ -17,7 +17,7 @@ use futures_util::{Stream, StreamExt};
 use http_body_util::BodyExt;
 use serde::Deserialize;
 
-use super::{ClientCounters, Context, DeliverySink, Subscriber};
+use super::{ClientCounters, Context, DeliverySink, Subscriber, feed_error};
 use crate::feed::{Comment, FeedError, Subscription};
 use crate::http::client::{ClientError, HttpConnection};
 use crate::http::error::{AppError, AppQuery, checked_user};
@@ -59,7 +59,11 @@ async fn subscribe(
         ),
         None => query.after,
     };
-    let subscription = state.feed.subscribe(cursor, user.clone())?;
+    let subscription = state
+        .feed
+        .subscribe(cursor, user.clone())
+        .await
+        .map_err(|error| feed_error(&state, error))?;
     // The connect event carries the cursor as its id, so an EventSource that drops before its
     // first comment still resumes from the right place with Last-Event-ID.
     let connect = Event::default()
@@ -100,6 +104,12 @@ fn comments(
                 Err(error @ FeedError::Lagged { resume_after, .. }) => {
                     stats.dropped_slow.fetch_add(1, Ordering::Relaxed);
                     let body = serde_json::json!({ "error": error.to_string(), "resume_after": resume_after });
+                    Some((Ok(Event::default().event("dropped").data(body.to_string())), None))
+                }
+                // As for a lagged subscriber: the same event, naming the cursor to resume after.
+                Err(error @ FeedError::Unavailable { .. }) => {
+                    stats.dropped_unavailable.fetch_add(1, Ordering::Relaxed);
+                    let body = serde_json::json!({ "error": error.to_string(), "resume_after": subscription.cursor() });
                     Some((Ok(Event::default().event("dropped").data(body.to_string())), None))
                 }
                 Err(_) => None,

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use super::{ClientCounters, Context, DeliverySink, Subscriber};
+use super::{ClientCounters, Context, DeliverySink, Subscriber, feed_error};
 use crate::accounting::{ConnInfo, ConnMeter};
 use crate::feed::{Comment, FeedError, Subscription};
 use crate::http::client::connect_counted;
@@ -43,6 +43,9 @@ struct WsPublish {
 pub const CLOSE_TOO_SLOW: u16 = 4008;
 /// Close code for a connection dropped through the admin endpoint.
 pub const CLOSE_DROPPED: u16 = 4010;
+/// Close code for a subscriber dropped because the feed's backend is unavailable: RFC 6455's
+/// registered 1013 "Try Again Later"; the reason names the cursor to resume after.
+pub const CLOSE_TRY_AGAIN: u16 = 1013;
 
 pub fn routes() -> Router<Context> {
     Router::new().route("/ws", get(upgrade))
@@ -65,7 +68,11 @@ async fn upgrade(
     })?;
     let user = checked_user(query.user)?;
     // Subscribe before upgrading so a bad cursor is an HTTP error the client can read.
-    let subscription = state.feed.subscribe(query.after, user.clone())?;
+    let subscription = state
+        .feed
+        .subscribe(query.after, user.clone())
+        .await
+        .map_err(|error| feed_error(&state, error))?;
     let meter = Some(connection.meter);
     // Taken before the upgrade, so a shutdown cannot slip in before the session holds it.
     let guard = state.session_guard();
@@ -130,6 +137,13 @@ async fn session(
                     close(&mut socket, CLOSE_TOO_SLOW, &error.to_string()).await;
                     return;
                 }
+                Err(FeedError::Unavailable { reason }) => {
+                    stats.dropped_unavailable.fetch_add(1, Ordering::Relaxed);
+                    // The cursor first: a close reason is cut to 100 characters.
+                    let reason = format!("feed unavailable; resume after id {}: {reason}", subscription.cursor());
+                    close(&mut socket, CLOSE_TRY_AGAIN, &reason).await;
+                    return;
+                }
                 Err(_) => {
                     close(&mut socket, 1001, "feed closed").await;
                     return;
@@ -149,7 +163,7 @@ async fn session(
                     return;
                 }
                 Some(Ok(Message::Text(text))) => {
-                    let reply = publish(&state, user.as_deref(), text.as_str());
+                    let reply = publish(&state, user.as_deref(), text.as_str()).await;
                     if socket.send(Message::Text(reply.into())).await.is_err() {
                         return;
                     }
@@ -172,7 +186,7 @@ async fn session(
 }
 
 /// Publishes a client's message; the reply is `{"ack":ID}` or `{"error":...}`.
-fn publish(state: &Context, user: Option<&str>, text: &str) -> String {
+async fn publish(state: &Context, user: Option<&str>, text: &str) -> String {
     let Some(from) = user else {
         return serde_json::json!({
             "error": "anonymous WebSocket clients cannot publish; connect with ?user=NAME"
@@ -195,7 +209,11 @@ fn publish(state: &Context, user: Option<&str>, text: &str) -> String {
         request.text,
     ) {
         Ok(comment) => {
-            let stored = state.feed.publish(comment);
+            let stored = match state.feed.publish(comment).await {
+                Ok(stored) => stored,
+                // An outage answers `{"error":...}` like any refusal; the client may retry.
+                Err(error) => return AppError::from(error).body().to_string(),
+            };
             state
                 .counters()
                 .comments_published

@@ -293,7 +293,8 @@ async fn stream_clients_count_what_the_server_books() {
             client.ready().await;
             clients.push(client);
         }
-        let id = publish_100_byte_comment(addr, server.state.feed.last_id() + 1).await;
+        let id =
+            publish_100_byte_comment(addr, server.state.feed.last_id().await.unwrap() + 1).await;
         for client in &mut clients {
             assert_eq!(client.next().await.id, id);
         }
@@ -362,6 +363,7 @@ async fn metrics_are_prometheus_text_per_account() {
         "comments_published_total",
         "dropped_slow_total",
         "dropped_by_admin_total",
+        "dropped_unavailable_total",
     ];
     for metric in per_account {
         for account in [

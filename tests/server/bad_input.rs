@@ -153,6 +153,7 @@ async fn bad_publishes_are_refused_with_a_reason() {
             .state
             .feed
             .read_after(Some(0), None, 100)
+            .await
             .unwrap()
             .comments
             .iter()
@@ -290,7 +291,7 @@ async fn cursors_outside_the_history_are_refused() {
         gone.text()
     );
     // `assert_serving` published more; the newest two are still there to resume from.
-    let last = server.state.feed.last_id();
+    let last = server.state.feed.last_id().await.unwrap();
     let reply = get(server.addr, &format!("/poll?after={}", last - 2)).await;
     assert_eq!(reply.json()["comments"].as_array().unwrap().len(), 2);
 }

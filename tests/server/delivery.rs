@@ -63,7 +63,7 @@ async fn live_client(technique: Technique, server: &RunningServer, user: Option<
             technique,
             server.addr,
             user,
-            Some(server.state.feed.last_id()),
+            Some(server.state.feed.last_id().await.unwrap()),
         );
         if technique == Technique::ShortPolling {
             client.ready().await;
@@ -344,6 +344,7 @@ async fn comment_json_is_byte_identical_across_techniques() {
         .state
         .feed
         .read_after(Some(0), Some("bob"), 10)
+        .await
         .unwrap()
         .comments[0]
         .json

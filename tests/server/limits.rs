@@ -59,11 +59,13 @@ fn comment(text: String) -> NewComment {
     }
 }
 
-/// Publishes `n` comments straight into the feed without yielding. The test runtime has one
-/// thread, so no subscriber task runs in between: a queue of 2 overflows deterministically.
-fn burst(server: &RunningServer, n: usize) {
+/// Publishes `n` comments straight into the feed without yielding (the memory feed's publish
+/// never waits). The test runtime has one thread, so no subscriber task runs in between: a
+/// queue of 2 overflows deterministically.
+async fn burst(server: &RunningServer, n: usize) {
     for i in 0..n {
-        server.state.feed.publish(comment(format!("burst {i}")));
+        let published = server.state.feed.publish(comment(format!("burst {i}")));
+        published.await.unwrap();
     }
 }
 
@@ -79,7 +81,7 @@ async fn a_slow_sse_subscriber_is_dropped_and_resumes() {
         .await
         .expect("200");
     assert_eq!(stream.next_event().await.event.as_deref(), Some("connect"));
-    burst(&server, 10);
+    burst(&server, 10).await;
     assert_eq!(stream.next_event().await.id.as_deref(), Some("1"));
     assert_eq!(stream.next_event().await.id.as_deref(), Some("2"));
     let dropped = stream.next_event().await;
@@ -122,7 +124,7 @@ async fn a_slow_websocket_subscriber_is_dropped_and_resumes() {
     .await;
     let addr = server.addr;
     let mut ws = ws_connect(addr, "user=bob", ByteMeter::new()).await;
-    burst(&server, 10);
+    burst(&server, 10).await;
     let ids: Vec<u64> = {
         let mut ids = Vec::new();
         for _ in 0..2 {
@@ -305,4 +307,74 @@ async fn stream_clients_resume_after_an_admin_drop() {
         assert_eq!(client.next().await.id, after, "{technique}: nothing twice");
         client.stop().await;
     }
+}
+
+/// A backend outage (rehearsed on the memory feed) never loses a comment silently: a
+/// publish is a 503 with Retry-After, every live subscriber is dropped with the cursor to
+/// resume after (and counted), and once the backend is back they resume without loss.
+#[tokio::test]
+async fn a_feed_outage_is_a_503_and_a_counted_resumable_drop() {
+    let feed = Arc::new(pushlab::feed::MemoryFeed::new(1000, 64));
+    let state = pushlab::server::AppState::with_feed(
+        ServerConfig::default(),
+        tokio_util::sync::CancellationToken::new(),
+        feed.clone(),
+    );
+    let server = pushlab::server::spawn_with_state(state).await.unwrap();
+    let addr = server.addr;
+    let first = publish(addr, "alice", None, "before").await;
+    let mut sse = sse_open(addr, "/sse?after=0", &[], ByteMeter::new())
+        .await
+        .expect("200");
+    assert_eq!(sse.next_event().await.event.as_deref(), Some("connect"));
+    assert_eq!(sse.next_event().await.id, Some(first.to_string()));
+    let mut ws = ws_connect(addr, "after=0", ByteMeter::new()).await;
+    let comment: serde_json::Value = serde_json::from_str(&ws_text(&mut ws).await).unwrap();
+    assert_eq!(comment["id"], first);
+    let long_poll = tokio::spawn(async move {
+        get(addr, &format!("/long-poll?after={first}&timeout_ms=10000")).await
+    });
+
+    feed.set_outage(Some("rehearsed outage".into()));
+
+    let dropped = sse.next_event().await;
+    assert_eq!(dropped.event.as_deref(), Some("dropped"), "{dropped:?}");
+    let data: serde_json::Value = serde_json::from_str(&dropped.data).unwrap();
+    assert_eq!(data["resume_after"], first, "{data}");
+    assert_error_json(&data, &["unavailable", "rehearsed outage"]);
+    let (code, reason) = ws_close_frame(&mut ws).await;
+    assert_eq!(code, pushlab::techniques::websocket::CLOSE_TRY_AGAIN);
+    assert!(
+        reason.contains(&format!("resume after id {first}")),
+        "{reason}"
+    );
+    // Waiting when the outage began or arriving during it: the same 503, counted once.
+    let reply = within("the long poll", long_poll).await.unwrap();
+    reply.assert_error(StatusCode::SERVICE_UNAVAILABLE, &["unavailable"]);
+    assert!(reply.headers.contains_key("retry-after"));
+    let refused = post_json(addr, "/comments", r#"{"from":"alice","text":"during"}"#).await;
+    refused.assert_error(StatusCode::SERVICE_UNAVAILABLE, &["unavailable"]);
+    assert!(refused.headers.contains_key("retry-after"));
+    let s = stats(addr).await;
+    for technique in ["sse", "websocket", "long-polling"] {
+        assert_eq!(account(&s, technique).dropped_unavailable, 1, "{technique}");
+    }
+    assert_eq!(
+        s.comments_published, 1,
+        "the refused publish was not stored"
+    );
+
+    feed.set_outage(None);
+    let mut resumed = sse_open(
+        addr,
+        "/sse",
+        &[("last-event-id", &first.to_string())],
+        ByteMeter::new(),
+    )
+    .await
+    .expect("200");
+    assert_eq!(resumed.next_event().await.event.as_deref(), Some("connect"));
+    let after = publish(addr, "alice", None, "after").await;
+    assert_eq!(after, first + 1, "nothing was stored during the outage");
+    assert_eq!(resumed.next_event().await.id, Some(after.to_string()));
 }

@@ -1,0 +1,76 @@
+//! What every backend shares about a comment's form: the publish time is read here, and the
+//! wire JSON is rendered here once per comment, so a backend only stores and orders, and
+//! every technique sends the very same bytes whatever the backend.
+
+use std::sync::Arc;
+
+use crate::model::comment::{Comment, NewComment, now_micros};
+
+/// A comment as the feed hands it out, with its wire JSON rendered once so every technique
+/// (and every subscriber: the `Arc<str>` is shared, not copied) sends the very same bytes.
+#[derive(Debug)]
+pub struct StoredComment {
+    /// The decoded comment, for filtering by recipient.
+    pub comment: Comment,
+    /// `serde_json` rendering of `comment`, shared by all techniques.
+    pub json: Arc<str>,
+}
+
+impl StoredComment {
+    /// Renders `comment`'s wire JSON: `{"id":..,"from":..,"to":..,"text":..,"published_at_us":..}`
+    /// in `Comment`'s field order. A backend that reads comments back (from a broker) calls
+    /// this too, so the bytes do not depend on which instance published.
+    pub fn new(comment: Comment) -> Self {
+        let json: Arc<str> = serde_json::to_string(&comment)
+            .expect("a comment of strings and integers always serialises")
+            .into();
+        Self { comment, json }
+    }
+
+    /// Whether a subscriber named `user` (or anonymous, `None`) should receive this comment.
+    pub fn is_for(&self, user: Option<&str>) -> bool {
+        match (&self.comment.to, user) {
+            (None, _) => true,
+            (Some(to), Some(user)) => to == user,
+            (Some(_), None) => false,
+        }
+    }
+}
+
+/// A comment stamped with its publish time, waiting for the backend to give it an id.
+// Stamped before the backend is called, so a networked backend's hop counts in the delivery
+// latency the lab measures, as it would for a real user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Draft {
+    /// The author's user id.
+    pub from: String,
+    /// The recipient's user id; `None` means everyone.
+    pub to: Option<String>,
+    /// The comment itself.
+    pub text: String,
+    /// When the server accepted it, microseconds since the Unix epoch.
+    pub published_at_us: u64,
+}
+
+impl Draft {
+    /// Stamps `new` with the current time.
+    pub fn stamp(new: NewComment) -> Self {
+        Self {
+            from: new.from,
+            to: new.to,
+            text: new.text,
+            published_at_us: now_micros(),
+        }
+    }
+
+    /// The comment under the id the backend gave it, rendered.
+    pub fn with_id(self, id: u64) -> StoredComment {
+        StoredComment::new(Comment {
+            id,
+            from: self.from,
+            to: self.to,
+            text: self.text,
+            published_at_us: self.published_at_us,
+        })
+    }
+}
