@@ -260,6 +260,46 @@ mod tests {
         assert!(error.contains("not a pushlab run summary"), "{error}");
     }
 
+    /// Every published run redraws byte for byte: its charts and `report.md` are a pure
+    /// function of its `summary.json`, so a refactor that moves a pixel or a word shows here.
+    #[test]
+    fn every_published_run_redraws_byte_identically() {
+        let published = Path::new(env!("CARGO_MANIFEST_DIR")).join("results/published");
+        let mut runs: Vec<PathBuf> = std::fs::read_dir(&published)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.join(SUMMARY_FILE).is_file())
+            .collect();
+        runs.sort();
+        assert!(!runs.is_empty(), "no runs under {}", published.display());
+        for run in &runs {
+            let summary = load_summary(run).unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let written = write_report(dir.path(), &summary).unwrap();
+            let mut committed: Vec<String> = std::fs::read_dir(run)
+                .unwrap()
+                .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|name| name.ends_with(".png") || name == REPORT_FILE)
+                .collect();
+            committed.sort();
+            let mut drawn = names(&written);
+            drawn.sort();
+            assert_eq!(drawn, committed, "{}: files drawn", run.display());
+            for file in &written {
+                let name = file.file_name().unwrap();
+                let expected = std::fs::read(run.join(name)).unwrap();
+                // Compared as booleans: a failed byte comparison would print both files.
+                let same = std::fs::read(file).unwrap() == expected;
+                assert!(
+                    same,
+                    "{}: {} differs from the committed file",
+                    run.display(),
+                    name.to_string_lossy()
+                );
+            }
+        }
+    }
+
     /// Writes the fixtures' reports to `target/report-demo/` to look at by eye:
     /// `cargo test --lib report::tests::demo -- --ignored`.
     #[test]
