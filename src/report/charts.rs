@@ -21,9 +21,8 @@ use plotters::prelude::*;
 use plotters::style::register_font;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::plan::{
-    self, ChartKind, ChartPlan, Point, Sweep, View, bytes, has_warnings, num, short_flags,
-};
+use super::fmt::{bytes, in_mib, int, num};
+use super::plan::{self, ChartKind, ChartPlan, Point, Sweep, View, has_warnings, short_flags};
 use crate::loadgen::results::{CellResult, TimelinePoint};
 use crate::techniques::Technique;
 
@@ -1158,11 +1157,7 @@ fn sweep_server(root: &Area, view: &View, plan: &ChartPlan, sweep: &Sweep) -> Re
         |v| format!("{}%", num(v)),
     );
     let rss = Axis::new(
-        Scale::for_values(
-            cells
-                .iter()
-                .map(|c| c.server.peak_rss_bytes as f64 / 1_048_576.0),
-        ),
+        Scale::for_values(cells.iter().map(|c| in_mib(c.server.peak_rss_bytes))),
         "server peak resident memory",
         "MiB",
         num,
@@ -1177,7 +1172,7 @@ fn sweep_server(root: &Area, view: &View, plan: &ChartPlan, sweep: &Sweep) -> Re
     })?;
     let mut chart = plot(&right, &x, &rss, caption("server peak resident memory"))?;
     sweep_series(root, &mut chart, view, sweep, &x, &rss, &|c| {
-        Some(c.server.peak_rss_bytes as f64 / 1_048_576.0)
+        Some(in_mib(c.server.peak_rss_bytes))
     })?;
     Ok(())
 }
@@ -1470,7 +1465,7 @@ fn timeline(root: &Area, view: &View, plan: &ChartPlan, point: &Point) -> Res {
         let reconnects: u64 = cell.timeline.iter().map(|t| t.reconnects).sum();
         let mut title = cell.technique.name().to_string();
         if reconnects > 0 {
-            title.push_str(&format!(" · {} reconnects", plan::int(reconnects)));
+            title.push_str(&format!(" · {} reconnects", int(reconnects)));
         }
         if let Some(flags) = short_flags(cell) {
             title.push_str(&format!(" · {flags}"));
@@ -1523,7 +1518,7 @@ fn timeline(root: &Area, view: &View, plan: &ChartPlan, point: &Point) -> Res {
             let (px, py) = chart.backend_coord(&(f64::from(t.second) + 0.5, top));
             reconnect_marker(root, (px, py + 12))?;
             if t.reconnects > 1 && second_px >= 40 {
-                root.draw_text(&plan::int(t.reconnects), &count_style, (px + 12, py + 12))?;
+                root.draw_text(&int(t.reconnects), &count_style, (px + 12, py + 12))?;
             }
         }
         if has_warnings(cell) {

@@ -5,10 +5,8 @@
 
 use std::fmt::Write as _;
 
-use super::plan::{
-    self, ChartKind, ChartPlan, Dim, Point, Sweep, View, bytes, has_warnings, int, mib, ms, num,
-    pct, share,
-};
+use super::fmt::{bytes, int, mib, ms, num, pct};
+use super::plan::{self, ChartKind, ChartPlan, Dim, Point, Sweep, View, has_warnings, share};
 use crate::loadgen::results::CellResult;
 use crate::loadgen::scenario::Audience;
 use crate::techniques::Technique;

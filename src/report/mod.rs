@@ -3,7 +3,9 @@
 //!
 //! # Layout
 //! - [`plan`]: what a report holds, derived from the summary alone: sweep points, which charts
-//!   exist and their file names, each cell's warnings, the simple models, number formats.
+//!   exist and their file names, each cell's warnings, the simple models.
+//! - [`fmt`]: every number and unit format, and the unit convention (decimal bytes on the
+//!   wire, MiB for memory).
 //! - [`charts`]: the PNG charts (plotters, with an embedded font).
 //! - [`markdown`]: `report.md`, which embeds every chart and says what each one shows in the
 //!   run's own numbers.
@@ -16,6 +18,7 @@
 
 pub mod charts;
 pub mod csv;
+pub mod fmt;
 pub mod hgrm;
 pub mod json;
 pub mod markdown;

@@ -1,10 +1,11 @@
 //! What a report holds, derived from a `RunSummary` alone: its sweep points and sweeps, which
-//! charts exist and what their files are called, the warnings of each cell, the simple models,
-//! and the number formats. Charts and Markdown both read from here, so they name the same
-//! files and print the same figures.
+//! charts exist and what their files are called, the warnings of each cell, and the simple
+//! models. Charts and Markdown both read from here, so they name the same files and print the
+//! same figures.
 
 use std::cmp::Ordering;
 
+use super::fmt::{int, num};
 use crate::loadgen::results::{CellResult, RunSummary};
 use crate::loadgen::scenario::Audience;
 use crate::techniques::Technique;
@@ -573,86 +574,6 @@ pub fn server_cpu_percent(cell: &CellResult) -> f64 {
     }
 }
 
-/// An integer with thousands separators: "12,000".
-pub fn int(value: u64) -> String {
-    group(&value.to_string())
-}
-
-/// A number with about three significant digits (all digits from 100 up), thousands
-/// separators, and no trailing zeros: "12,345", "12.3", "0.0123". Fixed rules, so the same
-/// summary always prints the same text.
-pub fn num(value: f64) -> String {
-    if !value.is_finite() {
-        return "n/a".into();
-    }
-    if value == 0.0 {
-        return "0".into();
-    }
-    let magnitude = value.abs();
-    let decimals = if magnitude >= 100.0 {
-        0
-    } else if magnitude >= 10.0 {
-        1
-    } else if magnitude >= 1.0 {
-        2
-    } else {
-        (2 - magnitude.log10().floor() as i32).clamp(0, 12) as usize
-    };
-    let text = format!("{:.*}", decimals, magnitude);
-    let text = if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        text
-    };
-    let (whole, fraction) = match text.split_once('.') {
-        Some((w, f)) => (w.to_string(), format!(".{f}")),
-        None => (text, String::new()),
-    };
-    let sign = if value < 0.0 && (whole != "0" || !fraction.is_empty()) {
-        "-"
-    } else {
-        ""
-    };
-    format!("{sign}{}{fraction}", group(&whole))
-}
-
-fn group(digits: &str) -> String {
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// Microseconds as milliseconds, with the unit: "1.23 ms".
-pub fn ms(us: f64) -> String {
-    format!("{} ms", num(us / 1000.0))
-}
-
-/// A fraction as a percentage: "97%", "0.012%". Never rounds a non-zero share to "0%".
-pub fn pct(fraction: f64) -> String {
-    format!("{}%", num(fraction * 100.0))
-}
-
-/// Bytes in decimal units (network convention): "950 B", "12.3 kB", "1.5 MB".
-pub fn bytes(value: f64) -> String {
-    let units = [(1e9, "GB"), (1e6, "MB"), (1e3, "kB")];
-    for (scale, unit) in units {
-        if value.abs() >= scale {
-            return format!("{} {unit}", num(value / scale));
-        }
-    }
-    format!("{} B", num(value))
-}
-
-/// Memory in binary units (as `ps` and `top` show it): "212 MiB".
-pub fn mib(value: u64) -> String {
-    format!("{} MiB", num(value as f64 / 1_048_576.0))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -737,21 +658,5 @@ mod tests {
         let latency = &models[0];
         let rtt = view.round_trip_us(&Point::of(short)).unwrap();
         assert_eq!(latency.predicted, 500.0 + rtt / 1000.0);
-    }
-
-    #[test]
-    fn numbers_are_formatted_with_fixed_rules() {
-        assert_eq!(int(12_000), "12,000");
-        assert_eq!(int(999), "999");
-        assert_eq!(num(1234.6), "1,235");
-        assert_eq!(num(12.345), "12.3");
-        assert_eq!(num(1.5), "1.5");
-        assert_eq!(num(0.000123), "0.000123");
-        assert_eq!(num(-2.0), "-2");
-        assert_eq!(num(0.0), "0");
-        assert_eq!(num(f64::NAN), "n/a");
-        assert_eq!(pct(0.000001), "0.0001%");
-        assert_eq!(bytes(1_500_000.0), "1.5 MB");
-        assert_eq!(mib(212 * 1_048_576), "212 MiB");
     }
 }
