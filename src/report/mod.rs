@@ -312,14 +312,9 @@ mod tests {
         for (name, summary) in [
             ("clients", fixture::client_sweep()),
             ("rates", fixture::rate_sweep()),
-            ("one-point", fixture::summary(fixture::ONE_POINT)),
-            (
-                "seven-points",
-                fixture::summary(&fixture::ONE_POINT.replace(
-                    "clients = 20",
-                    "clients = [10, 20, 50, 100, 200, 500, 1000]",
-                )),
-            ),
+            ("one-point", fixture::one_point()),
+            ("two-sweeps", fixture::two_sweeps()),
+            ("seven-points", fixture::seven_points()),
         ] {
             let dir = root.join(name);
             std::fs::create_dir_all(&dir).unwrap();

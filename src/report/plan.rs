@@ -589,7 +589,7 @@ mod tests {
 
     #[test]
     fn one_point_has_no_sweep_charts_and_plain_names() {
-        let summary = fixture::summary(fixture::ONE_POINT);
+        let summary = fixture::one_point();
         assert_eq!(
             files(&summary),
             [
@@ -602,10 +602,7 @@ mod tests {
 
     #[test]
     fn two_swept_keys_give_one_sweep_per_fixed_value_of_the_other() {
-        let toml = fixture::ONE_POINT
-            .replace("clients = 20", "clients = [10, 100]")
-            .replace("rate = 5", "rate = [1, 10]");
-        let files = files(&fixture::summary(&toml));
+        let files = files(&fixture::two_sweeps());
         for name in [
             "latency-percentiles-10-clients-1-per-s.png",
             "latency-percentiles-100-clients-10-per-s.png",

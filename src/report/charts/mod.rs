@@ -85,7 +85,7 @@ mod tests {
     /// and say so, rather than fail or pretend.
     #[test]
     fn a_cell_that_delivered_nothing_still_draws() {
-        let mut summary = fixture::summary(fixture::ONE_POINT);
+        let mut summary = fixture::one_point();
         let dead = summary
             .cells
             .iter_mut()
