@@ -5,8 +5,10 @@
 
 use std::fmt::Write as _;
 
+use super::figures::{self, has_warnings, share};
 use super::fmt::{bytes, int, mib, ms, num, pct};
-use super::plan::{self, ChartKind, ChartPlan, Dim, Point, Sweep, View, has_warnings, share};
+use super::models::{self, Model};
+use super::plan::{ChartKind, ChartPlan, Dim, Point, Sweep, View};
 use crate::loadgen::results::CellResult;
 use crate::loadgen::scenario::Audience;
 use crate::techniques::Technique;
@@ -357,10 +359,10 @@ fn summary_table(out: &mut String, view: &View) {
 }
 
 fn models(out: &mut String, view: &View) {
-    let rows: Vec<(&CellResult, plan::Model)> = view
+    let rows: Vec<(&CellResult, Model)> = view
         .cells
         .iter()
-        .flat_map(|c| view.models(c).into_iter().map(move |m| (*c, m)))
+        .flat_map(|c| models::for_cell(view, c).into_iter().map(move |m| (*c, m)))
         .collect();
     if rows.is_empty() {
         return;
@@ -499,8 +501,7 @@ fn percentiles_text(view: &View, point: &Point) -> Vec<String> {
         }
     }
     if let Some(short) = view.cell(point, Technique::ShortPolling)
-        && let Some(model) = view
-            .models(short)
+        && let Some(model) = models::for_cell(view, short)
             .into_iter()
             .find(|m| m.figure.starts_with("mean latency"))
         && short.latency.count > 0
@@ -584,30 +585,30 @@ fn sweep_wire_text(view: &View, sweep: &Sweep) -> Vec<String> {
         along(
             view,
             sweep,
-            &|c| Some(plan::wire_bytes_per_second(c)),
+            &|c| Some(figures::wire_bytes_per_second(c)),
             &|v| format!("{}/s", bytes(v)),
             &|v| format!("{}/s", bytes(v))
         )
         .join("; ")
     )];
-    let cheapest = cells
-        .iter()
-        .min_by(|a, b| plan::wire_bytes_per_second(a).total_cmp(&plan::wire_bytes_per_second(b)));
-    let dearest = cells
-        .iter()
-        .max_by(|a, b| plan::wire_bytes_per_second(a).total_cmp(&plan::wire_bytes_per_second(b)));
+    let cheapest = cells.iter().min_by(|a, b| {
+        figures::wire_bytes_per_second(a).total_cmp(&figures::wire_bytes_per_second(b))
+    });
+    let dearest = cells.iter().max_by(|a, b| {
+        figures::wire_bytes_per_second(a).total_cmp(&figures::wire_bytes_per_second(b))
+    });
     let payload = cells
         .iter()
-        .map(|c| plan::payload_bytes_per_second(c))
+        .map(|c| figures::payload_bytes_per_second(c))
         .fold(0.0, f64::max);
     if let (Some(lo), Some(hi)) = (cheapest, dearest)
         && lo.technique != hi.technique
-        && plan::wire_bytes_per_second(lo) > 0.0
+        && figures::wire_bytes_per_second(lo) > 0.0
     {
         text.push(format!(
             "At {last}, {} moved {}× the bytes of {}, against {}/s of comment payload.",
             hi.technique.name(),
-            num(plan::wire_bytes_per_second(hi) / plan::wire_bytes_per_second(lo)),
+            num(figures::wire_bytes_per_second(hi) / figures::wire_bytes_per_second(lo)),
             lo.technique.name(),
             bytes(payload)
         ));
@@ -624,7 +625,7 @@ fn sweep_server_text(view: &View, sweep: &Sweep) -> Vec<String> {
         along(
             view,
             sweep,
-            &|c| Some(plan::server_cpu_percent(c)),
+            &|c| Some(figures::server_cpu_percent(c)),
             &|v| format!("{}%", num(v)),
             &|v| format!("{}%", num(v))
         )
@@ -703,7 +704,7 @@ fn poll_clause(view: &View, cell: &CellResult) -> String {
     } else {
         format!(" at {}", view.point_label(&Point::of(cell)))
     };
-    let models = view.models(cell);
+    let models = models::for_cell(view, cell);
     let find = |figure: &str| models.iter().find(|m| m.figure == figure);
     let model = match (find("requests"), find("empty responses (%)")) {
         (Some(r), Some(e)) => format!(

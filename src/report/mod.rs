@@ -3,7 +3,9 @@
 //!
 //! # Layout
 //! - [`plan`]: what a report holds, derived from the summary alone: sweep points, which charts
-//!   exist and their file names, each cell's warnings, the simple models.
+//!   exist and their file names.
+//! - [`figures`]: what is computed from one cell: its flags (warnings) and plotted rates.
+//! - [`models`]: what each technique's mechanism predicts, beside what the run measured.
 //! - [`fmt`]: every number and unit format, and the unit convention (decimal bytes on the
 //!   wire, MiB for memory).
 //! - [`charts`]: the PNG charts (plotters, with an embedded font).
@@ -18,10 +20,12 @@
 
 pub mod charts;
 pub mod csv;
+pub mod figures;
 pub mod fmt;
 pub mod hgrm;
 pub mod json;
 pub mod markdown;
+pub mod models;
 pub mod plan;
 pub mod table;
 

@@ -10,8 +10,9 @@ use super::plot::{Axis, PlotOptions, plot, y_area_width};
 use super::scale::Scale;
 use super::style::{style, tint};
 use crate::loadgen::results::CellResult;
+use crate::report::figures::has_warnings;
 use crate::report::fmt::num;
-use crate::report::plan::{self, ChartPlan, Point, View, has_warnings};
+use crate::report::plan::{self, ChartPlan, Point, View};
 
 pub(super) fn draw(root: &Area, view: &View, plan: &ChartPlan) -> Res {
     let groups = &view.points;

@@ -8,8 +8,9 @@ use super::canvas::{Area, INK, LEGEND, MUTED, Res, STALL, bold, fitting, font, t
 use super::marks::{Dash, draw_marker, pixel_line, reconnect_marker, warn_sign};
 use super::style::{style, tint};
 use crate::loadgen::results::CellResult;
+use crate::report::figures::short_flags;
 use crate::report::fmt::num;
-use crate::report::plan::{View, short_flags};
+use crate::report::plan::View;
 use crate::techniques::Technique;
 
 /// What a legend entry shows before its label.

@@ -10,8 +10,9 @@ use super::plot::{Axis, no_caption, plot, series_line};
 use super::scale::Scale;
 use super::style::style;
 use crate::loadgen::results::CellResult;
+use crate::report::figures::has_warnings;
 use crate::report::fmt::num;
-use crate::report::plan::{ChartPlan, Point, View, has_warnings};
+use crate::report::plan::{ChartPlan, Point, View};
 
 /// Plot x of a percentile: log10(1 / (1 − p)), so 90%, 99%, 99.9% are evenly spaced.
 pub(super) fn percentile_x(percentile: f64) -> f64 {

@@ -10,8 +10,9 @@ use super::plot::{Axis, caption, no_caption, plot, series_line};
 use super::scale::Scale;
 use super::style::style;
 use crate::loadgen::results::CellResult;
+use crate::report::figures::{self, has_warnings};
 use crate::report::fmt::{bytes, in_mib, num};
-use crate::report::plan::{self, ChartPlan, Sweep, View, has_warnings};
+use crate::report::plan::{ChartPlan, Sweep, View};
 
 pub(super) fn sweep_axis(sweep: &Sweep) -> Axis {
     let dim = sweep.dim;
@@ -140,13 +141,13 @@ pub(super) fn wire(root: &Area, view: &View, plan: &ChartPlan, sweep: &Sweep) ->
             view.cells_at(p)
                 .into_iter()
                 .max_by_key(|c| (c.deliveries.delivered, c.technique))
-                .map(|c| (sweep.dim.of(p), plan::payload_bytes_per_second(c)))
+                .map(|c| (sweep.dim.of(p), figures::payload_bytes_per_second(c)))
         })
         .collect();
     let y = Scale::for_values(
         cells
             .iter()
-            .map(|c| plan::wire_bytes_per_second(c))
+            .map(|c| figures::wire_bytes_per_second(c))
             .chain(floor.iter().map(|f| f.1)),
     );
     let x = sweep_axis(sweep);
@@ -167,7 +168,7 @@ pub(super) fn wire(root: &Area, view: &View, plan: &ChartPlan, sweep: &Sweep) ->
         .collect();
     series_line(&mut chart, &floor, FLOOR, 3, Dash::Dashed)?;
     sweep_series(root, &mut chart, view, sweep, &x, &y, &|c| {
-        Some(plan::wire_bytes_per_second(c))
+        Some(figures::wire_bytes_per_second(c))
     })?;
     Ok(())
 }
@@ -176,7 +177,7 @@ pub(super) fn server(root: &Area, view: &View, plan: &ChartPlan, sweep: &Sweep) 
     let cells = sweep_cells(view, sweep);
     let x = sweep_axis(sweep);
     let cpu = Axis::new(
-        Scale::for_values(cells.iter().map(|c| plan::server_cpu_percent(c))),
+        Scale::for_values(cells.iter().map(|c| figures::server_cpu_percent(c))),
         "server CPU",
         "% of one core",
         |v| format!("{}%", num(v)),
@@ -193,7 +194,7 @@ pub(super) fn server(root: &Area, view: &View, plan: &ChartPlan, sweep: &Sweep) 
     let (left, right) = body.split_horizontally(w / 2);
     let mut chart = plot(&left, &x, &cpu, caption("server CPU"))?;
     sweep_series(root, &mut chart, view, sweep, &x, &cpu, &|c| {
-        Some(plan::server_cpu_percent(c))
+        Some(figures::server_cpu_percent(c))
     })?;
     let mut chart = plot(&right, &x, &rss, caption("server peak resident memory"))?;
     sweep_series(root, &mut chart, view, sweep, &x, &rss, &|c| {

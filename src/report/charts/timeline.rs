@@ -11,8 +11,9 @@ use super::plot::{Axis, PlotOptions, caption, caption_style, plot, series_line};
 use super::scale::{Scale, nice_ceil};
 use super::style::style;
 use crate::loadgen::results::TimelinePoint;
+use crate::report::figures::{has_warnings, short_flags};
 use crate::report::fmt::{int, num};
-use crate::report::plan::{ChartPlan, Point, View, has_warnings, short_flags};
+use crate::report::plan::{ChartPlan, Point, View};
 
 /// One panel of a grid, and whether it carries the axis titles for its row or column.
 pub(super) struct Panel<'a> {
