@@ -10,7 +10,7 @@ use super::marks::{Dash, reconnect_marker, warn_sign};
 use super::plot::{Axis, PlotOptions, caption, caption_style, plot, series_line};
 use super::scale::{Scale, nice_ceil};
 use super::style::style;
-use crate::loadgen::results::TimelinePoint;
+use crate::loadgen::results::{CellResult, TimelinePoint};
 use crate::report::figures::{has_warnings, short_flags};
 use crate::report::fmt::{int, num};
 use crate::report::plan::{ChartPlan, Point, View};
@@ -62,6 +62,28 @@ pub(super) fn grid<'a>(body: &Area<'a>, n: usize) -> Vec<Panel<'a>> {
 
 pub(super) fn draw(root: &Area, view: &View, plan: &ChartPlan, point: &Point) -> Res {
     let cells = view.cells_at(point);
+    let (x, y) = axes(&cells);
+    let mut items = vec![
+        legend(Swatch::Line(MUTED, 4, Dash::Solid), "p99"),
+        legend(Swatch::Line(MUTED, 3, Dash::Dashed), "p50"),
+        legend(Swatch::Line(MUTED, 2, Dash::Dotted), "max"),
+        legend(Swatch::Reconnect, "reconnects"),
+        legend(Swatch::Band, "second with no delivery"),
+    ];
+    if cells.iter().any(|c| has_warnings(c)) {
+        items.push(legend(Swatch::Warn, "cell with warnings"));
+    }
+    let subtitle = context_line(view, &point.describe());
+    let body = header(root, &plan.title, &subtitle, &items)?;
+    let panels = grid(&body, cells.len());
+    for (cell, panel) in cells.iter().zip(&panels) {
+        draw_panel(root, cell, panel, &x, &y)?;
+    }
+    Ok(())
+}
+
+/// Seconds across, latency up, the same for every panel so they compare at a glance.
+fn axes(cells: &[&CellResult]) -> (Axis, Axis) {
     let seconds = cells
         .iter()
         .flat_map(|c| c.timeline.iter().map(|t| t.second + 1))
@@ -85,86 +107,77 @@ pub(super) fn draw(root: &Area, view: &View, plan: &ChartPlan, point: &Point) ->
         title: "seconds into the measured window".into(),
         label: Box::new(num),
     };
-    let mut items = vec![
-        legend(Swatch::Line(MUTED, 4, Dash::Solid), "p99"),
-        legend(Swatch::Line(MUTED, 3, Dash::Dashed), "p50"),
-        legend(Swatch::Line(MUTED, 2, Dash::Dotted), "max"),
-        legend(Swatch::Reconnect, "reconnects"),
-        legend(Swatch::Band, "second with no delivery"),
-    ];
-    if cells.iter().any(|c| has_warnings(c)) {
-        items.push(legend(Swatch::Warn, "cell with warnings"));
+    (x, y)
+}
+
+/// One technique's panel: grey bands for stalled seconds, p99, p50 and max lines, reconnect
+/// markers along the top, and a warning sign beside the title.
+fn draw_panel(root: &Area, cell: &CellResult, panel: &Panel, x: &Axis, y: &Axis) -> Res {
+    let area = &panel.area;
+    let reconnects: u64 = cell.timeline.iter().map(|t| t.reconnects).sum();
+    let mut title = cell.technique.name().to_string();
+    if reconnects > 0 {
+        title.push_str(&format!(" · {} reconnects", int(reconnects)));
     }
-    let subtitle = context_line(view, &point.describe());
-    let body = header(root, &plan.title, &subtitle, &items)?;
-    let panels = grid(&body, cells.len());
-    for (cell, panel) in cells.iter().zip(&panels) {
-        let area = &panel.area;
-        let reconnects: u64 = cell.timeline.iter().map(|t| t.reconnects).sum();
-        let mut title = cell.technique.name().to_string();
-        if reconnects > 0 {
-            title.push_str(&format!(" · {} reconnects", int(reconnects)));
-        }
-        if let Some(flags) = short_flags(cell) {
-            title.push_str(&format!(" · {flags}"));
-        }
-        let options = PlotOptions {
-            x_title: panel.bottom,
-            y_title: panel.left,
-            ..caption(title.clone())
-        };
-        let mut chart = plot(area, &x, &y, options)?;
-        let (top, bottom) = (y.scale.t(y.scale.hi), y.scale.t(y.scale.lo));
-        for t in cell.timeline.iter().filter(|t| t.deliveries == 0) {
-            let s = f64::from(t.second);
-            chart.draw_series(std::iter::once(Rectangle::new(
-                [(s, bottom), (s + 1.0, top)],
-                STALL.filled(),
-            )))?;
-        }
-        let c = style(cell.technique).colour;
-        type Pick = fn(&TimelinePoint) -> u64;
-        let lines: [(Pick, u32, Dash); 3] = [
-            (|t| t.max_us, 2, Dash::Dotted),
-            (|t| t.p50_us, 3, Dash::Dashed),
-            (|t| t.p99_us, 4, Dash::Solid),
-        ];
-        for (pick, width, dash) in lines {
-            // A second without deliveries has no latency: break the line there.
-            for run in cell.timeline.split(|t| t.deliveries == 0) {
-                let pts: Vec<(f64, f64)> = run
-                    .iter()
-                    .map(|t| {
-                        (
-                            f64::from(t.second) + 0.5,
-                            y.scale.t(pick(t) as f64 / 1000.0),
-                        )
-                    })
-                    .collect();
-                if pts.len() == 1 {
-                    let at = chart.backend_coord(&pts[0]);
-                    root.draw(&Circle::new(at, 4, c.filled()))?;
-                }
-                series_line(&mut chart, &pts, c, width, dash)?;
+    if let Some(flags) = short_flags(cell) {
+        title.push_str(&format!(" · {flags}"));
+    }
+    let options = PlotOptions {
+        x_title: panel.bottom,
+        y_title: panel.left,
+        ..caption(title.clone())
+    };
+    let mut chart = plot(area, x, y, options)?;
+    let (top, bottom) = (y.scale.t(y.scale.hi), y.scale.t(y.scale.lo));
+    for t in cell.timeline.iter().filter(|t| t.deliveries == 0) {
+        let s = f64::from(t.second);
+        chart.draw_series(std::iter::once(Rectangle::new(
+            [(s, bottom), (s + 1.0, top)],
+            STALL.filled(),
+        )))?;
+    }
+    let c = style(cell.technique).colour;
+    type Pick = fn(&TimelinePoint) -> u64;
+    let lines: [(Pick, u32, Dash); 3] = [
+        (|t| t.max_us, 2, Dash::Dotted),
+        (|t| t.p50_us, 3, Dash::Dashed),
+        (|t| t.p99_us, 4, Dash::Solid),
+    ];
+    for (pick, width, dash) in lines {
+        // A second without deliveries has no latency: break the line there.
+        for run in cell.timeline.split(|t| t.deliveries == 0) {
+            let pts: Vec<(f64, f64)> = run
+                .iter()
+                .map(|t| {
+                    (
+                        f64::from(t.second) + 0.5,
+                        y.scale.t(pick(t) as f64 / 1000.0),
+                    )
+                })
+                .collect();
+            if pts.len() == 1 {
+                let at = chart.backend_coord(&pts[0]);
+                root.draw(&Circle::new(at, 4, c.filled()))?;
             }
+            series_line(&mut chart, &pts, c, width, dash)?;
         }
-        let count_style = anchored(bold(22), HPos::Left, VPos::Center);
-        // Counts beside the markers only while seconds are far enough apart for them; the
-        // report lists every reconnect anyway.
-        let second_px = chart.backend_coord(&(1.0, top)).0 - chart.backend_coord(&(0.0, top)).0;
-        for t in cell.timeline.iter().filter(|t| t.reconnects > 0) {
-            let (px, py) = chart.backend_coord(&(f64::from(t.second) + 0.5, top));
-            reconnect_marker(root, (px, py + 12))?;
-            if t.reconnects > 1 && second_px >= 40 {
-                root.draw_text(&int(t.reconnects), &count_style, (px + 12, py + 12))?;
-            }
+    }
+    let count_style = anchored(bold(22), HPos::Left, VPos::Center);
+    // Counts beside the markers only while seconds are far enough apart for them; the
+    // report lists every reconnect anyway.
+    let second_px = chart.backend_coord(&(1.0, top)).0 - chart.backend_coord(&(0.0, top)).0;
+    for t in cell.timeline.iter().filter(|t| t.reconnects > 0) {
+        let (px, py) = chart.backend_coord(&(f64::from(t.second) + 0.5, top));
+        reconnect_marker(root, (px, py + 12))?;
+        if t.reconnects > 1 && second_px >= 40 {
+            root.draw_text(&int(t.reconnects), &count_style, (px + 12, py + 12))?;
         }
-        if has_warnings(cell) {
-            let (w, _) = area.dim_in_pixel();
-            let base = area.get_base_pixel();
-            let width = text_width(root, &title, &caption_style(area, &title)) as i32;
-            warn_sign(root, (base.0 + w as i32 / 2 - width / 2 - 30, base.1 + 24))?;
-        }
+    }
+    if has_warnings(cell) {
+        let (w, _) = area.dim_in_pixel();
+        let base = area.get_base_pixel();
+        let width = text_width(root, &title, &caption_style(area, &title)) as i32;
+        warn_sign(root, (base.0 + w as i32 / 2 - width / 2 - 30, base.1 + 24))?;
     }
     Ok(())
 }
