@@ -3,9 +3,9 @@
 //!
 //! # Units
 //! - **Bytes on the wire** (traffic, payloads, bytes per delivery) are decimal SI, the
-//!   network convention: B, kB, MB, GB ([`bytes`]).
+//!   network convention: B, kB, MB, GB ([`bytes()`]).
 //! - **Memory** (resident set size) is binary MiB, as `ps` and `top` show it ([`mib`]).
-//! - KiB never appears, and no other byte unit does either.
+//! - No other byte unit: KiB, GiB and the like never appear.
 //! - Latency is stored in microseconds and printed in milliseconds ([`ms`]), except in the
 //!   terminal table, which picks µs, ms or s ([`format_us`]).
 //!

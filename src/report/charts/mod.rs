@@ -9,11 +9,11 @@
 //! deterministic and errors can name the file.
 //!
 //! # Layout
-//! - One file per chart kind: [`percentiles`], [`sweep`] (latency, wire and server along a
-//!   sweep), [`cost`], [`timeline`].
-//! - What they share: [`style`] (each technique's colour, marker, line width), [`canvas`]
-//!   (fonts, text styles, neutral colours), [`header`] (title, subtitle, legend), [`marks`]
-//!   (markers and signs drawn at a pixel), [`scale`] (axis ranges and ticks), [`plot`] (one
+//! - One file per chart kind: `percentiles`, `sweep` (latency, wire and server along a
+//!   sweep), `cost`, `timeline`.
+//! - What they share: `style` (each technique's colour, marker, line width), `canvas`
+//!   (fonts, text styles, neutral colours), `header` (title, subtitle, legend), `marks`
+//!   (markers and signs drawn at a pixel), `scale` (axis ranges and ticks), `plot` (one
 //!   plot frame with its axes, and line series).
 
 mod canvas;

@@ -1,7 +1,7 @@
 //! `report.md`: a handout a study group can read on a projector. The scenario, the machine,
 //! every warning (loss first and loudly), the summary table, the simple models next to the
 //! measurements, and every chart with one or two sentences that state what it shows in this
-//! run's own numbers ([`captions`]). Every sentence is computed from the summary; none is
+//! run's own numbers (`captions`). Every sentence is computed from the summary; none is
 //! canned.
 
 use std::fmt::Write as _;
