@@ -1,8 +1,10 @@
 //! pushlab's integration tests, one binary (ripgrep style) so it links once; one module per
-//! concern, all on real sockets on 127.0.0.1 with port 0.
+//! concern, all on real sockets on 127.0.0.1 with port 0 (but `layout`, which reads src/).
 
 // The four-pane page in a real headless Chromium (needs Debian's chromium, chromium-driver).
 mod browser;
+// The module graph of src/: a DAG with model at the bottom.
+mod layout;
 // The load generator end to end: scenarios in, results folders out, against real servers.
 mod loadgen;
 // The server over real sockets: every technique, accounting, bad input, lifecycle.

@@ -11,6 +11,7 @@ use crate::model::results::{
     ByteAgreement, CellResult, ClientTotals, Deliveries, KernelTotals, LatencySummary, LoadgenUse,
     PerDelivery, PercentilePoint, ServerTotals,
 };
+use crate::report::fmt::format_rate;
 
 /// A core share above which the load generator may have limited what it measured.
 const GENERATOR_BOUND_SHARE: f64 = 0.5;
@@ -331,12 +332,6 @@ fn client_errors(cell: &CellResult, _: &CellObservations) -> Option<Warning> {
 
 fn external_target(_: &CellResult, o: &CellObservations) -> Option<Warning> {
     o.external_target.then_some(Warning::ExternalTarget)
-}
-
-/// A rate as a short, file-name-safe string: 10, 2.5.
-pub fn format_rate(rate: f64) -> String {
-    let text = format!("{rate:.3}");
-    text.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 /// The summary figures of a histogram, with HdrHistogram's percentile ticks for charts.
@@ -817,13 +812,5 @@ mod tests {
             0,
             "no kernel count, nothing to compare"
         );
-    }
-
-    #[test]
-    fn formats_rates_for_file_names() {
-        assert_eq!(format_rate(10.0), "10");
-        assert_eq!(format_rate(2.5), "2.5");
-        assert_eq!(format_rate(0.125), "0.125");
-        assert_eq!(format_rate(1.0 / 3.0), "0.333");
     }
 }

@@ -7,12 +7,12 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use tokio_util::sync::CancellationToken;
 
-pub use super::assemble::format_rate;
 use super::cell::run_cell;
 use super::preflight::{self, Preflight, PreflightError};
 use super::target::TargetError;
 use crate::model::results::{CellResult, Machine, RunSummary, SCHEMA_VERSION};
 use crate::model::scenario::{CellSpec, Scenario};
+use crate::report::fmt::{format_rate, format_us};
 
 /// How a run is carried out.
 #[derive(Debug, Clone)]
@@ -203,8 +203,8 @@ impl Progress {
             "{:>13} x {:>5} clients: p50 {:>9} p99 {:>9}  {}/{} delivered{loss}",
             cell.technique.name(),
             cell.clients,
-            crate::report::table::format_us(cell.latency.p50_us),
-            crate::report::table::format_us(cell.latency.p99_us),
+            format_us(cell.latency.p50_us),
+            format_us(cell.latency.p99_us),
             cell.deliveries.delivered,
             cell.deliveries.expected,
         );

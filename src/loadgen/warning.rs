@@ -9,7 +9,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::report::table::format_us;
+use crate::report::fmt::format_us;
 
 /// One rule's finding about a cell.
 #[derive(Debug, Clone, PartialEq)]

@@ -3,7 +3,11 @@
 //!
 //! # Layout
 //! - [`plan`]: what a report holds, derived from the summary alone: sweep points, which charts
-//!   exist and their file names, each cell's warnings, the simple models, number formats.
+//!   exist and their file names.
+//! - [`figures`]: what is computed from one cell: its flags (warnings) and plotted rates.
+//! - [`models`]: what each technique's mechanism predicts, beside what the run measured.
+//! - [`fmt`]: every number and unit format, and the unit convention (decimal bytes on the
+//!   wire, MiB for memory).
 //! - [`charts`]: the PNG charts (plotters, with an embedded font).
 //! - [`markdown`]: `report.md`, which embeds every chart and says what each one shows in the
 //!   run's own numbers.
@@ -16,9 +20,12 @@
 
 pub mod charts;
 pub mod csv;
+pub mod figures;
+pub mod fmt;
 pub mod hgrm;
 pub mod json;
 pub mod markdown;
+pub mod models;
 pub mod plan;
 pub mod table;
 
@@ -142,22 +149,30 @@ mod tests {
             "{name}"
         );
         assert_eq!(info.color_type, png::ColorType::Rgb, "{name}");
-        let rgb: Vec<[u8; 3]> = pixels[..info.buffer_size()]
-            .chunks_exact(3)
-            .map(|p| [p[0], p[1], p[2]])
-            .collect();
-        let colours: HashSet<[u8; 3]> = rgb.iter().copied().collect();
+        // Counted with early exits: the test binary is unoptimised, and hashing all 1.4
+        // million pixels of every chart took seconds.
+        let rgb = &pixels[..info.buffer_size()];
+        let mut colours: HashSet<&[u8]> = HashSet::new();
+        for pixel in rgb.chunks_exact(3) {
+            colours.insert(pixel);
+            if colours.len() > 40 {
+                break;
+            }
+        }
         assert!(colours.len() > 40, "{name}: only {} colours", colours.len());
         let width = info.width as usize;
-        let plot_area = rgb
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| {
-                let (x, y) = (i % width, i / width);
-                (250..850).contains(&y) && (150..1500).contains(&x)
-            })
-            .filter(|(_, p)| **p != [255, 255, 255])
-            .count();
+        let mut plot_area = 0;
+        'rows: for y in 250..850 {
+            let row = &rgb[(y * width + 150) * 3..(y * width + 1500) * 3];
+            for pixel in row.chunks_exact(3) {
+                if pixel != [255, 255, 255] {
+                    plot_area += 1;
+                    if plot_area > 20_000 {
+                        break 'rows;
+                    }
+                }
+            }
+        }
         assert!(
             plot_area > 20_000,
             "{name}: only {plot_area} drawn pixels in the plot area"
@@ -260,6 +275,46 @@ mod tests {
         assert!(error.contains("not a pushlab run summary"), "{error}");
     }
 
+    /// Every published run redraws byte for byte: its charts and `report.md` are a pure
+    /// function of its `summary.json`, so a refactor that moves a pixel or a word shows here.
+    #[test]
+    fn every_published_run_redraws_byte_identically() {
+        let published = Path::new(env!("CARGO_MANIFEST_DIR")).join("results/published");
+        let mut runs: Vec<PathBuf> = std::fs::read_dir(&published)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.join(SUMMARY_FILE).is_file())
+            .collect();
+        runs.sort();
+        assert!(!runs.is_empty(), "no runs under {}", published.display());
+        for run in &runs {
+            let summary = load_summary(run).unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let written = write_report(dir.path(), &summary).unwrap();
+            let mut committed: Vec<String> = std::fs::read_dir(run)
+                .unwrap()
+                .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|name| name.ends_with(".png") || name == REPORT_FILE)
+                .collect();
+            committed.sort();
+            let mut drawn = names(&written);
+            drawn.sort();
+            assert_eq!(drawn, committed, "{}: files drawn", run.display());
+            for file in &written {
+                let name = file.file_name().unwrap();
+                let expected = std::fs::read(run.join(name)).unwrap();
+                // Compared as booleans: a failed byte comparison would print both files.
+                let same = std::fs::read(file).unwrap() == expected;
+                assert!(
+                    same,
+                    "{}: {} differs from the committed file",
+                    run.display(),
+                    name.to_string_lossy()
+                );
+            }
+        }
+    }
+
     /// Writes the fixtures' reports to `target/report-demo/` to look at by eye:
     /// `cargo test --lib report::tests::demo -- --ignored`.
     #[test]
@@ -269,14 +324,9 @@ mod tests {
         for (name, summary) in [
             ("clients", fixture::client_sweep()),
             ("rates", fixture::rate_sweep()),
-            ("one-point", fixture::summary(fixture::ONE_POINT)),
-            (
-                "seven-points",
-                fixture::summary(&fixture::ONE_POINT.replace(
-                    "clients = 20",
-                    "clients = [10, 20, 50, 100, 200, 500, 1000]",
-                )),
-            ),
+            ("one-point", fixture::one_point()),
+            ("two-sweeps", fixture::two_sweeps()),
+            ("seven-points", fixture::seven_points()),
         ] {
             let dir = root.join(name);
             std::fs::create_dir_all(&dir).unwrap();

@@ -1,12 +1,11 @@
 //! What a report holds, derived from a `RunSummary` alone: its sweep points and sweeps, which
-//! charts exist and what their files are called, the warnings of each cell, the simple models,
-//! and the number formats. Charts and Markdown both read from here, so they name the same
-//! files and print the same figures.
+//! charts exist and what their files are called. Charts and Markdown both read from here, so
+//! they name the same files and show the same cells.
 
 use std::cmp::Ordering;
 
+use super::fmt::num;
 use crate::model::results::{CellResult, RunSummary};
-use crate::model::scenario::Audience;
 use crate::model::technique::Technique;
 
 /// A scenario key that a sweep can vary.
@@ -368,289 +367,6 @@ impl<'a> View<'a> {
         }
         charts
     }
-
-    /// Comments per second that each subscriber should receive.
-    pub fn per_client_rate(&self, cell: &CellResult) -> f64 {
-        match cell.audience {
-            Audience::Broadcast => cell.rate,
-            Audience::PerUser => cell.rate / f64::from(cell.clients.max(1)),
-        }
-    }
-
-    /// A round trip as the run measured it: the median delivery latency of the fastest push
-    /// technique (WebSocket or SSE) at the same point, whose path is publish → server →
-    /// subscriber; failing those, the fastest delivery short or long polling ever made, which
-    /// is a poll that went out just after a publish. Microseconds.
-    pub fn round_trip_us(&self, point: &Point) -> Option<f64> {
-        let cells = self.cells_at(point);
-        let push = cells
-            .iter()
-            .filter(|c| matches!(c.technique, Technique::WebSocket | Technique::Sse))
-            .filter(|c| c.latency.count > 0)
-            .map(|c| c.latency.p50_us as f64)
-            .min_by(f64::total_cmp);
-        push.or_else(|| {
-            cells
-                .iter()
-                .filter(|c| c.latency.count > 0)
-                .map(|c| c.latency.min_us as f64)
-                .min_by(f64::total_cmp)
-        })
-    }
-
-    /// The simple models of `Model`, for one cell.
-    pub fn models(&self, cell: &CellResult) -> Vec<Model> {
-        let scenario = &self.summary.scenario;
-        let clients = f64::from(cell.clients);
-        let window = cell.window_seconds;
-        let interval = scenario.poll_interval.as_secs_f64();
-        let rtt_us = self.round_trip_us(&Point::of(cell));
-        let per_client = self.per_client_rate(cell);
-        let requests = cell.client.requests as f64;
-        let mut models = Vec::new();
-        match cell.technique {
-            Technique::ShortPolling => {
-                if let Some(rtt) = rtt_us {
-                    models.push(Model {
-                        figure: "mean latency (ms)",
-                        model: format!(
-                            "interval/2 + round trip = {} + {} ms",
-                            num(interval * 500.0),
-                            num(rtt / 1000.0)
-                        ),
-                        predicted: interval * 500.0 + rtt / 1000.0,
-                        measured: cell.latency.mean_us / 1000.0,
-                    });
-                }
-                models.push(Model {
-                    figure: "requests",
-                    model: format!(
-                        "clients × window / interval = {} × {} s / {} s",
-                        int(u64::from(cell.clients)),
-                        num(window),
-                        num(interval)
-                    ),
-                    predicted: clients * window / interval,
-                    measured: requests,
-                });
-                models.push(Model {
-                    figure: "empty responses (%)",
-                    model: format!(
-                        "max(0, 1 − comments per client per interval) = max(0, 1 − {})",
-                        num(per_client * interval)
-                    ),
-                    predicted: (1.0 - per_client * interval).max(0.0) * 100.0,
-                    measured: share(cell.client.empty_responses, cell.client.requests) * 100.0,
-                });
-            }
-            Technique::LongPolling => {
-                let timeout = scenario.long_poll_timeout.as_secs_f64();
-                let wait = if per_client > 0.0 {
-                    (1.0 / per_client).min(timeout)
-                } else {
-                    timeout
-                };
-                let rtt = rtt_us.unwrap_or(0.0) / 1e6;
-                models.push(Model {
-                    figure: "requests",
-                    model: format!(
-                        "clients × window / (round trip + min(1/comments per client per s, timeout)) = {} × {} s / ({} + {} s)",
-                        int(u64::from(cell.clients)),
-                        num(window),
-                        num(rtt),
-                        num(wait)
-                    ),
-                    predicted: clients * window / (rtt + wait),
-                    measured: requests,
-                });
-            }
-            Technique::WebSocket | Technique::Sse => {
-                models.push(Model {
-                    figure: "requests",
-                    model: "one handshake per connection opened".into(),
-                    predicted: cell.client.connections_opened as f64,
-                    measured: requests,
-                });
-            }
-        }
-        models
-    }
-}
-
-/// A figure that a simple model predicts, next to what the run measured.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Model {
-    pub figure: &'static str,
-    /// The model with this cell's numbers filled in.
-    pub model: String,
-    pub predicted: f64,
-    pub measured: f64,
-}
-
-/// A cell's problems, each a short phrase: the runner's warnings plus what the report checks
-/// itself (loss, duplicates, drops, generator-bound, bytes disagreement, failed publishes), so no
-/// loss goes unmentioned even if the runner forgot to warn.
-pub fn cell_flags(cell: &CellResult) -> Vec<String> {
-    let d = &cell.deliveries;
-    let mut flags = Vec::new();
-    if d.missing > 0 {
-        flags.push(format!(
-            "{}% missing",
-            num(share(d.missing, d.expected) * 100.0)
-        ));
-    }
-    if d.duplicated > 0 {
-        flags.push(format!("{} duplicated", int(d.duplicated)));
-    }
-    if d.out_of_order > 0 {
-        flags.push(format!("{} out of order", int(d.out_of_order)));
-    }
-    if d.publish_errors > 0 {
-        flags.push(format!("{} failed publishes", int(d.publish_errors)));
-    }
-    if cell.server.dropped_slow > 0 {
-        flags.push(format!("{} dropped as slow", int(cell.server.dropped_slow)));
-    }
-    if cell.loadgen.generator_bound {
-        flags.push("generator-bound".into());
-    }
-    if !cell.agreement.equal {
-        flags.push("byte counts disagree".into());
-    }
-    if flags.is_empty() && !cell.warnings.is_empty() {
-        flags.push("see warnings".into());
-    }
-    flags
-}
-
-/// The first two flags, for chart labels where space is short.
-pub fn short_flags(cell: &CellResult) -> Option<String> {
-    let flags = cell_flags(cell);
-    if flags.is_empty() {
-        None
-    } else {
-        Some(flags.into_iter().take(2).collect::<Vec<_>>().join(", "))
-    }
-}
-
-pub fn has_warnings(cell: &CellResult) -> bool {
-    !cell_flags(cell).is_empty()
-}
-
-/// `part / whole`, 0 when `whole` is 0.
-pub fn share(part: u64, whole: u64) -> f64 {
-    if whole == 0 {
-        0.0
-    } else {
-        part as f64 / whole as f64
-    }
-}
-
-/// Bytes per second on the subscribers' sockets, both directions.
-pub fn wire_bytes_per_second(cell: &CellResult) -> f64 {
-    per_second(cell.client.bytes_up + cell.client.bytes_down, cell)
-}
-
-/// Comment payload bytes per second delivered to subscribers.
-pub fn payload_bytes_per_second(cell: &CellResult) -> f64 {
-    per_second(cell.client.payload_bytes_delivered, cell)
-}
-
-fn per_second(bytes: u64, cell: &CellResult) -> f64 {
-    if cell.window_seconds > 0.0 {
-        bytes as f64 / cell.window_seconds
-    } else {
-        0.0
-    }
-}
-
-/// Server CPU as a percentage of one core.
-pub fn server_cpu_percent(cell: &CellResult) -> f64 {
-    if cell.window_seconds > 0.0 {
-        cell.server.cpu_seconds / cell.window_seconds * 100.0
-    } else {
-        0.0
-    }
-}
-
-/// An integer with thousands separators: "12,000".
-pub fn int(value: u64) -> String {
-    group(&value.to_string())
-}
-
-/// A number with about three significant digits (all digits from 100 up), thousands
-/// separators, and no trailing zeros: "12,345", "12.3", "0.0123". Fixed rules, so the same
-/// summary always prints the same text.
-pub fn num(value: f64) -> String {
-    if !value.is_finite() {
-        return "n/a".into();
-    }
-    if value == 0.0 {
-        return "0".into();
-    }
-    let magnitude = value.abs();
-    let decimals = if magnitude >= 100.0 {
-        0
-    } else if magnitude >= 10.0 {
-        1
-    } else if magnitude >= 1.0 {
-        2
-    } else {
-        (2 - magnitude.log10().floor() as i32).clamp(0, 12) as usize
-    };
-    let text = format!("{:.*}", decimals, magnitude);
-    let text = if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        text
-    };
-    let (whole, fraction) = match text.split_once('.') {
-        Some((w, f)) => (w.to_string(), format!(".{f}")),
-        None => (text, String::new()),
-    };
-    let sign = if value < 0.0 && (whole != "0" || !fraction.is_empty()) {
-        "-"
-    } else {
-        ""
-    };
-    format!("{sign}{}{fraction}", group(&whole))
-}
-
-fn group(digits: &str) -> String {
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// Microseconds as milliseconds, with the unit: "1.23 ms".
-pub fn ms(us: f64) -> String {
-    format!("{} ms", num(us / 1000.0))
-}
-
-/// A fraction as a percentage: "97%", "0.012%". Never rounds a non-zero share to "0%".
-pub fn pct(fraction: f64) -> String {
-    format!("{}%", num(fraction * 100.0))
-}
-
-/// Bytes in decimal units (network convention): "950 B", "12.3 kB", "1.5 MB".
-pub fn bytes(value: f64) -> String {
-    let units = [(1e9, "GB"), (1e6, "MB"), (1e3, "kB")];
-    for (scale, unit) in units {
-        if value.abs() >= scale {
-            return format!("{} {unit}", num(value / scale));
-        }
-    }
-    format!("{} B", num(value))
-}
-
-/// Memory in binary units (as `ps` and `top` show it): "212 MiB".
-pub fn mib(value: u64) -> String {
-    format!("{} MiB", num(value as f64 / 1_048_576.0))
 }
 
 #[cfg(test)]
@@ -668,7 +384,7 @@ mod tests {
 
     #[test]
     fn one_point_has_no_sweep_charts_and_plain_names() {
-        let summary = fixture::summary(fixture::ONE_POINT);
+        let summary = fixture::one_point();
         assert_eq!(
             files(&summary),
             [
@@ -681,10 +397,7 @@ mod tests {
 
     #[test]
     fn two_swept_keys_give_one_sweep_per_fixed_value_of_the_other() {
-        let toml = fixture::ONE_POINT
-            .replace("clients = 20", "clients = [10, 100]")
-            .replace("rate = 5", "rate = [1, 10]");
-        let files = files(&fixture::summary(&toml));
+        let files = files(&fixture::two_sweeps());
         for name in [
             "latency-percentiles-10-clients-1-per-s.png",
             "latency-percentiles-100-clients-10-per-s.png",
@@ -716,42 +429,5 @@ mod tests {
         sorted.sort();
         assert_eq!(order, sorted);
         assert_eq!(view.swept, [Dim::Clients]);
-    }
-
-    #[test]
-    fn models_fill_in_the_cell_numbers() {
-        let summary = fixture::client_sweep();
-        let view = View::new(&summary);
-        let short = view
-            .cells
-            .iter()
-            .find(|c| c.technique == Technique::ShortPolling && c.clients == 1000)
-            .unwrap();
-        let models = view.models(short);
-        let requests = models.iter().find(|m| m.figure == "requests").unwrap();
-        assert_eq!(requests.predicted, 1000.0 * 20.0 / 1.0);
-        assert_eq!(
-            requests.model,
-            "clients × window / interval = 1,000 × 20 s / 1 s"
-        );
-        let latency = &models[0];
-        let rtt = view.round_trip_us(&Point::of(short)).unwrap();
-        assert_eq!(latency.predicted, 500.0 + rtt / 1000.0);
-    }
-
-    #[test]
-    fn numbers_are_formatted_with_fixed_rules() {
-        assert_eq!(int(12_000), "12,000");
-        assert_eq!(int(999), "999");
-        assert_eq!(num(1234.6), "1,235");
-        assert_eq!(num(12.345), "12.3");
-        assert_eq!(num(1.5), "1.5");
-        assert_eq!(num(0.000123), "0.000123");
-        assert_eq!(num(-2.0), "-2");
-        assert_eq!(num(0.0), "0");
-        assert_eq!(num(f64::NAN), "n/a");
-        assert_eq!(pct(0.000001), "0.0001%");
-        assert_eq!(bytes(1_500_000.0), "1.5 MB");
-        assert_eq!(mib(212 * 1_048_576), "212 MiB");
     }
 }

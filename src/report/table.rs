@@ -3,25 +3,10 @@
 
 use std::fmt::Write as _;
 
+use super::fmt::{format_rate, format_us, mib};
 use crate::model::results::RunSummary;
 
-/// Microseconds in the unit a reader takes in at a glance: µs, ms or s.
-pub fn format_us(us: u64) -> String {
-    match us {
-        0..1_000 => format!("{us} µs"),
-        1_000..1_000_000 => format!("{:.1} ms", us as f64 / 1e3),
-        _ => format!("{:.2} s", us as f64 / 1e6),
-    }
-}
-
-/// Bytes with a binary unit.
-pub fn format_bytes(bytes: u64) -> String {
-    match bytes {
-        0..10_240 => format!("{bytes} B"),
-        10_240..1_048_576 => format!("{:.1} KiB", bytes as f64 / 1024.0),
-        _ => format!("{:.1} MiB", bytes as f64 / 1_048_576.0),
-    }
-}
+// The load generator prints latency with this until its rewrite imports it from `fmt`.
 
 /// The table as plain text, columns aligned.
 pub fn render(summary: &RunSummary) -> String {
@@ -49,7 +34,7 @@ pub fn render(summary: &RunSummary) -> String {
         rows.push(vec![
             cell.technique.name().to_string(),
             cell.clients.to_string(),
-            crate::loadgen::runner::format_rate(cell.rate),
+            format_rate(cell.rate),
             format!("{} B", cell.payload_bytes),
             format_us(cell.latency.p50_us),
             format_us(cell.latency.p99_us),
@@ -65,7 +50,7 @@ pub fn render(summary: &RunSummary) -> String {
             cell.client.empty_responses.to_string(),
             format!("{:.0}", cell.per_delivery.bytes),
             format!("{:.1}", cell.per_delivery.server_cpu_us),
-            format_bytes(cell.server.peak_rss_bytes),
+            mib(cell.server.peak_rss_bytes),
             format!(
                 "{:.0}%{}",
                 cell.loadgen.core_share * 100.0,

@@ -9,7 +9,9 @@ use axum::response::Response;
 use axum::routing::get;
 use serde::Deserialize;
 
-use super::{ClientCounters, Context, DeliverySink, PageBody, Subscriber, feed_error, page_response};
+use super::{
+    ClientCounters, Context, DeliverySink, PageBody, Subscriber, feed_error, page_response,
+};
 use crate::http::client::{ClientError, HttpConnection};
 use crate::http::error::{AppError, AppQuery, checked_user};
 

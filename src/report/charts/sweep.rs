@@ -1,0 +1,204 @@
+//! The three charts along a sweep: p50 and p99 latency, bytes on the wire, and server CPU and
+//! memory, one line per technique.
+
+use plotters::prelude::*;
+
+use super::canvas::{Area, Chart, FLOOR, INK, Res};
+use super::header::{Legend, Swatch, context_line, header, legend};
+use super::marks::{Dash, draw_marker};
+use super::plot::{Axis, caption, no_caption, plot, series_line};
+use super::scale::Scale;
+use super::style::style;
+use crate::model::results::CellResult;
+use crate::report::figures::{self, has_warnings};
+use crate::report::fmt::{bytes, in_mib, num};
+use crate::report::plan::{ChartPlan, Sweep, View};
+
+pub(super) fn sweep_axis(sweep: &Sweep) -> Axis {
+    let dim = sweep.dim;
+    let scale = Scale::for_sweep(&sweep.values());
+    let title = if scale.log {
+        format!("{} — log scale", dim.axis_label())
+    } else {
+        dim.axis_label().to_string()
+    };
+    Axis {
+        scale,
+        title,
+        label: Box::new(move |v| dim.tick(v)),
+    }
+}
+
+pub(super) fn sweep_legend(view: &View, sweep: &Sweep) -> Vec<Legend> {
+    let mut items: Vec<Legend> = view
+        .techniques
+        .iter()
+        .filter(|t| sweep.points.iter().any(|p| view.cell(p, **t).is_some()))
+        .map(|&t| legend(Swatch::Technique(t), t.name()))
+        .collect();
+    if sweep
+        .points
+        .iter()
+        .flat_map(|p| view.cells_at(p))
+        .any(has_warnings)
+    {
+        items.push(legend(Swatch::Ring, "cell with warnings (see report)"));
+    }
+    items
+}
+
+pub(super) fn sweep_cells<'a>(view: &View<'a>, sweep: &Sweep) -> Vec<&'a CellResult> {
+    sweep.points.iter().flat_map(|p| view.cells_at(p)).collect()
+}
+
+/// One line per technique along the sweep, with markers, and a ring on cells with warnings.
+pub(super) fn sweep_series(
+    root: &Area,
+    chart: &mut Chart,
+    view: &View,
+    sweep: &Sweep,
+    x: &Axis,
+    y: &Axis,
+    value: &dyn Fn(&CellResult) -> Option<f64>,
+) -> Res {
+    let mut marks = Vec::new();
+    for &technique in &view.techniques {
+        let pts: Vec<(f64, f64, bool)> = sweep
+            .points
+            .iter()
+            .filter_map(|p| {
+                let cell = view.cell(p, technique)?;
+                let v = value(cell)?;
+                Some((x.scale.t(sweep.dim.of(p)), y.scale.t(v), has_warnings(cell)))
+            })
+            .collect();
+        let line: Vec<(f64, f64)> = pts.iter().map(|&(a, b, _)| (a, b)).collect();
+        series_line(
+            chart,
+            &line,
+            style(technique).colour,
+            style(technique).line_width,
+            Dash::Solid,
+        )?;
+        marks.push((technique, pts));
+    }
+    for (technique, pts) in &marks {
+        for &(px, py, warned) in pts {
+            let at = chart.backend_coord(&(px, py));
+            draw_marker(
+                root,
+                style(*technique).shape,
+                at,
+                style(*technique).marker_size,
+                style(*technique).colour,
+            )?;
+            if warned {
+                root.draw(&Circle::new(at, 19, INK.stroke_width(3)))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn latency(root: &Area, view: &View, plan: &ChartPlan, sweep: &Sweep) -> Res {
+    let cells = sweep_cells(view, sweep);
+    let y = Scale::for_values(cells.iter().filter(|c| c.latency.count > 0).flat_map(|c| {
+        [
+            c.latency.p50_us as f64 / 1000.0,
+            c.latency.p99_us as f64 / 1000.0,
+        ]
+    }));
+    let x = sweep_axis(sweep);
+    let y = Axis::new(y, "delivery latency", "ms", num);
+    let subtitle = context_line(view, &view.sweep_fixed(sweep));
+    let body = header(root, &plan.title, &subtitle, &sweep_legend(view, sweep))?;
+    let (w, _) = body.dim_in_pixel();
+    let (left, right) = body.split_horizontally(w / 2);
+    type Pick = fn(&CellResult) -> Option<f64>;
+    let panels: [(&Area, &str, Pick); 2] = [
+        (&left, "median (p50)", |c| {
+            (c.latency.count > 0).then_some(c.latency.p50_us as f64 / 1000.0)
+        }),
+        (&right, "99th percentile (p99)", |c| {
+            (c.latency.count > 0).then_some(c.latency.p99_us as f64 / 1000.0)
+        }),
+    ];
+    for (area, title, pick) in panels {
+        let mut chart = plot(area, &x, &y, caption(title))?;
+        sweep_series(root, &mut chart, view, sweep, &x, &y, &pick)?;
+    }
+    Ok(())
+}
+
+pub(super) fn wire(root: &Area, view: &View, plan: &ChartPlan, sweep: &Sweep) -> Res {
+    let cells = sweep_cells(view, sweep);
+    // The floor every technique must carry: the comment payload that reached subscribers,
+    // taken from the cell that delivered most at each point.
+    let floor: Vec<(f64, f64)> = sweep
+        .points
+        .iter()
+        .filter_map(|p| {
+            view.cells_at(p)
+                .into_iter()
+                .max_by_key(|c| (c.deliveries.delivered, c.technique))
+                .map(|c| (sweep.dim.of(p), figures::payload_bytes_per_second(c)))
+        })
+        .collect();
+    let y = Scale::for_values(
+        cells
+            .iter()
+            .map(|c| figures::wire_bytes_per_second(c))
+            .chain(floor.iter().map(|f| f.1)),
+    );
+    let x = sweep_axis(sweep);
+    let y = Axis::new(y, "bytes on the wire, both ways", "per second", |v| {
+        format!("{}/s", bytes(v))
+    });
+    let mut items = sweep_legend(view, sweep);
+    items.push(legend(
+        Swatch::Line(FLOOR, 3, Dash::Dashed),
+        "comment payload alone",
+    ));
+    let subtitle = context_line(view, &view.sweep_fixed(sweep));
+    let body = header(root, &plan.title, &subtitle, &items)?;
+    let mut chart = plot(&body, &x, &y, no_caption())?;
+    let floor: Vec<(f64, f64)> = floor
+        .iter()
+        .map(|&(a, b)| (x.scale.t(a), y.scale.t(b)))
+        .collect();
+    series_line(&mut chart, &floor, FLOOR, 3, Dash::Dashed)?;
+    sweep_series(root, &mut chart, view, sweep, &x, &y, &|c| {
+        Some(figures::wire_bytes_per_second(c))
+    })?;
+    Ok(())
+}
+
+pub(super) fn server(root: &Area, view: &View, plan: &ChartPlan, sweep: &Sweep) -> Res {
+    let cells = sweep_cells(view, sweep);
+    let x = sweep_axis(sweep);
+    let cpu = Axis::new(
+        Scale::for_values(cells.iter().map(|c| figures::server_cpu_percent(c))),
+        "server CPU",
+        "% of one core",
+        |v| format!("{}%", num(v)),
+    );
+    let rss = Axis::new(
+        Scale::for_values(cells.iter().map(|c| in_mib(c.server.peak_rss_bytes))),
+        "server peak resident memory",
+        "MiB",
+        num,
+    );
+    let subtitle = context_line(view, &view.sweep_fixed(sweep));
+    let body = header(root, &plan.title, &subtitle, &sweep_legend(view, sweep))?;
+    let (w, _) = body.dim_in_pixel();
+    let (left, right) = body.split_horizontally(w / 2);
+    let mut chart = plot(&left, &x, &cpu, caption("server CPU"))?;
+    sweep_series(root, &mut chart, view, sweep, &x, &cpu, &|c| {
+        Some(figures::server_cpu_percent(c))
+    })?;
+    let mut chart = plot(&right, &x, &rss, caption("server peak resident memory"))?;
+    sweep_series(root, &mut chart, view, sweep, &x, &rss, &|c| {
+        Some(in_mib(c.server.peak_rss_bytes))
+    })?;
+    Ok(())
+}
