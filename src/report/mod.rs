@@ -135,6 +135,35 @@ mod tests {
 
     use super::*;
 
+    /// Every technique of the list reaches every output: a chart style of its own, its rows
+    /// in the report's table, the CSV and the terminal table, and its name in the text.
+    #[test]
+    fn every_technique_reaches_every_output() {
+        use crate::model::technique::Technique;
+        let summary = fixture::client_sweep();
+        let view = plan::View::new(&summary);
+        let report = markdown::render(&view, &view.charts());
+        let (csv, table) = (csv::render(&summary), table::render(&summary));
+        let styles: Vec<_> = Technique::ALL
+            .iter()
+            .map(|t| format!("{:?}", charts::style::style(*t)))
+            .collect();
+        for (i, technique) in Technique::ALL.into_iter().enumerate() {
+            let name = technique.name();
+            let cells = summary
+                .cells
+                .iter()
+                .filter(|c| c.technique == technique)
+                .count();
+            assert!(cells > 0, "the fixture has no {name} cell");
+            assert!(!styles[..i].contains(&styles[i]), "{name} shares a style");
+            let rows = |text: &str| text.lines().filter(|l| l.contains(name)).count();
+            assert!(rows(&csv) >= cells, "CSV rows for {name}");
+            assert!(rows(&table) >= cells, "table rows for {name}");
+            assert!(rows(&report) >= cells, "report rows for {name}");
+        }
+    }
+
     /// Decodes a PNG and checks what a reader would notice first: the size, that it is not
     /// blank, and that the plot area (below the header) holds drawing, not just white.
     fn check_png(file: &Path) {

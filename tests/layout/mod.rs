@@ -78,16 +78,30 @@ fn find_cycle(
 #[test]
 fn top_level_modules_form_a_dag_with_model_at_the_bottom() {
     let graph = module_graph();
-    assert!(graph.contains_key("model") && graph.contains_key("server"), "{graph:?}");
+    assert!(
+        graph.contains_key("model") && graph.contains_key("server"),
+        "{graph:?}"
+    );
     let mut done = BTreeSet::new();
     for node in graph.keys() {
         if let Some(cycle) = find_cycle(&graph, node, &mut Vec::new(), &mut done) {
-            panic!("import cycle: {}\nwhole graph: {graph:#?}", cycle.join(" -> "));
+            panic!(
+                "import cycle: {}\nwhole graph: {graph:#?}",
+                cycle.join(" -> ")
+            );
         }
     }
-    assert_eq!(graph["model"], BTreeSet::new(), "model must use no other module");
+    assert_eq!(
+        graph["model"],
+        BTreeSet::new(),
+        "model must use no other module"
+    );
     let report: Vec<_> = graph["report"].iter().collect();
-    assert_eq!(report, ["model"], "report must depend on the results types only");
+    assert_eq!(
+        report,
+        ["model"],
+        "report must depend on the results types only"
+    );
     for handler_side in ["techniques", "feed", "http", "accounting", "web"] {
         assert!(
             !graph[handler_side].contains("server") && !graph[handler_side].contains("loadgen"),

@@ -23,7 +23,7 @@ mod marks;
 mod percentiles;
 mod plot;
 mod scale;
-mod style;
+pub(crate) mod style;
 mod sweep;
 mod timeline;
 
