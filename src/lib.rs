@@ -12,8 +12,9 @@
 //!   scenario, the results of a run.
 //! - [`sys`]: the few libc calls, each behind a safe function.
 //! - [`net`]: byte counting at the socket, used by both sides.
-//! - [`feed`]: the comment feed behind an async, fallible interface, its in-memory backend
-//!   and the conformance checks every backend passes.
+//! - [`feed`]: the comment feed behind an async, fallible interface, its in-memory and Redis
+//!   backends (and a private redis-server for tests) and the conformance checks every backend
+//!   passes.
 //! - [`http`]: a keep-alive HTTP/1.1 client over a counted socket; errors as JSON responses.
 //! - [`accounting`]: the server's live counters and per-connection byte meters.
 //! - [`techniques`]: one file per push technique, holding its server handler *and* its

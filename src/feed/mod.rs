@@ -2,8 +2,9 @@
 //! (publish, read after a cursor, subscribe from a cursor), the visibility rule every backend
 //! keeps, and its errors.
 //!
-//! Transports only see this interface, so a networked backend (Redis streams, several server
-//! instances) can replace the in-memory one (`memory.rs`) without touching them. What every
+//! Transports only see this interface, so the Redis backend (`redis.rs`: one stream shared by
+//! several server instances) replaces the in-memory one (`memory.rs`) without touching them;
+//! `redis_server.rs` runs a private redis-server for its tests. What every
 //! backend shares lives beside the trait, not in a backend: rendering a comment's wire JSON
 //! and its publish time (`render.rs`), and the subscription a backend feeds
 //! (`subscription.rs`). `conformance.rs` holds the checks every backend passes unchanged.
@@ -11,6 +12,8 @@
 #[cfg(test)]
 pub(crate) mod conformance;
 mod memory;
+pub mod redis;
+pub mod redis_server;
 mod render;
 mod subscription;
 
@@ -18,6 +21,7 @@ use std::sync::Arc;
 
 pub use crate::model::comment::{Comment, NewComment, now_micros};
 pub use memory::MemoryFeed;
+pub use redis::RedisFeed;
 pub use render::{Draft, StoredComment};
 pub use subscription::{EndCause, Subscription};
 

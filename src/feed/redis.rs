@@ -1,0 +1,726 @@
+//! The Redis feed: comments in one Redis stream shared by every server instance, so
+//! subscribers can spread over instances and a restart of one loses nothing.
+//!
+//! # Data layout (keys under a prefix, `pushlab` for the server)
+//! - `PREFIX:last_id`: a string holding the newest id handed out.
+//! - `PREFIX:comments`: a stream with one entry per comment, its entry id `<comment id>-0`,
+//!   fields `from`, `text`, `at` (publish time, microseconds) and `to` when addressed.
+//!   `XADD ... MAXLEN ~ history` bounds it (whole stream nodes are trimmed, so somewhat more
+//!   than `history` may be kept).
+//!
+//! `APPEND` (a Lua script, atomic in Redis) reads `last_id`, adds the entry under the next id
+//! and stores that id, so ids are strictly increasing and contiguous across instances, and
+//! the stream holds them in id order. Ids are given only once the entry is stored.
+//!
+//! # One reader per instance
+//! A task reads the stream with `XREAD BLOCK` from the last id it saw, on a connection of its
+//! own (a blocked command would stall the shared one), and fans each comment out to this
+//! instance's subscriptions through their bounded queues, as the memory feed does under its
+//! lock; the shared horizon is stored only after a comment reached every queue. A
+//! subscription registers with the reader *before* reading its backlog from the stream, so
+//! the two overlap rather than leave a gap (`Subscription::new`'s contract).
+//!
+//! # When Redis goes down
+//! Calls fail with `Unavailable` (publishes answer 503). The reader's `XREAD` fails too: it
+//! ends every subscription with `Unavailable` (a counted, resumable drop), refuses new ones
+//! until it reads again, and resumes from the id it had reached, so resumed subscribers miss
+//! nothing. If Redis came back without its data (no persistence), its `last_id` is behind
+//! the reader: the reader starts over from there, and clients holding newer cursors get
+//! `CursorAhead`, as after a restart of an in-memory server.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncConnectionConfig, Client, RedisError, Script, Value};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    Comment, Draft, EndCause, Feed, FeedError, FeedOptions, Page, StoredComment, Subscription,
+};
+
+/// Stores a comment under the next id. KEYS: last_id, stream. ARGV: the MAXLEN, then the
+/// entry's field/value pairs. Returns the id as a string (`%d`: Lua's numbers are doubles,
+/// which print large integers in exponent form).
+const APPEND: &str = r"
+local id = tonumber(redis.call('GET', KEYS[1]) or 0) + 1
+local text_id = string.format('%d', id)
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], text_id .. '-0', unpack(ARGV, 2))
+redis.call('SET', KEYS[1], text_id)
+return text_id
+";
+
+/// Stream entries one `XRANGE` or `XREAD` returns at most: a backlog or a burst is read in
+/// steps of this size, so no single reply is unbounded.
+const STEP: usize = 1000;
+
+/// How long the reader's `XREAD` blocks before asking again; it also bounds how long a
+/// dropped feed's reader lingers.
+const BLOCK: Duration = Duration::from_secs(1);
+
+/// Longest wait for any reply but the reader's blocked read: past it the call fails with
+/// `Unavailable` instead of hanging on a Redis that stopped answering.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The longest pause between the reader's attempts to reach Redis again.
+const MAX_RETRY_DELAY: Duration = Duration::from_millis(500);
+
+/// Why a Redis feed could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("{url:?} is not a Redis URL: {source}")]
+    BadUrl { url: String, source: RedisError },
+    #[error("cannot reach Redis at {url}: {source}")]
+    Unreachable { url: String, source: RedisError },
+}
+
+/// The feed over Redis; see the module documentation.
+pub struct RedisFeed {
+    /// Shared by publishes, reads and subscriptions' backlog reads; reconnects by itself.
+    connection: ConnectionManager,
+    keys: Keys,
+    append: Script,
+    /// `MAXLEN ~` of the stream.
+    history: usize,
+    /// Capacity of each subscriber's queue.
+    queue: usize,
+    /// What the reader and the subscriptions share.
+    shared: Arc<Shared>,
+    /// Publishes this instance accepted (`Feed::published`).
+    published: AtomicU64,
+    /// Stops the reader when the feed is dropped.
+    stop: CancellationToken,
+    /// For error messages.
+    url: String,
+}
+
+#[derive(Clone)]
+struct Keys {
+    last_id: String,
+    stream: String,
+}
+
+/// The reader's side, shared with every subscription.
+struct Shared {
+    registry: Mutex<Registry>,
+    /// The newest id the reader has fanned out to every subscription of this instance.
+    /// Stored under the registry's lock after the fan-out; read without it.
+    horizon: Arc<AtomicU64>,
+}
+
+struct Registry {
+    /// Every live subscriber, by registration number.
+    subscribers: HashMap<u64, Subscriber>,
+    /// Registration numbers of the subscribers that named a user, by user.
+    by_user: HashMap<String, Vec<u64>>,
+    next_registration: u64,
+    /// Set while the reader cannot read the stream: subscribing then fails with it, as a
+    /// subscription would receive nothing.
+    down: Option<String>,
+}
+
+struct Subscriber {
+    user: Option<String>,
+    sender: mpsc::Sender<Arc<StoredComment>>,
+    ended: Arc<OnceLock<EndCause>>,
+}
+
+/// A subscriber's parts of a `Subscription`, from the registry.
+struct Registered {
+    receiver: mpsc::Receiver<Arc<StoredComment>>,
+    ended: Arc<OnceLock<EndCause>>,
+    registration: Registration,
+}
+
+/// Removes a subscriber from the registry when its subscription is dropped.
+struct Registration {
+    shared: Weak<Shared>,
+    number: u64,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.lock().unregister(self.number);
+        }
+    }
+}
+
+impl Shared {
+    /// The lock is never held across an await or a panic-prone call, so a poisoned lock only
+    /// means a panic elsewhere; the registry is still consistent.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.registry
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Registry {
+    fn unregister(&mut self, number: u64) {
+        let Some(subscriber) = self.subscribers.remove(&number) else {
+            return;
+        };
+        if let Some(user) = subscriber.user {
+            if let Some(numbers) = self.by_user.get_mut(&user) {
+                numbers.retain(|n| *n != number);
+                if numbers.is_empty() {
+                    self.by_user.remove(&user);
+                }
+            }
+        }
+    }
+
+    /// Ends every subscription with `cause` (they resume from their cursors).
+    fn end_all(&mut self, cause: &EndCause) {
+        for (_, subscriber) in self.subscribers.drain() {
+            let _ = subscriber.ended.set(cause.clone());
+        }
+        self.by_user.clear();
+    }
+
+    /// Queues `comment` for its recipients; a full queue drops that subscriber (`Lagged`).
+    fn fan_out(&mut self, comment: &Arc<StoredComment>) {
+        let recipients: Vec<u64> = match &comment.comment.to {
+            None => self.subscribers.keys().copied().collect(),
+            Some(to) => self.by_user.get(to).cloned().unwrap_or_default(),
+        };
+        for number in recipients {
+            let Some(subscriber) = self.subscribers.get(&number) else {
+                continue;
+            };
+            match subscriber.sender.try_send(comment.clone()) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    let _ = subscriber.ended.set(EndCause::Lagged);
+                    self.unregister(number);
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => self.unregister(number),
+            }
+        }
+    }
+}
+
+impl RedisFeed {
+    /// Connects to the Redis at `url` (`redis://HOST:PORT/DB`), keeping its keys under
+    /// `prefix`, and starts this instance's reader. Fails if Redis cannot be reached now.
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+        options: FeedOptions,
+    ) -> Result<Self, ConnectError> {
+        let client = Client::open(url).map_err(|source| ConnectError::BadUrl {
+            url: url.into(),
+            source,
+        })?;
+        let unreachable = |source| ConnectError::Unreachable {
+            url: url.into(),
+            source,
+        };
+        // Few, short reconnection attempts: during an outage a publish should fail within
+        // moments (503), not wait; every later call tries to reconnect again.
+        let config = ConnectionManagerConfig::new()
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(MAX_RETRY_DELAY)
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT));
+        let mut connection = ConnectionManager::new_with_config(client.clone(), config)
+            .await
+            .map_err(unreachable)?;
+        let keys = Keys {
+            last_id: format!("{prefix}:last_id"),
+            stream: format!("{prefix}:comments"),
+        };
+        let last: Option<u64> = redis::cmd("GET")
+            .arg(&keys.last_id)
+            .query_async(&mut connection)
+            .await
+            .map_err(unreachable)?;
+        let shared = Arc::new(Shared {
+            registry: Mutex::new(Registry {
+                subscribers: HashMap::new(),
+                by_user: HashMap::new(),
+                next_registration: 0,
+                down: None,
+            }),
+            horizon: Arc::new(AtomicU64::new(last.unwrap_or(0))),
+        });
+        let stop = CancellationToken::new();
+        let reader = Reader {
+            client,
+            keys: keys.clone(),
+            shared: shared.clone(),
+            stop: stop.clone(),
+            url: url.into(),
+        };
+        tokio::spawn(reader.run());
+        Ok(Self {
+            connection,
+            keys,
+            append: Script::new(APPEND),
+            history: options.history.max(1),
+            queue: options.queue.max(1),
+            shared,
+            published: AtomicU64::new(0),
+            stop,
+            url: url.into(),
+        })
+    }
+
+    fn unavailable(&self, error: RedisError) -> FeedError {
+        unavailable(&self.url, &error)
+    }
+
+    /// The comments for `user` after `cursor`, read in steps of `STEP` entries, until
+    /// `limit` are found or the stream's end. `last` is the newest id when the read began.
+    /// A gap before the first entry is `CursorExpired`; a gap met later (the history trimmed
+    /// past the read while it went on) ends the page there, and the next read reports it,
+    /// unless `whole` asks for everything up to the end, which then fails the same way.
+    async fn scan(
+        &self,
+        cursor: u64,
+        user: Option<&str>,
+        limit: usize,
+        whole: bool,
+    ) -> Result<Page, FeedError> {
+        let mut connection = self.connection.clone();
+        let (last, mut entries) = {
+            let (last, entries): (Option<u64>, Value) = redis::pipe()
+                .cmd("GET")
+                .arg(&self.keys.last_id)
+                .cmd("XRANGE")
+                .arg(&self.keys.stream)
+                .arg(entry_id(cursor + 1))
+                .arg("+")
+                .arg("COUNT")
+                .arg(STEP)
+                .query_async(&mut connection)
+                .await
+                .map_err(|e| self.unavailable(e))?;
+            (last.unwrap_or(0), self.entries(entries)?)
+        };
+        if cursor > last {
+            return Err(FeedError::CursorAhead { cursor, last });
+        }
+        let mut page = Page {
+            comments: Vec::new(),
+            next: cursor,
+        };
+        loop {
+            let full_step = entries.len() == STEP;
+            for stored in entries {
+                let id = stored.comment.id;
+                if id != page.next + 1 {
+                    // Ids are contiguous: the ones in between were trimmed away.
+                    if page.next == cursor || whole {
+                        return Err(FeedError::CursorExpired { cursor, oldest: id });
+                    }
+                    return Ok(page);
+                }
+                if page.comments.len() == limit {
+                    return Ok(page);
+                }
+                page.next = id;
+                if stored.is_for(user) {
+                    page.comments.push(stored);
+                }
+            }
+            if !full_step {
+                break;
+            }
+            let reply: Value = redis::cmd("XRANGE")
+                .arg(&self.keys.stream)
+                .arg(entry_id(page.next + 1))
+                .arg("+")
+                .arg("COUNT")
+                .arg(STEP)
+                .query_async(&mut connection)
+                .await
+                .map_err(|e| self.unavailable(e))?;
+            entries = self.entries(reply)?;
+        }
+        if page.next == cursor && cursor < last {
+            // Everything after the cursor is gone (the stream was emptied behind the id).
+            return Err(FeedError::CursorExpired {
+                cursor,
+                oldest: last + 1,
+            });
+        }
+        Ok(page)
+    }
+
+    fn entries(&self, reply: Value) -> Result<Vec<Arc<StoredComment>>, FeedError> {
+        parse_entries(reply).map_err(|reason| FeedError::Unavailable {
+            reason: format!("Redis at {} holds a malformed comment: {reason}", self.url),
+        })
+    }
+
+    /// Registers a subscriber with the reader; from now on it gets every comment the reader
+    /// fans out, i.e. every comment after the horizon read here.
+    fn register(&self, user: Option<String>) -> Result<Registered, FeedError> {
+        let mut registry = self.shared.lock();
+        if let Some(reason) = &registry.down {
+            return Err(FeedError::Unavailable {
+                reason: reason.clone(),
+            });
+        }
+        let (sender, receiver) = mpsc::channel(self.queue);
+        let ended = Arc::new(OnceLock::new());
+        let number = registry.next_registration;
+        registry.next_registration += 1;
+        if let Some(user) = &user {
+            registry
+                .by_user
+                .entry(user.clone())
+                .or_default()
+                .push(number);
+        }
+        registry.subscribers.insert(
+            number,
+            Subscriber {
+                user,
+                sender,
+                ended: ended.clone(),
+            },
+        );
+        let registration = Registration {
+            shared: Arc::downgrade(&self.shared),
+            number,
+        };
+        Ok(Registered {
+            receiver,
+            ended,
+            registration,
+        })
+    }
+
+    async fn get_last_id(&self) -> Result<u64, FeedError> {
+        let last: Option<u64> = redis::cmd("GET")
+            .arg(&self.keys.last_id)
+            .query_async(&mut self.connection.clone())
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        Ok(last.unwrap_or(0))
+    }
+}
+
+impl Drop for RedisFeed {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+#[async_trait::async_trait]
+impl Feed for RedisFeed {
+    async fn append(&self, draft: Draft) -> Result<Arc<StoredComment>, FeedError> {
+        let mut invocation = self.append.prepare_invoke();
+        invocation
+            .key(&self.keys.last_id)
+            .key(&self.keys.stream)
+            .arg(self.history)
+            .arg("from")
+            .arg(&draft.from)
+            .arg("text")
+            .arg(&draft.text)
+            .arg("at")
+            .arg(draft.published_at_us);
+        if let Some(to) = &draft.to {
+            invocation.arg("to").arg(to);
+        }
+        let id: u64 = invocation
+            .invoke_async(&mut self.connection.clone())
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        self.published.fetch_add(1, Ordering::Relaxed);
+        // The reader renders the entry it reads back the same way, so every instance sends
+        // these very bytes.
+        Ok(Arc::new(draft.with_id(id)))
+    }
+
+    async fn read_after(
+        &self,
+        cursor: Option<u64>,
+        user: Option<&str>,
+        limit: usize,
+    ) -> Result<Page, FeedError> {
+        match cursor {
+            None => Ok(Page {
+                comments: Vec::new(),
+                next: self.get_last_id().await?,
+            }),
+            Some(cursor) => self.scan(cursor, user, limit, false).await,
+        }
+    }
+
+    async fn subscribe(
+        &self,
+        cursor: Option<u64>,
+        user: Option<String>,
+    ) -> Result<Subscription, FeedError> {
+        // Registered first, at horizon P: the live queue gets every comment after P, and the
+        // backlog read below reaches the stream's end, which is at least P. The overlap is
+        // dropped by the subscription.
+        let Registered {
+            receiver,
+            ended,
+            registration,
+        } = self.register(user.clone())?;
+        let (cursor, backlog) = match cursor {
+            None => (self.get_last_id().await?, VecDeque::new()),
+            Some(cursor) => {
+                let page = self.scan(cursor, user.as_deref(), usize::MAX, true).await?;
+                (cursor, page.comments.into())
+            }
+        };
+        Ok(Subscription::new(
+            backlog,
+            receiver,
+            ended,
+            self.queue,
+            cursor,
+            self.shared.horizon.clone(),
+            Box::new(registration),
+        ))
+    }
+
+    async fn last_id(&self) -> Result<u64, FeedError> {
+        self.get_last_id().await
+    }
+
+    fn published(&self) -> u64 {
+        self.published.load(Ordering::Relaxed)
+    }
+}
+
+/// This instance's reader of the stream.
+struct Reader {
+    client: Client,
+    keys: Keys,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+    url: String,
+}
+
+impl Reader {
+    async fn run(self) {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(BLOCK + RESPONSE_TIMEOUT));
+        let mut position = self.shared.horizon.load(Ordering::Acquire);
+        let mut connection = None;
+        let mut failures: u32 = 0;
+        loop {
+            let step = async {
+                if connection.is_none() {
+                    let fresh = self
+                        .client
+                        .get_multiplexed_async_connection_with_config(&config)
+                        .await?;
+                    connection = Some(fresh);
+                }
+                let connection = connection.as_mut().expect("connected above");
+                if self.shared.lock().down.is_some() {
+                    // Back after an outage: did Redis keep the stream?
+                    let last: Option<u64> = redis::cmd("GET")
+                        .arg(&self.keys.last_id)
+                        .query_async(connection)
+                        .await?;
+                    return Ok::<_, RedisError>(Step::Recovered(last.unwrap_or(0)));
+                }
+                let reply: Value = redis::cmd("XREAD")
+                    .arg("COUNT")
+                    .arg(STEP)
+                    .arg("BLOCK")
+                    .arg(BLOCK.as_millis() as u64)
+                    .arg("STREAMS")
+                    .arg(&self.keys.stream)
+                    .arg(entry_id(position))
+                    .query_async(connection)
+                    .await?;
+                Ok(Step::Read(reply))
+            };
+            let step = tokio::select! {
+                _ = self.stop.cancelled() => return,
+                step = step => step,
+            };
+            match step {
+                Ok(Step::Read(reply)) => {
+                    failures = 0;
+                    match xread_entries(reply) {
+                        Ok(entries) => self.fan_out(entries, &mut position),
+                        Err(reason) => self.go_down(format!(
+                            "Redis at {} holds a malformed comment: {reason}",
+                            self.url
+                        )),
+                    }
+                }
+                Ok(Step::Recovered(last)) => {
+                    failures = 0;
+                    let mut registry = self.shared.lock();
+                    if last < position {
+                        // Redis came back without the stream: start over from its ids.
+                        tracing::warn!(
+                            "Redis at {} came back with last id {last}, behind this \
+                             instance's {position}: it lost its data",
+                            self.url
+                        );
+                        position = last;
+                        self.shared.horizon.store(last, Ordering::Release);
+                    }
+                    registry.down = None;
+                }
+                Err(error) => {
+                    connection = None;
+                    self.go_down(unavailable(&self.url, &error).to_string());
+                    failures = failures.saturating_add(1);
+                    // Paces the reconnection attempts while Redis is down.
+                    let delay = (Duration::from_millis(25) * 2u32.saturating_pow(failures))
+                        .min(MAX_RETRY_DELAY);
+                    tokio::select! {
+                        _ = self.stop.cancelled() => return,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ends every subscription (resumably) and refuses new ones until the reader is back.
+    fn go_down(&self, reason: String) {
+        let mut registry = self.shared.lock();
+        if registry.down.is_none() {
+            tracing::warn!("the feed's reader lost Redis: {reason}");
+        }
+        registry.end_all(&EndCause::Unavailable {
+            reason: reason.clone(),
+        });
+        registry.down = Some(reason);
+    }
+
+    /// Queues each comment to its recipients, then moves the horizon past it.
+    fn fan_out(&self, entries: Vec<Arc<StoredComment>>, position: &mut u64) {
+        if entries.is_empty() {
+            return;
+        }
+        let mut registry = self.shared.lock();
+        for comment in entries {
+            let id = comment.comment.id;
+            if id <= *position {
+                continue;
+            }
+            if id != *position + 1 {
+                // The history was trimmed past this reader before it read those comments:
+                // its subscribers cannot have them. They resume from their cursors and are
+                // told what was lost (`CursorExpired`).
+                registry.end_all(&EndCause::Unavailable {
+                    reason: format!(
+                        "this server fell behind the feed's history: comments {} to {} were \
+                         evicted before it read them",
+                        *position + 1,
+                        id - 1
+                    ),
+                });
+            }
+            registry.fan_out(&comment);
+            *position = id;
+            // Only now is the comment in every recipient's queue: the horizon may pass it.
+            self.shared.horizon.store(id, Ordering::Release);
+        }
+    }
+}
+
+enum Step {
+    Read(Value),
+    Recovered(u64),
+}
+
+fn unavailable(url: &str, error: &RedisError) -> FeedError {
+    FeedError::Unavailable {
+        reason: format!("Redis at {url}: {error}"),
+    }
+}
+
+/// The stream entry id of comment `id`.
+fn entry_id(id: u64) -> String {
+    format!("{id}-0")
+}
+
+/// The entries of an `XREAD` reply for one stream (`Nil` when the block timed out).
+fn xread_entries(reply: Value) -> Result<Vec<Arc<StoredComment>>, String> {
+    match reply {
+        Value::Nil => Ok(Vec::new()),
+        // RESP2: [[stream, entries]]; RESP3: {stream: entries}.
+        Value::Array(mut streams) if streams.len() == 1 => match streams.pop() {
+            Some(Value::Array(mut pair)) if pair.len() == 2 => {
+                parse_entries(pair.pop().expect("two items"))
+            }
+            other => Err(format!("unexpected XREAD stream {other:?}")),
+        },
+        Value::Map(mut streams) if streams.len() == 1 => {
+            parse_entries(streams.pop().expect("one stream").1)
+        }
+        other => Err(format!("unexpected XREAD reply {other:?}")),
+    }
+}
+
+/// The comments of an `XRANGE` reply (or of one stream of an `XREAD` reply).
+fn parse_entries(reply: Value) -> Result<Vec<Arc<StoredComment>>, String> {
+    let Value::Array(entries) = reply else {
+        return Err(format!("expected an array of entries, got {reply:?}"));
+    };
+    entries.into_iter().map(parse_entry).collect()
+}
+
+/// One entry, `[id, [field, value, ...]]`, rendered as the memory feed renders a comment.
+fn parse_entry(entry: Value) -> Result<Arc<StoredComment>, String> {
+    let Value::Array(mut parts) = entry else {
+        return Err(format!("expected an entry, got {entry:?}"));
+    };
+    if parts.len() != 2 {
+        return Err(format!("expected [id, fields], got {parts:?}"));
+    }
+    let fields = parts.pop().expect("two parts");
+    let entry_id = text(parts.pop().expect("two parts"))?;
+    let id = entry_id
+        .strip_suffix("-0")
+        .and_then(|id| id.parse::<u64>().ok())
+        .ok_or_else(|| format!("entry id {entry_id:?} is not <comment id>-0"))?;
+    let Value::Array(fields) = fields else {
+        return Err(format!("entry {entry_id}: fields {fields:?}"));
+    };
+    let (mut from, mut to, mut body, mut at) = (None, None, None, None);
+    let mut fields = fields.into_iter();
+    while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
+        let value = text(value)?;
+        match text(name)?.as_str() {
+            "from" => from = Some(value),
+            "to" => to = Some(value),
+            "text" => body = Some(value),
+            "at" => at = value.parse::<u64>().ok(),
+            _ => {}
+        }
+    }
+    let missing = |field: &str| format!("entry {entry_id} has no valid `{field}`");
+    Ok(Arc::new(StoredComment::new(Comment {
+        id,
+        from: from.ok_or_else(|| missing("from"))?,
+        to,
+        text: body.ok_or_else(|| missing("text"))?,
+        published_at_us: at.ok_or_else(|| missing("at"))?,
+    })))
+}
+
+fn text(value: Value) -> Result<String, String> {
+    match value {
+        Value::BulkString(bytes) => String::from_utf8(bytes).map_err(|e| e.to_string()),
+        Value::SimpleString(text) => Ok(text),
+        other => Err(format!("expected a string, got {other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests;
