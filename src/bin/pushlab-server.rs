@@ -46,14 +46,15 @@ fn main() -> ExitCode {
 #[tokio::main]
 async fn run(args: Args) -> anyhow::Result<()> {
     pushlab::sys::raise_open_files_limit();
+    let shutdown = CancellationToken::new();
+    // The feed first: a Redis that cannot be reached fails the start before anything listens.
+    let state = AppState::open(args.config, shutdown.clone()).await?;
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("--bind {}: cannot listen there", args.bind))?;
     let addr = listener.local_addr()?;
     println!("listening on {addr}");
-    let shutdown = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(shutdown.clone()));
-    let state = AppState::new(args.config, shutdown);
+    tokio::spawn(cancel_on_signal(shutdown));
     server::serve(listener, state, args.shutdown_grace).await?;
     Ok(())
 }

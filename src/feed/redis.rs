@@ -68,13 +68,14 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest pause between the reader's attempts to reach Redis again.
 const MAX_RETRY_DELAY: Duration = Duration::from_millis(500);
 
-/// Why a Redis feed could not be opened.
+/// Why a Redis feed could not be opened. The Redis error is held as text in the message, not
+/// as a source: its own `source()` repeats its message, which an error chain would print twice.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
-    #[error("{url:?} is not a Redis URL: {source}")]
-    BadUrl { url: String, source: RedisError },
-    #[error("cannot reach Redis at {url}: {source}")]
-    Unreachable { url: String, source: RedisError },
+    #[error("{url:?} is not a Redis URL: {cause}")]
+    BadUrl { url: String, cause: RedisError },
+    #[error("cannot reach Redis at {url}: {cause}")]
+    Unreachable { url: String, cause: RedisError },
 }
 
 /// The feed over Redis; see the module documentation.
@@ -212,13 +213,13 @@ impl RedisFeed {
         prefix: &str,
         options: FeedOptions,
     ) -> Result<Self, ConnectError> {
-        let client = Client::open(url).map_err(|source| ConnectError::BadUrl {
+        let client = Client::open(url).map_err(|cause| ConnectError::BadUrl {
             url: url.into(),
-            source,
+            cause,
         })?;
-        let unreachable = |source| ConnectError::Unreachable {
+        let unreachable = |cause| ConnectError::Unreachable {
             url: url.into(),
-            source,
+            cause,
         };
         // Few, short reconnection attempts: during an outage a publish should fail within
         // moments (503), not wait; every later call tries to reconnect again.

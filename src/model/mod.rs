@@ -13,7 +13,7 @@ pub mod server_config;
 pub mod stats;
 pub mod technique;
 
-pub use server_config::ServerConfig;
+pub use server_config::{FeedBackend, ServerConfig};
 pub use technique::Technique;
 
 /// Where a client connects.

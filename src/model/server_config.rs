@@ -41,10 +41,48 @@ pub struct ServerConfig {
     /// 134 KiB per idle connection).
     #[arg(long, default_value_t = 4096, value_parser = RangedU64ValueParser::<usize>::new().range(256..=1_048_576))]
     pub ws_read_buffer: usize,
+    /// Where comments are kept: `memory` (in this process, the default) or a Redis URL such as
+    /// redis://127.0.0.1:6379/0, whose stream several instances share and which outlives them.
+    #[arg(long, default_value = "memory", value_parser = FeedBackend::parse)]
+    pub feed: FeedBackend,
     /// Enables POST /admin/drop?technique=T, which drops the live connections of one
     /// technique (for fault tests and demonstrations). Off by default.
     #[arg(long)]
     pub admin: bool,
+}
+
+/// The feed's backend (`--feed`). Only the URL's form is checked here; connecting is the
+/// server's part.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum FeedBackend {
+    /// The embedded in-memory feed: one process, gone when it exits.
+    #[default]
+    Memory,
+    /// A Redis stream, `redis://HOST:PORT/DB`.
+    Redis { url: String },
+}
+
+impl FeedBackend {
+    fn parse(value: &str) -> Result<Self, String> {
+        if value == "memory" {
+            Ok(Self::Memory)
+        } else if value.starts_with("redis://") {
+            Ok(Self::Redis { url: value.into() })
+        } else {
+            Err(format!(
+                "expected `memory` or a redis:// URL such as redis://127.0.0.1:6379/0, not {value:?}"
+            ))
+        }
+    }
+}
+
+impl std::fmt::Display for FeedBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Memory => f.write_str("memory"),
+            Self::Redis { url } => f.write_str(url),
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -84,6 +122,7 @@ impl ServerConfig {
             ),
             format!("--page-limit={}", self.page_limit),
             format!("--ws-read-buffer={}", self.ws_read_buffer),
+            format!("--feed={}", self.feed),
         ];
         if self.admin {
             args.push("--admin".into());
@@ -98,7 +137,7 @@ mod tests {
 
     use clap::Parser;
 
-    use super::ServerConfig;
+    use super::{FeedBackend, ServerConfig};
 
     #[test]
     fn flags_round_trip_and_defaults_come_from_the_flag_definitions() {
@@ -110,6 +149,9 @@ mod tests {
             sse_heartbeat: Duration::from_millis(500),
             subscriber_queue: 7,
             admin: true,
+            feed: FeedBackend::Redis {
+                url: "redis://127.0.0.1:6379/2".into(),
+            },
             ..config
         };
         let flags = std::iter::once("pushlab-server".to_string()).chain(tuned.to_args());
@@ -121,5 +163,9 @@ mod tests {
         let error =
             ServerConfig::try_parse_from(["pushlab-server", "--subscriber-queue=0"]).unwrap_err();
         assert!(error.to_string().contains("--subscriber-queue"), "{error}");
+        let error =
+            ServerConfig::try_parse_from(["pushlab-server", "--feed=http://x"]).unwrap_err();
+        assert!(error.to_string().contains("--feed"), "{error}");
+        assert_eq!(ServerConfig::default().feed, FeedBackend::Memory);
     }
 }

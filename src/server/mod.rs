@@ -26,8 +26,10 @@ pub use crate::model::stats::StatsSnapshot;
 pub use listener::CountingListener;
 
 use crate::accounting::process_stats;
-use crate::feed::{Feed, MemoryFeed};
+use crate::feed::redis::ConnectError;
+use crate::feed::{Feed, FeedOptions, MemoryFeed, RedisFeed};
 use crate::http::error::AppError;
+use crate::model::FeedBackend;
 use crate::model::stats::Account;
 use crate::model::technique::Technique;
 use crate::techniques::{Context, DropSwitch};
@@ -47,7 +49,47 @@ pub struct AppState {
     sessions: Arc<tokio::sync::watch::Sender<()>>,
 }
 
+/// The prefix of the Redis feed's keys: every instance over one Redis shares them.
+pub const REDIS_KEY_PREFIX: &str = "pushlab";
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// `--feed` names a Redis that cannot be used.
+    // Not `#[source]`: the message already holds the cause, and `{:#}` would repeat it.
+    #[error("--feed: {0}")]
+    Feed(ConnectError),
+}
+
+impl From<ConnectError> for StartError {
+    fn from(error: ConnectError) -> Self {
+        Self::Feed(error)
+    }
+}
+
 impl AppState {
+    /// State over the backend `config.feed` names, connecting to it (a Redis must answer now).
+    pub async fn open(
+        config: ServerConfig,
+        shutdown: CancellationToken,
+    ) -> Result<Self, StartError> {
+        let feed: Arc<dyn Feed> = match &config.feed {
+            FeedBackend::Memory => Arc::new(MemoryFeed::new(
+                config.history_capacity,
+                config.subscriber_queue,
+            )),
+            FeedBackend::Redis { url } => {
+                let options = FeedOptions {
+                    history: config.history_capacity,
+                    queue: config.subscriber_queue,
+                };
+                Arc::new(RedisFeed::connect(url, REDIS_KEY_PREFIX, options).await?)
+            }
+        };
+        Ok(Self::with_feed(config, shutdown, feed))
+    }
+
+    /// State over the in-memory feed, whatever `config.feed` says (`open` honours it).
     pub fn new(config: ServerConfig, shutdown: CancellationToken) -> Self {
         let feed = MemoryFeed::new(config.history_capacity, config.subscriber_queue);
         Self::with_feed(config, shutdown, Arc::new(feed))
@@ -215,9 +257,12 @@ impl RunningServer {
     }
 }
 
-/// Starts a server on 127.0.0.1 with a free port.
+/// Starts a server on 127.0.0.1 with a free port, over the feed `config.feed` names.
 pub async fn spawn(config: ServerConfig) -> std::io::Result<RunningServer> {
-    spawn_with_state(AppState::new(config, CancellationToken::new())).await
+    let state = AppState::open(config, CancellationToken::new())
+        .await
+        .map_err(std::io::Error::other)?;
+    spawn_with_state(state).await
 }
 
 /// Starts a server on 127.0.0.1 with a free port, serving `state`.

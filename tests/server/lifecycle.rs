@@ -172,6 +172,7 @@ fn the_binary_documents_every_flag() {
         "--page-limit",
         "--ws-read-buffer",
         "--admin",
+        "--feed",
         "--shutdown-grace",
         "--help",
         "--version",
@@ -191,7 +192,7 @@ fn the_binary_documents_every_flag() {
     // Every flag clap knows about is in the list above.
     assert_eq!(
         flag_lines.len(),
-        15,
+        16,
         "a flag is missing from this test:\n{help}"
     );
 }

@@ -13,12 +13,14 @@
 //! | `bad_input` | every refusal's status and JSON body; invalid WebSocket frames |
 //! | `limits` | connection cap, slow subscribers, the admin drop endpoint |
 //! | `lifecycle` | graceful shutdown; the `pushlab-server` binary |
+//! | `redis` | over the Redis feed: a killed and restarted Redis, two instances over one |
 
 mod accounting;
 mod bad_input;
 mod delivery;
 mod lifecycle;
 mod limits;
+mod redis;
 mod techniques;
 
 use std::net::SocketAddr;
