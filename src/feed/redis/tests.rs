@@ -269,3 +269,57 @@ async fn two_instances_share_one_feed() {
         assert_eq!(got, for_bob);
     }
 }
+
+/// Redis restarted without persistence has lost the stream: the reader notices that Redis's
+/// last id is behind its own and starts over from it; a client resuming from an old cursor is
+/// told its cursor is ahead of the feed (as after a restart of an in-memory server), and new
+/// subscribers are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restarted_without_its_data_starts_the_feed_over() {
+    let mut server = server(Persistence::None).await;
+    let feed = RedisFeed::connect(&server.url(), "lost", ROOMY)
+        .await
+        .unwrap();
+    let mut subscription = feed.subscribe(None, None).await.unwrap();
+    for i in 0..3 {
+        feed.publish(new(None, &i.to_string())).await.unwrap();
+    }
+    for id in 1..=3 {
+        assert_eq!(
+            within("a comment", subscription.next())
+                .await
+                .unwrap()
+                .comment
+                .id,
+            id
+        );
+    }
+    server.restart().await.unwrap();
+    let error = within("the drop", subscription.next()).await.unwrap_err();
+    assert!(matches!(error, FeedError::Unavailable { .. }), "{error:?}");
+    let mut fresh = within("the reader back", async {
+        loop {
+            match feed.subscribe(None, None).await {
+                Ok(fresh) => return fresh,
+                Err(FeedError::Unavailable { .. }) => tokio::task::yield_now().await,
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+    })
+    .await;
+    assert_eq!(
+        feed.subscribe(Some(3), None).await.err(),
+        Some(FeedError::CursorAhead { cursor: 3, last: 0 })
+    );
+    let id = feed
+        .publish(new(None, "first of the new feed"))
+        .await
+        .unwrap()
+        .comment
+        .id;
+    assert_eq!(id, 1);
+    assert_eq!(
+        within("a comment", fresh.next()).await.unwrap().comment.id,
+        1
+    );
+}
