@@ -185,3 +185,29 @@ async fn hop_latency_of_the_redis_feed_against_memory() {
         server.stop().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn the_binary_refuses_to_start_on_an_unreachable_redis_naming_the_flag() {
+    // A port nobody listens on: bound, then closed.
+    let port = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://127.0.0.1:{port}/0");
+    let output = within(
+        "pushlab-server to exit",
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_pushlab-server"))
+            .args(["--bind", "127.0.0.1:0", "--feed", &url])
+            .output(),
+    )
+    .await
+    .expect("pushlab-server runs");
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty(), "nothing listened");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--feed") && stderr.contains(&url) && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+}
