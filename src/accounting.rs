@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
-use crate::model::stats::{Account, Counters, ProcessStats, StatsSnapshot};
+use crate::model::stats::{Account, Counters, ProcessStats, StatsSnapshot, Timeouts};
 use crate::model::technique::Technique;
 use crate::net::Meter;
 
@@ -18,7 +18,18 @@ pub struct Stats {
     accounts: [Counters; Account::COUNT],
     connections_refused: AtomicU64,
     connections_live: AtomicU64,
+    /// Timeouts by cause, in the order of [`Timeout`].
+    timeouts: [AtomicU64; 4],
     started: Instant,
+}
+
+/// Why the server gave up waiting on a connection or request (see [`Timeouts`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timeout {
+    HeaderRead,
+    BodyRead,
+    Idle,
+    UserTimeout,
 }
 
 impl Default for Stats {
@@ -27,6 +38,7 @@ impl Default for Stats {
             accounts: std::array::from_fn(|_| Counters::default()),
             connections_refused: AtomicU64::new(0),
             connections_live: AtomicU64::new(0),
+            timeouts: Default::default(),
             started: Instant::now(),
         }
     }
@@ -62,6 +74,11 @@ impl Stats {
         self.connections_refused.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a timeout of `cause`.
+    pub fn record_timeout(&self, cause: Timeout) {
+        self.timeouts[cause as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Connections open now.
     pub fn connections_live(&self) -> u64 {
         self.connections_live.load(Ordering::Relaxed)
@@ -83,6 +100,15 @@ impl Stats {
             comments_published,
             connections_refused: self.connections_refused.load(Ordering::Relaxed),
             connections_live: self.connections_live(),
+            timeouts: {
+                let count = |cause: Timeout| self.timeouts[cause as usize].load(Ordering::Relaxed);
+                Timeouts {
+                    header_read: count(Timeout::HeaderRead),
+                    body_read: count(Timeout::BodyRead),
+                    idle: count(Timeout::Idle),
+                    user_timeout: count(Timeout::UserTimeout),
+                }
+            },
             accounts,
             process,
         }

@@ -100,11 +100,32 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for AppQuery<T> {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        check_query_utf8(parts.uri.query().unwrap_or(""))?;
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(value)) => Ok(Self(value)),
             Err(rejection) => Err(query_error(rejection)),
         }
     }
+}
+
+/// Refuses a query whose names or values are not UTF-8 once percent-decoded: the form decoder
+/// would replace the bad bytes with U+FFFD, so `user=%FF%FE` and `user=%FE%FF` would both
+/// become the same user.
+fn check_query_utf8(query: &str) -> Result<(), AppError> {
+    for pair in query.split('&') {
+        let name = pair.split('=').next().unwrap_or("");
+        if pair.split('=').any(|part| {
+            percent_encoding::percent_decode_str(part)
+                .decode_utf8()
+                .is_err()
+        }) {
+            let name = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
+            return Err(AppError::bad_request(format!(
+                "bad query string: `{name}` is not UTF-8 once percent-decoded"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn query_error(rejection: QueryRejection) -> AppError {
@@ -129,6 +150,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for AppJson<T> {
 }
 
 fn json_error(rejection: JsonRejection) -> AppError {
+    if let Some(timed_out) = crate::http::body::timed_out(&rejection) {
+        return AppError::new(StatusCode::REQUEST_TIMEOUT, timed_out.to_string());
+    }
     let status = rejection.status();
     let message = match &rejection {
         JsonRejection::MissingJsonContentType(_) => {

@@ -1,6 +1,8 @@
 //! HTTP shared by both ends: the load generator's keep-alive HTTP/1.1 client over a counted
 //! socket (`client`), and the server's error responses and checked extractors (`error`),
-//! which the technique handlers and the server's own routes both use.
+//! which the technique handlers and the server's own routes both use, and request bodies
+//! with a deadline (`body`).
 
+pub mod body;
 pub mod client;
 pub mod error;

@@ -45,6 +45,29 @@ pub struct ServerConfig {
     /// redis://127.0.0.1:6379/0, whose stream several instances share and which outlives them.
     #[arg(long, default_value = "memory", value_parser = FeedBackend::parse)]
     pub feed: FeedBackend,
+    /// Longest wait for a request's head: from accepting a connection (or from the first byte
+    /// of a later request on it) until the headers are complete. Slower heads get 408 and
+    /// the connection is closed; counted in `/stats` as `timeouts.header_read`.
+    #[arg(long, default_value = "10s", value_parser = positive_duration)]
+    pub header_timeout: Duration,
+    /// Longest wait for a request's body, from its head on; a stalled body gets 408 and the
+    /// connection is closed (`timeouts.body_read`).
+    #[arg(long, default_value = "10s", value_parser = positive_duration)]
+    pub body_timeout: Duration,
+    /// How long a keep-alive connection may sit idle between requests before it is closed
+    /// (`timeouts.idle`).
+    #[arg(long, default_value = "60s", value_parser = positive_duration)]
+    pub idle_timeout: Duration,
+    /// TCP_USER_TIMEOUT of every connection: how long sent data may stay unacknowledged
+    /// before the kernel gives up on a vanished peer (`timeouts.user_timeout`); 0 leaves the
+    /// kernel's default (retransmissions for about 15 minutes).
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    pub user_timeout: Duration,
+    /// An origin (`scheme://host[:port]`) allowed to open WebSockets and use the admin
+    /// endpoint, besides the server's own (the request's `Host`) and requests with no
+    /// `Origin` header; repeatable; `*` allows any. Others get 403.
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    pub allowed_origins: Vec<String>,
     /// Enables POST /admin/drop?technique=T, which drops the live connections of one
     /// technique (for fault tests and demonstrations). Off by default.
     #[arg(long)]
@@ -91,6 +114,15 @@ impl Default for ServerConfig {
     }
 }
 
+/// A duration above zero: a timeout of 0 would refuse every request.
+fn positive_duration(value: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(value) {
+        Ok(duration) if duration.is_zero() => Err("must be above 0".into()),
+        Ok(duration) => Ok(duration),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
 impl ServerConfig {
     /// The largest request body or WebSocket message that can carry a comment of
     /// `max_comment_bytes`: its text JSON-escaped (up to 6 bytes per byte) plus the user ids.
@@ -124,6 +156,15 @@ impl ServerConfig {
             format!("--ws-read-buffer={}", self.ws_read_buffer),
             format!("--feed={}", self.feed),
         ];
+        args.extend([
+            format!("--header-timeout={}", duration(self.header_timeout)),
+            format!("--body-timeout={}", duration(self.body_timeout)),
+            format!("--idle-timeout={}", duration(self.idle_timeout)),
+            format!("--user-timeout={}", duration(self.user_timeout)),
+        ]);
+        for origin in &self.allowed_origins {
+            args.push(format!("--allowed-origin={origin}"));
+        }
         if self.admin {
             args.push("--admin".into());
         }
@@ -145,9 +186,15 @@ mod tests {
         assert_eq!(config.history_capacity, 1_000_000);
         assert_eq!(config.max_connections, 19_500);
         assert_eq!(config.long_poll_default_timeout, Duration::from_secs(30));
+        assert_eq!(config.header_timeout, Duration::from_secs(10));
+        assert_eq!(config.idle_timeout, Duration::from_secs(60));
+        assert!(config.allowed_origins.is_empty());
         let tuned = ServerConfig {
             sse_heartbeat: Duration::from_millis(500),
             subscriber_queue: 7,
+            header_timeout: Duration::from_millis(250),
+            user_timeout: Duration::ZERO,
+            allowed_origins: vec!["http://a.example".into(), "https://b.example:8443".into()],
             admin: true,
             feed: FeedBackend::Redis {
                 url: "redis://127.0.0.1:6379/2".into(),

@@ -129,6 +129,33 @@ counts! {
     dropped_unavailable: "counter", "subscribers dropped for an unavailable feed";
 }
 
+/// Connections and requests ended by a timeout at the connection's edge, by cause (each
+/// cause is a `pushlab-server` flag).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Timeouts {
+    /// Heads not complete within `--header-timeout` (silent new connections included).
+    pub header_read: u64,
+    /// Bodies not complete within `--body-timeout` of their head (answered 408).
+    pub body_read: u64,
+    /// Keep-alive connections idle between requests for `--idle-timeout`.
+    pub idle: u64,
+    /// Connections whose peer acknowledged nothing for `--user-timeout` (TCP_USER_TIMEOUT).
+    pub user_timeout: u64,
+}
+
+impl Timeouts {
+    /// Each cause's name and count, in declaration order (for `/metrics`).
+    pub fn causes(&self) -> [(&'static str, u64); 4] {
+        [
+            ("header_read", self.header_read),
+            ("body_read", self.body_read),
+            ("idle", self.idle),
+            ("user_timeout", self.user_timeout),
+        ]
+    }
+}
+
 /// The server process's own resource use, read from `/proc/self`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProcessStats {
@@ -151,6 +178,9 @@ pub struct StatsSnapshot {
     pub connections_refused: u64,
     /// Connections open now, whatever they serve.
     pub connections_live: u64,
+    /// Connections and requests ended by a timeout, by cause.
+    #[serde(default)]
+    pub timeouts: Timeouts,
     /// Per account: `short-polling`, `long-polling`, `websocket`, `sse`, `publish`, `other`.
     pub accounts: BTreeMap<String, AccountStats>,
     pub process: ProcessStats,

@@ -1,6 +1,8 @@
-//! The server's listener: wraps every accepted connection in a byte-counting stream, sets
-//! TCP_NODELAY (small pushes must not wait for Nagle), and refuses connections over the cap
-//! with a 503 and `Retry-After` instead of letting the process run out of file descriptors.
+//! The server's listener: wraps every accepted connection in a byte-counting stream and its
+//! edge (deadlines, JSON refusals: `edge.rs`), sets TCP_NODELAY (small pushes must not wait
+//! for Nagle) and TCP_USER_TIMEOUT (a vanished peer is noticed in seconds), and refuses
+//! connections over the cap with a 503 and `Retry-After` instead of letting the process run
+//! out of file descriptors.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,7 +13,9 @@ use axum::serve::IncomingStream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::edge::{Conn, Edge, EdgeStream};
 use crate::accounting::{ConnInfo, ConnMeter, Stats};
+use crate::model::ServerConfig;
 use crate::model::stats::Account;
 use crate::net::CountingStream;
 
@@ -19,21 +23,21 @@ use crate::net::CountingStream;
 pub struct CountingListener {
     listener: TcpListener,
     stats: Arc<Stats>,
-    max_connections: usize,
+    config: Arc<ServerConfig>,
 }
 
 impl CountingListener {
-    pub fn new(listener: TcpListener, stats: Arc<Stats>, max_connections: usize) -> Self {
+    pub fn new(listener: TcpListener, stats: Arc<Stats>, config: Arc<ServerConfig>) -> Self {
         Self {
             listener,
             stats,
-            max_connections,
+            config,
         }
     }
 }
 
 impl axum::serve::Listener for CountingListener {
-    type Io = CountingStream<TcpStream, ConnMeter>;
+    type Io = EdgeStream;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
@@ -41,15 +45,20 @@ impl axum::serve::Listener for CountingListener {
             match self.listener.accept().await {
                 Ok((stream, addr)) => {
                     let _ = stream.set_nodelay(true);
-                    let over_cap = self.stats.connections_live() >= self.max_connections as u64;
+                    if !self.config.user_timeout.is_zero() {
+                        let _ = crate::sys::set_user_timeout(&stream, self.config.user_timeout);
+                    }
+                    let cap = self.config.max_connections;
+                    let over_cap = self.stats.connections_live() >= cap as u64;
                     let meter = ConnMeter::new(self.stats.clone());
                     let stream = CountingStream::new(stream, meter);
                     if over_cap {
                         self.stats.record_refused();
-                        tokio::spawn(refuse(stream, self.max_connections));
+                        tokio::spawn(refuse(stream, cap));
                         continue;
                     }
-                    return (stream, addr);
+                    let edge = Edge::new(self.stats.clone(), &self.config);
+                    return (EdgeStream::new(stream, edge), addr);
                 }
                 Err(error) => {
                     // EMFILE and friends: back off briefly rather than spin; the error is
@@ -102,11 +111,14 @@ async fn refuse(mut stream: CountingStream<TcpStream, ConnMeter>, cap: usize) {
     .await;
 }
 
-impl Connected<IncomingStream<'_, CountingListener>> for ConnInfo {
+impl Connected<IncomingStream<'_, CountingListener>> for Conn {
     fn connect_info(stream: IncomingStream<'_, CountingListener>) -> Self {
         Self {
-            meter: stream.io().meter().clone(),
-            remote: *stream.remote_addr(),
+            info: ConnInfo {
+                meter: stream.io().meter().clone(),
+                remote: *stream.remote_addr(),
+            },
+            edge: stream.io().edge().clone(),
         }
     }
 }

@@ -68,5 +68,13 @@ pub fn prometheus(snapshot: &StatsSnapshot) -> String {
         let _ = writeln!(out, "# TYPE pushlab_{name} {kind}");
         let _ = writeln!(out, "pushlab_{name} {value}");
     }
+    let _ = writeln!(
+        out,
+        "# HELP pushlab_timeouts_total connections and requests ended by a timeout, by cause"
+    );
+    let _ = writeln!(out, "# TYPE pushlab_timeouts_total counter");
+    for (cause, value) in snapshot.timeouts.causes() {
+        let _ = writeln!(out, "pushlab_timeouts_total{{cause=\"{cause}\"}} {value}");
+    }
     out
 }

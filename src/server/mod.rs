@@ -3,6 +3,7 @@
 //! `spawn()` starts one on 127.0.0.1:0 for tests.
 
 mod admin;
+mod edge;
 mod listener;
 mod metrics;
 mod publish;
@@ -154,6 +155,7 @@ pub fn app(state: AppState) -> Router {
         .merge(accounted(other, Account::Other))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), edge::guard))
         .with_state(state)
 }
 
@@ -217,9 +219,8 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 pub async fn serve(listener: TcpListener, state: AppState, grace: Duration) -> std::io::Result<()> {
     let shutdown = state.shutdown.clone();
     let sessions = state.sessions.clone();
-    let listener =
-        CountingListener::new(listener, state.stats.clone(), state.config.max_connections);
-    let service = app(state).into_make_service_with_connect_info::<ConnInfo>();
+    let listener = CountingListener::new(listener, state.stats.clone(), state.config.clone());
+    let service = app(state).into_make_service_with_connect_info::<edge::Conn>();
     let server = axum::serve(listener, service)
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .into_future();

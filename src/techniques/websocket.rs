@@ -10,8 +10,8 @@ use axum::Router;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::StreamExt;
 use serde::Deserialize;
@@ -55,17 +55,28 @@ async fn upgrade(
     State(state): State<Context>,
     ConnectInfo(connection): ConnectInfo<ConnInfo>,
     AppQuery(query): AppQuery<WsQuery>,
+    headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, AppError> {
-    let upgrade = upgrade.map_err(|rejection| {
-        AppError::new(
-            StatusCode::UPGRADE_REQUIRED,
-            format!(
-                "/ws takes only WebSocket upgrade requests: {}",
-                rejection.body_text()
-            ),
-        )
-    })?;
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => {
+            let mut response = AppError::new(
+                StatusCode::UPGRADE_REQUIRED,
+                format!(
+                    "/ws takes only WebSocket upgrade requests: {}",
+                    rejection.body_text()
+                ),
+            )
+            .into_response();
+            // RFC 6455, 4.4: name the version the server speaks.
+            response
+                .headers_mut()
+                .insert("sec-websocket-version", HeaderValue::from_static("13"));
+            return Ok(response);
+        }
+    };
+    check_key(&headers)?;
     let user = checked_user(query.user)?;
     // Subscribe before upgrading so a bad cursor is an HTTP error the client can read.
     let subscription = state
@@ -89,6 +100,28 @@ async fn upgrade(
             session(socket, state, subscription, user, meter).await;
             drop(guard);
         }))
+}
+
+/// RFC 6455, 4.1: `Sec-WebSocket-Key` is a random 16-byte value, base64-encoded: 24
+/// characters, the last two `==`. tungstenite would accept any string.
+fn check_key(headers: &HeaderMap) -> Result<(), AppError> {
+    let key = headers
+        .get("sec-websocket-key")
+        .map(|key| key.as_bytes())
+        .unwrap_or_default();
+    let base64 = |c: &u8| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/';
+    // 16 bytes are 128 bits: the 22nd character carries 2 of them and 4 zero bits.
+    let valid = key.len() == 24
+        && key[..22].iter().all(base64)
+        && &key[22..] == b"=="
+        && b"AQgw".contains(&key[21]);
+    if valid {
+        Ok(())
+    } else {
+        Err(AppError::bad_request(
+            "Sec-WebSocket-Key must be 16 bytes, base64-encoded (RFC 6455, 4.1)",
+        ))
+    }
 }
 
 async fn session(

@@ -403,3 +403,60 @@ async fn metrics_are_prometheus_text_per_account() {
     assert!(samples.contains_key("pushlab_process_cpu_seconds_total"));
     assert!(samples.contains_key("pushlab_connections_live"));
 }
+
+/// Refusals made before any route (hyper's protocol errors answered with JSON, a missing
+/// Host, an oversized declared body, a foreign Origin, a head that timed out) and silent or
+/// idle sockets closed by a timeout are booked to `other`, byte for byte.
+#[tokio::test]
+async fn refusals_at_the_edge_are_booked_to_other_exactly() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let timeout = Duration::from_millis(300);
+    let server = start_with(ServerConfig {
+        header_timeout: timeout,
+        idle_timeout: timeout,
+        ..ServerConfig::default()
+    })
+    .await;
+    let many: String = (0..150).map(|i| format!("X-{i}: v\r\n")).collect();
+    let many = format!("GET /stats HTTP/1.1\r\nHost: x\r\n{many}\r\n");
+    let requests: [&[u8]; 7] = [
+        b"GARBAGE\r\n\r\n",
+        many.as_bytes(),
+        b"GET /stats HTTP/1.1\r\n\r\n",
+        b"POST /comments HTTP/1.1\r\nHost: x\r\nContent-Length: 104857600\r\n\r\n",
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nOrigin: http://evil.example\r\nConnection: Upgrade\r\n\
+          Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        b"GET /stats HTTP/1.1\r\nHost: x\r\n",
+        b"",
+    ];
+    let (mut up, mut down) = (0u64, 0u64);
+    for request in requests {
+        let mut socket = TcpStream::connect(server.addr).await.unwrap();
+        socket.write_all(request).await.unwrap();
+        let mut reply = Vec::new();
+        within("the server to close", socket.read_to_end(&mut reply))
+            .await
+            .unwrap();
+        assert!(
+            request.is_empty() || reply.starts_with(b"HTTP/1.1 4"),
+            "{}",
+            String::from_utf8_lossy(&reply)
+        );
+        up += request.len() as u64;
+        down += reply.len() as u64;
+    }
+    let stats = server.state.stats.clone();
+    wait_for("every connection closed", || stats.connections_live() == 0).await;
+    // Read in-process: a /stats request would itself be booked to `other`.
+    let snapshot = server.state.snapshot();
+    let other = snapshot.account(pushlab::model::stats::Account::Other);
+    assert_eq!((other.bytes_in, other.bytes_out), (up, down));
+    for (name, account) in &snapshot.accounts {
+        if name != "other" {
+            assert_eq!((account.bytes_in, account.bytes_out), (0, 0), "{name}");
+        }
+    }
+    assert_eq!(snapshot.timeouts.header_read, 2, "{:?}", snapshot.timeouts);
+    eprintln!("edge refusals: {up} B in, {down} B out, all booked to other");
+}
