@@ -41,6 +41,17 @@ pub struct ServerConfig {
     /// 134 KiB per idle connection).
     #[arg(long, default_value_t = 4096, value_parser = RangedU64ValueParser::<usize>::new().range(256..=1_048_576))]
     pub ws_read_buffer: usize,
+    /// How long an SSE or WebSocket subscriber's socket may accept nothing before it is
+    /// dropped and counted in `dropped_stalled`, e.g. 10s; 0s never drops.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub write_stall_timeout: Duration,
+    /// Silence after which the server pings a WebSocket client, e.g. 30s; 0s never pings.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub ws_ping_interval: Duration,
+    /// How long a pinged WebSocket client has to answer (any frame will do) before it is
+    /// closed with code 4009 and counted in `dropped_unresponsive`.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub ws_pong_timeout: Duration,
     /// Enables POST /admin/drop?technique=T, which drops the live connections of one
     /// technique (for fault tests and demonstrations). Off by default.
     #[arg(long)]
@@ -84,6 +95,12 @@ impl ServerConfig {
             ),
             format!("--page-limit={}", self.page_limit),
             format!("--ws-read-buffer={}", self.ws_read_buffer),
+            format!(
+                "--write-stall-timeout={}",
+                duration(self.write_stall_timeout)
+            ),
+            format!("--ws-ping-interval={}", duration(self.ws_ping_interval)),
+            format!("--ws-pong-timeout={}", duration(self.ws_pong_timeout)),
         ];
         if self.admin {
             args.push("--admin".into());
@@ -109,6 +126,8 @@ mod tests {
         let tuned = ServerConfig {
             sse_heartbeat: Duration::from_millis(500),
             subscriber_queue: 7,
+            write_stall_timeout: Duration::ZERO,
+            ws_ping_interval: Duration::from_millis(1500),
             admin: true,
             ..config
         };

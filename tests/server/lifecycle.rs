@@ -171,6 +171,9 @@ fn the_binary_documents_every_flag() {
         "--long-poll-default-timeout",
         "--page-limit",
         "--ws-read-buffer",
+        "--write-stall-timeout",
+        "--ws-ping-interval",
+        "--ws-pong-timeout",
         "--admin",
         "--shutdown-grace",
         "--help",
@@ -191,7 +194,7 @@ fn the_binary_documents_every_flag() {
     // Every flag clap knows about is in the list above.
     assert_eq!(
         flag_lines.len(),
-        15,
+        18,
         "a flag is missing from this test:\n{help}"
     );
 }

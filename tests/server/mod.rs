@@ -13,12 +13,14 @@
 //! | `bad_input` | every refusal's status and JSON body; invalid WebSocket frames |
 //! | `limits` | connection cap, slow subscribers, the admin drop endpoint |
 //! | `lifecycle` | graceful shutdown; the `pushlab-server` binary |
+//! | `stuck` | subscribers that stop reading: write stall, full queue, shutdown, admin drop; pings |
 
 mod accounting;
 mod bad_input;
 mod delivery;
 mod lifecycle;
 mod limits;
+mod stuck;
 mod techniques;
 
 use std::net::SocketAddr;
