@@ -93,8 +93,8 @@ async fn main() -> anyhow::Result<()> {
     let began = Instant::now();
     let mut peak = 0u64;
     for i in 0..comments {
-        if rate > 0 {
-            let due = began + Duration::from_micros(i as u64 * 1_000_000 / rate);
+        if let Some(offset) = (i as u64 * 1_000_000).checked_div(rate) {
+            let due = began + Duration::from_micros(offset);
             tokio::time::sleep_until(due.into()).await;
         }
         publisher.post_json("/comments", &body).await?;
