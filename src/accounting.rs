@@ -3,9 +3,11 @@
 //! its socket to the account of the request they served.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use crate::model::stats::{Account, Counters, ProcessStats, StatsSnapshot, Timeouts};
 use crate::model::technique::Technique;
@@ -164,7 +166,29 @@ pub struct ConnMeter {
     direct_reads: AtomicBool,
     /// Bit per account this connection has served, for `connections_opened`.
     seen: AtomicU32,
+    /// When the connection was accepted: the origin of `blocked_since`.
+    accepted: Instant,
+    /// Nanoseconds after `accepted` at which the current blocked write began, or `NOT_BLOCKED`.
+    blocked_since: AtomicU64,
+    /// The account whose `writes_blocked` gauge counts this connection while it is blocked.
+    blocked_account: AtomicUsize,
+    /// The write-stall timeout in nanoseconds, 0 for none; set by the streaming handlers.
+    write_stall: AtomicU64,
+    /// Ends the connection when it completes while a write is blocked (see `abort_when`).
+    abort: Mutex<Option<AbortFuture>>,
 }
+
+/// What `ConnMeter::abort_when` waits for.
+struct AbortFuture(Pin<Box<dyn Future<Output = ()> + Send>>);
+
+impl std::fmt::Debug for AbortFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AbortFuture")
+    }
+}
+
+/// `blocked_since` when no write is blocked.
+const NOT_BLOCKED: u64 = u64::MAX;
 
 impl ConnMeter {
     /// A meter for a newly accepted connection.
@@ -176,7 +200,51 @@ impl ConnMeter {
             pending_in: AtomicU64::new(0),
             direct_reads: AtomicBool::new(false),
             seen: AtomicU32::new(0),
+            accepted: Instant::now(),
+            blocked_since: AtomicU64::new(NOT_BLOCKED),
+            blocked_account: AtomicUsize::new(UNATTRIBUTED),
+            write_stall: AtomicU64::new(0),
+            abort: Mutex::new(None),
         })
+    }
+
+    /// Fails this connection's writes once its peer has accepted nothing for `limit`
+    /// (zero: never), counting it in `dropped_stalled`. Set by streaming handlers: a
+    /// request/response connection is bounded by the other timeouts.
+    pub fn set_write_stall(&self, limit: Duration) {
+        let nanos = u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX);
+        self.write_stall.store(nanos, Ordering::Relaxed);
+    }
+
+    /// Ends a blocked spell: the `writes_blocked` gauge no longer counts this connection.
+    fn unblock(&self) {
+        if self.blocked_since.swap(NOT_BLOCKED, Ordering::AcqRel) != NOT_BLOCKED {
+            let index = self.blocked_account.swap(UNATTRIBUTED, Ordering::Relaxed);
+            if let Some(account) = Account::from_index(index) {
+                self.stats
+                    .account(account)
+                    .writes_blocked
+                    .fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// How long the current write has been blocked, if one is.
+    pub fn blocked_for(&self) -> Option<Duration> {
+        let since = self.blocked_since.load(Ordering::Relaxed);
+        (since != NOT_BLOCKED).then(|| {
+            self.accepted
+                .elapsed()
+                .saturating_sub(Duration::from_nanos(since))
+        })
+    }
+
+    /// Ends the connection (its blocked write fails) once `trigger` completes. `trigger` is
+    /// polled only while a write is blocked, so a flowing connection pays nothing for it;
+    /// the handler's own stream ends a flowing one. Replaces any earlier trigger.
+    pub fn abort_when(&self, trigger: impl Future<Output = ()> + Send + 'static) {
+        *self.abort.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(AbortFuture(Box::pin(trigger)));
     }
 
     fn current(&self) -> Option<Account> {
@@ -237,6 +305,49 @@ impl Meter for ConnMeter {
             .account(account)
             .bytes_out
             .fetch_add(n as u64, Ordering::Relaxed);
+        // A load first: most writes find nothing blocked, and a store would dirty the line.
+        if self.blocked_since.load(Ordering::Relaxed) != NOT_BLOCKED {
+            self.unblock();
+        }
+    }
+
+    fn write_stall_limit(&self) -> Option<Duration> {
+        match self.write_stall.load(Ordering::Relaxed) {
+            0 => None,
+            nanos => Some(Duration::from_nanos(nanos)),
+        }
+    }
+
+    fn on_write_blocked(&self) {
+        let since = u64::try_from(self.accepted.elapsed().as_nanos()).unwrap_or(NOT_BLOCKED - 1);
+        if self.blocked_since.swap(since, Ordering::AcqRel) == NOT_BLOCKED {
+            let account = self.current().unwrap_or(Account::Other);
+            self.blocked_account
+                .store(account.index(), Ordering::Relaxed);
+            self.stats
+                .account(account)
+                .writes_blocked
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn on_write_stall(&self) {
+        let account = self.current().unwrap_or(Account::Other);
+        self.stats
+            .account(account)
+            .dropped_stalled
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn poll_abort(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut abort = self.abort.lock().unwrap_or_else(|p| p.into_inner());
+        match abort.as_mut().map(|trigger| trigger.0.as_mut().poll(cx)) {
+            Some(Poll::Ready(())) => {
+                *abort = None;
+                Poll::Ready(())
+            }
+            _ => Poll::Pending,
+        }
     }
 }
 
@@ -244,6 +355,7 @@ impl Drop for ConnMeter {
     fn drop(&mut self) {
         // Bytes of a request that never reached a route (a bad request line, a client that
         // hung up mid-request) still crossed the wire: book them where the connection was.
+        self.unblock();
         let account = self.current().unwrap_or(Account::Other);
         let pending = *self.pending_in.get_mut();
         self.stats

@@ -11,8 +11,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
 
 use crate::sys::kernel_count_fd;
 pub use crate::sys::{KernelCount, kernel_count};
@@ -26,6 +28,21 @@ pub trait Meter: Send + Sync + 'static {
     /// The stream is being dropped; `kernel` is the kernel's own count for its socket, where
     /// the stream was made with [`CountingStream::tcp`].
     fn on_close(&self, _kernel: Option<KernelCount>) {}
+    /// How long a write may stay blocked (the peer's socket accepting nothing) before the
+    /// stream fails it with `TimedOut`; `None` waits as long as the kernel does.
+    fn write_stall_limit(&self) -> Option<Duration> {
+        None
+    }
+    /// A write found the socket full; the next successful write (`on_write`) ends the spell.
+    fn on_write_blocked(&self) {}
+    /// The stream is failing a write that stayed blocked for `write_stall_limit`.
+    fn on_write_stall(&self) {}
+    /// Polled while a write is blocked: `Ready` fails it with `ConnectionAborted`. This is
+    /// how the server ends a connection whose HTTP stack no longer polls anything but the
+    /// blocked write (an SSE body behind a stuck socket).
+    fn poll_abort(&self, _cx: &mut Context<'_>) -> Poll<()> {
+        Poll::Pending
+    }
 }
 
 /// A stream that reports every byte it carries to a `Meter`.
@@ -34,6 +51,14 @@ pub struct CountingStream<S, M: Meter> {
     meter: Arc<M>,
     /// The socket to read `TCP_INFO` from on drop, for the kernel's cross-check.
     socket: Option<std::os::fd::RawFd>,
+    /// Set while a write is blocked, cleared by the next successful write.
+    blocked: bool,
+    /// The write-stall deadline, armed when a write blocks (kept to be reset, not
+    /// reallocated, on the next blocked spell).
+    stall: Option<Pin<Box<Sleep>>>,
+    /// Once a blocked write was failed, every later write fails the same way (and the stall
+    /// is counted once).
+    failed: Option<io::ErrorKind>,
 }
 
 impl<S, M: Meter> CountingStream<S, M> {
@@ -42,6 +67,9 @@ impl<S, M: Meter> CountingStream<S, M> {
             inner,
             meter,
             socket: None,
+            blocked: false,
+            stall: None,
+            failed: None,
         }
     }
 
@@ -66,6 +94,9 @@ impl<M: Meter> CountingStream<tokio::net::TcpStream, M> {
             inner,
             meter,
             socket,
+            blocked: false,
+            stall: None,
+            failed: None,
         }
     }
 }
@@ -95,17 +126,79 @@ impl<S: AsyncRead + Unpin, M: Meter> AsyncRead for CountingStream<S, M> {
     }
 }
 
+impl<S, M: Meter> CountingStream<S, M> {
+    /// Books a write's outcome; a blocked write arms the stall deadline and may be failed.
+    fn written(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        match poll {
+            Poll::Ready(Ok(n)) => {
+                self.meter.on_write(n);
+                self.blocked = false;
+                Poll::Ready(Ok(n))
+            }
+            Poll::Pending => match self.poll_blocked(cx) {
+                Some(kind) => Poll::Ready(Err(failure(kind))),
+                None => Poll::Pending,
+            },
+            error => error,
+        }
+    }
+
+    /// Called while a write is blocked: `Some` when the write must fail instead of waiting.
+    fn poll_blocked(&mut self, cx: &mut Context<'_>) -> Option<io::ErrorKind> {
+        if !self.blocked {
+            self.blocked = true;
+            self.meter.on_write_blocked();
+            match self.meter.write_stall_limit() {
+                Some(limit) => {
+                    let deadline = Instant::now() + limit;
+                    match &mut self.stall {
+                        Some(stall) => stall.as_mut().reset(deadline),
+                        None => self.stall = Some(Box::pin(tokio::time::sleep_until(deadline))),
+                    }
+                }
+                None => self.stall = None,
+            }
+        }
+        let stalled = match &mut self.stall {
+            Some(stall) => stall.as_mut().poll(cx).is_ready(),
+            None => false,
+        };
+        let kind = if self.meter.poll_abort(cx).is_ready() {
+            io::ErrorKind::ConnectionAborted
+        } else if stalled {
+            self.meter.on_write_stall();
+            io::ErrorKind::TimedOut
+        } else {
+            return None;
+        };
+        self.failed = Some(kind);
+        Some(kind)
+    }
+}
+
+fn failure(kind: io::ErrorKind) -> io::Error {
+    let what = match kind {
+        io::ErrorKind::TimedOut => "the peer accepted nothing for the write-stall timeout",
+        _ => "the connection was ended while its write was blocked",
+    };
+    io::Error::new(kind, what)
+}
+
 impl<S: AsyncWrite + Unpin, M: Meter> AsyncWrite for CountingStream<S, M> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = &poll {
-            self.meter.on_write(*n);
+        if let Some(kind) = self.failed {
+            return Poll::Ready(Err(failure(kind)));
         }
-        poll
+        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.written(cx, poll)
     }
 
     fn poll_write_vectored(
@@ -113,11 +206,11 @@ impl<S: AsyncWrite + Unpin, M: Meter> AsyncWrite for CountingStream<S, M> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(n)) = &poll {
-            self.meter.on_write(*n);
+        if let Some(kind) = self.failed {
+            return Poll::Ready(Err(failure(kind)));
         }
-        poll
+        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.written(cx, poll)
     }
 
     fn is_write_vectored(&self) -> bool {

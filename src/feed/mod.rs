@@ -23,7 +23,7 @@ pub use crate::model::comment::{Comment, NewComment, now_micros};
 pub use memory::MemoryFeed;
 pub use redis::RedisFeed;
 pub use render::{Draft, StoredComment};
-pub use subscription::{EndCause, Subscription};
+pub use subscription::{EndCause, EndWatch, Subscription};
 
 /// A page of comments after a cursor, as short and long polling return it.
 #[derive(Debug, Default)]

@@ -20,6 +20,17 @@ pub enum EndCause {
     Unavailable { reason: String },
 }
 
+/// Tells whether the backend has ended a subscription early, and why.
+#[derive(Clone)]
+pub struct EndWatch(Arc<OnceLock<EndCause>>);
+
+impl EndWatch {
+    /// The cause, once the backend has set it.
+    pub fn cause(&self) -> Option<&EndCause> {
+        self.0.get()
+    }
+}
+
 /// A live subscription. See `Feed`'s visibility rule for what it promises.
 pub struct Subscription {
     /// Comments after the cursor that were already stored when the subscription began.
@@ -80,6 +91,19 @@ impl Subscription {
     /// drain comes up empty, nothing for this subscriber up to the value read is left.
     pub fn horizon(&self) -> u64 {
         self.horizon.load(Ordering::Acquire).max(self.last_yielded)
+    }
+
+    /// Whether the backend has already given up on this subscription (its queue overflowed,
+    /// or the backend failed), as the error `next` will return once the queue is drained.
+    /// A subscriber whose socket is stuck never drains it; this lets it notice anyway.
+    pub fn ended_early(&self) -> Option<FeedError> {
+        self.ended.get().map(|_| self.end_reason())
+    }
+
+    /// A handle that answers `ended_early` without borrowing the subscription, for a watcher
+    /// running beside the stream that owns it.
+    pub fn end_watch(&self) -> EndWatch {
+        EndWatch(self.ended.clone())
     }
 
     /// The next comment, waiting for one to be published if need be.

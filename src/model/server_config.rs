@@ -68,6 +68,17 @@ pub struct ServerConfig {
     /// `Origin` header; repeatable; `*` allows any. Others get 403.
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     pub allowed_origins: Vec<String>,
+    /// How long an SSE or WebSocket subscriber's socket may accept nothing before it is
+    /// dropped and counted in `dropped_stalled`, e.g. 10s; 0s never drops.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub write_stall_timeout: Duration,
+    /// Silence after which the server pings a WebSocket client, e.g. 30s; 0s never pings.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub ws_ping_interval: Duration,
+    /// How long a pinged WebSocket client has to answer (any frame will do) before it is
+    /// closed with code 4009 and counted in `dropped_unresponsive`.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub ws_pong_timeout: Duration,
     /// Enables POST /admin/drop?technique=T, which drops the live connections of one
     /// technique (for fault tests and demonstrations). Off by default.
     #[arg(long)]
@@ -155,6 +166,12 @@ impl ServerConfig {
             format!("--page-limit={}", self.page_limit),
             format!("--ws-read-buffer={}", self.ws_read_buffer),
             format!("--feed={}", self.feed),
+            format!(
+                "--write-stall-timeout={}",
+                duration(self.write_stall_timeout)
+            ),
+            format!("--ws-ping-interval={}", duration(self.ws_ping_interval)),
+            format!("--ws-pong-timeout={}", duration(self.ws_pong_timeout)),
         ];
         args.extend([
             format!("--header-timeout={}", duration(self.header_timeout)),
@@ -195,6 +212,8 @@ mod tests {
             header_timeout: Duration::from_millis(250),
             user_timeout: Duration::ZERO,
             allowed_origins: vec!["http://a.example".into(), "https://b.example:8443".into()],
+            write_stall_timeout: Duration::ZERO,
+            ws_ping_interval: Duration::from_millis(1500),
             admin: true,
             feed: FeedBackend::Redis {
                 url: "redis://127.0.0.1:6379/2".into(),

@@ -127,6 +127,13 @@ counts! {
     /// Subscribers turned away, with a cursor to resume from, because the feed's backend
     /// was unavailable (streams ended, polls answered 503).
     dropped_unavailable: "counter", "subscribers dropped for an unavailable feed";
+    /// Subscribers dropped because their socket accepted nothing for the write-stall
+    /// timeout (`--write-stall-timeout`), counted when the timeout fires.
+    dropped_stalled: "counter", "subscribers dropped for a write stall";
+    /// WebSockets closed for answering no ping within `--ws-pong-timeout`.
+    dropped_unresponsive: "counter", "WebSockets closed for an unanswered ping";
+    /// Connections whose latest write found the peer's socket full and is still waiting.
+    writes_blocked: "gauge", "connections whose write is blocked now";
 }
 
 /// Connections and requests ended by a timeout at the connection's edge, by cause (each

@@ -4,11 +4,12 @@
 //! `event: comment`, `data: <json>`, with heartbeat comment lines in between. A reconnecting
 //! client resumes after its `Last-Event-ID` header (or `?after=N`), as EventSource does.
 
-use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::get;
@@ -16,9 +17,11 @@ use eventsource_stream::Eventsource;
 use futures_util::{Stream, StreamExt};
 use http_body_util::BodyExt;
 use serde::Deserialize;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::{ClientCounters, Context, DeliverySink, Subscriber, feed_error};
-use crate::feed::{Comment, FeedError, Subscription};
+use crate::accounting::{ConnInfo, ConnMeter};
+use crate::feed::{Comment, EndCause, EndWatch, FeedError, Subscription};
 use crate::http::client::{ClientError, HttpConnection};
 use crate::http::error::{AppError, AppQuery, checked_user};
 
@@ -39,6 +42,7 @@ pub struct DroppedByAdmin;
 
 async fn subscribe(
     State(state): State<Context>,
+    ConnectInfo(connection): ConnectInfo<ConnInfo>,
     headers: HeaderMap,
     AppQuery(query): AppQuery<SseQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, DroppedByAdmin>>>, AppError> {
@@ -72,24 +76,110 @@ async fn subscribe(
         .retry(state.config.sse_retry)
         .data(serde_json::json!({ "user": user, "after": subscription.cursor() }).to_string());
     let keep_alive = KeepAlive::new().interval(state.config.sse_heartbeat);
-    let stream =
-        futures_util::stream::once(async move { Ok(connect) }).chain(comments(state, subscription));
+    let verdict = Verdict::default();
+    // Ends with the stream: a connection kept alive after it is no longer this subscriber.
+    let done = CancellationToken::new();
+    connection
+        .meter
+        .set_write_stall(state.config.write_stall_timeout);
+    connection.meter.abort_when(while_stuck(
+        state.clone(),
+        subscription.end_watch(),
+        Arc::downgrade(&connection.meter),
+        verdict.clone(),
+        done.clone(),
+    ));
+    let stream = futures_util::stream::once(async move { Ok(connect) }).chain(comments(
+        state,
+        subscription,
+        verdict,
+        done.drop_guard(),
+    ));
     Ok(Sse::new(stream).keep_alive(keep_alive))
+}
+
+/// Settles, once, why a subscriber was dropped: its stream and `while_stuck` can both see
+/// the same drop, and it must be counted once.
+#[derive(Clone, Default)]
+struct Verdict(Arc<AtomicBool>);
+
+impl Verdict {
+    /// True for the first caller only.
+    fn claim(&self) -> bool {
+        !self.0.swap(true, Ordering::AcqRel)
+    }
+}
+
+/// How long a write must stay blocked before a feed that gave up on the subscriber ends the
+/// connection: long against a healthy write, short against the write-stall timeout.
+const STUCK_CHECK: Duration = Duration::from_millis(250);
+/// How long a subscriber stuck at shutdown is given before its connection is cut.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(1);
+
+/// What ends an SSE connection whose socket is stuck. hyper then polls nothing but the
+/// blocked write, so the stream in `comments` never sees a shutdown, an admin drop or the
+/// feed giving up; the connection's meter polls this instead, only while a write is blocked,
+/// and fails the write when it completes. (The write-stall timeout is the meter's own.)
+async fn while_stuck(
+    state: Context,
+    end: EndWatch,
+    meter: Weak<ConnMeter>,
+    verdict: Verdict,
+    done: CancellationToken,
+) {
+    let stats = state.counters();
+    let dropped = state.drop_signal();
+    tokio::select! {
+        // The stream has ended (at a shutdown, say) but its tail may be what is stuck.
+        _ = done.cancelled() => {
+            state.shutdown.cancelled().await;
+            tokio::time::sleep(SHUTDOWN_WAIT).await;
+        }
+        _ = dropped.cancelled() => {
+            if verdict.claim() {
+                stats.dropped_by_admin.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        _ = async { state.shutdown.cancelled().await; tokio::time::sleep(SHUTDOWN_WAIT).await } => {}
+        cause = async {
+            loop {
+                tokio::time::sleep(STUCK_CHECK).await;
+                let stuck = meter.upgrade().and_then(|m| m.blocked_for()).is_some_and(|d| d >= STUCK_CHECK);
+                match end.cause() {
+                    Some(cause) if stuck => break cause.clone(),
+                    _ => {}
+                }
+            }
+        } => {
+            if verdict.claim() {
+                let counter = match cause {
+                    EndCause::Lagged => &stats.dropped_slow,
+                    EndCause::Unavailable { .. } => &stats.dropped_unavailable,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 /// The comment events of one subscription, until shutdown, a drop or a full queue.
 fn comments(
     state: Context,
     subscription: Subscription,
+    verdict: Verdict,
+    done: DropGuard,
 ) -> impl Stream<Item = Result<Event, DroppedByAdmin>> {
     let dropped = state.drop_signal();
-    futures_util::stream::unfold(Some((state, subscription, dropped)), |context| async move {
-        let (state, mut subscription, dropped) = context?;
+    let context = (state, subscription, dropped, verdict, done);
+    futures_util::stream::unfold(Some(context), |context| async move {
+        let (state, mut subscription, dropped, verdict, done) = context?;
         let stats = state.counters();
         tokio::select! {
             _ = state.shutdown.cancelled() => None,
             _ = dropped.cancelled() => {
-                stats.dropped_by_admin.fetch_add(1, Ordering::Relaxed);
+                if verdict.claim() {
+                    stats.dropped_by_admin.fetch_add(1, Ordering::Relaxed);
+                }
                 Some((Err(DroppedByAdmin), None))
             }
             next = subscription.next() => match next {
@@ -99,16 +189,20 @@ fn comments(
                         .id(comment.comment.id.to_string())
                         .event("comment")
                         .data(&*comment.json);
-                    Some((Ok(event), Some((state, subscription, dropped))))
+                    Some((Ok(event), Some((state, subscription, dropped, verdict, done))))
                 }
                 Err(error @ FeedError::Lagged { resume_after, .. }) => {
-                    stats.dropped_slow.fetch_add(1, Ordering::Relaxed);
+                    if verdict.claim() {
+                        stats.dropped_slow.fetch_add(1, Ordering::Relaxed);
+                    }
                     let body = serde_json::json!({ "error": error.to_string(), "resume_after": resume_after });
                     Some((Ok(Event::default().event("dropped").data(body.to_string())), None))
                 }
                 // As for a lagged subscriber: the same event, naming the cursor to resume after.
                 Err(error @ FeedError::Unavailable { .. }) => {
-                    stats.dropped_unavailable.fetch_add(1, Ordering::Relaxed);
+                    if verdict.claim() {
+                        stats.dropped_unavailable.fetch_add(1, Ordering::Relaxed);
+                    }
                     let body = serde_json::json!({ "error": error.to_string(), "resume_after": subscription.cursor() });
                     Some((Ok(Event::default().event("dropped").data(body.to_string())), None))
                 }

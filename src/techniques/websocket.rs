@@ -2,9 +2,11 @@
 //! the starting cursor and one text frame per comment (the comment's JSON) and the client may publish by sending
 //! `{"to":...,"text":...}`, acknowledged with `{"ack":ID}`: the two-way half of the protocol.
 
+use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -13,7 +15,8 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use futures_util::StreamExt;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -46,6 +49,8 @@ pub const CLOSE_DROPPED: u16 = 4010;
 /// Close code for a subscriber dropped because the feed's backend is unavailable: RFC 6455's
 /// registered 1013 "Try Again Later"; the reason names the cursor to resume after.
 pub const CLOSE_TRY_AGAIN: u16 = 1013;
+/// Close code for a client that answered no ping within `--ws-pong-timeout`.
+pub const CLOSE_NO_PONG: u16 = 4009;
 
 pub fn routes() -> Router<Context> {
     Router::new().route("/ws", get(upgrade))
@@ -102,6 +107,110 @@ async fn upgrade(
         }))
 }
 
+/// The session's send half; at most one frame is in flight (see `session`).
+type Sink = SplitSink<WebSocket, Message>;
+type Source = SplitStream<WebSocket>;
+
+/// How long a send must stay blocked before the session asks whether the feed has given up
+/// on it (its queue filled behind the stuck socket): long against a healthy send, short
+/// against the write-stall timeout.
+const STUCK_CHECK: Duration = Duration::from_millis(250);
+/// Most publish replies and pings waiting behind a blocked send; past it the session stops
+/// reading the client's messages, so a client that publishes without reading cannot grow it.
+const OUTBOX_LIMIT: usize = 16;
+/// How long a closing session waits for a blocked send and its close frame to leave, then
+/// as long again for the client's close reply.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// What the frame in flight is, so a comment is counted as delivered once it has left.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sending {
+    Comment,
+    Other,
+}
+
+/// The send half and what it is sending. A send is started here and finished by the
+/// session's `select!`, never awaited on its own, so a blocked socket stalls only the
+/// sending: shutdown, admin drops, pings and the client's messages are still served.
+struct Writer {
+    sink: Sink,
+    sending: Option<Sending>,
+}
+
+impl Writer {
+    /// Hands `message` to the sink; call only when nothing is in flight.
+    fn start(&mut self, message: Message, kind: Sending) -> Result<(), axum::Error> {
+        // `SplitSink` is always ready with nothing in flight: its one slot is empty.
+        self.sink.start_send_unpin(message)?;
+        self.sending = Some(kind);
+        Ok(())
+    }
+
+    /// Finishes what is in flight, sends a close frame and waits briefly for the reply;
+    /// each step is bounded, so a stuck socket delays a shutdown by `CLOSE_WAIT` at most.
+    async fn close(mut self, source: &mut Source, code: u16, reason: &str) {
+        // A close reason must fit in a control frame (125 bytes with the code).
+        let reason: String = reason.chars().take(100).collect();
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        let sent = tokio::time::timeout(CLOSE_WAIT, async {
+            self.sink.flush().await?;
+            self.sink.send(Message::Close(Some(frame))).await
+        })
+        .await;
+        if !matches!(sent, Ok(Ok(()))) {
+            return;
+        }
+        // Wait briefly for the client's close reply so the TCP close is orderly.
+        let _ = tokio::time::timeout(CLOSE_WAIT, async {
+            while let Some(Ok(message)) = source.next().await {
+                if matches!(message, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+}
+
+/// The ping schedule: after `interval` without a frame from the client, ping it; without a
+/// frame within `timeout` after that, it is gone.
+struct Liveness {
+    interval: Duration,
+    timeout: Duration,
+    /// A ping is out and unanswered.
+    awaiting: bool,
+    /// When the next ping is due, or (while `awaiting`) when the client is given up on.
+    due: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Liveness {
+    fn new(config: &crate::model::ServerConfig) -> Self {
+        Self {
+            interval: config.ws_ping_interval,
+            timeout: config.ws_pong_timeout,
+            awaiting: false,
+            due: Box::pin(tokio::time::sleep(config.ws_ping_interval)),
+        }
+    }
+
+    fn enabled(&self) -> bool {
+        !self.interval.is_zero()
+    }
+
+    /// A frame arrived: the client is alive; the next ping is an interval away.
+    fn heard(&mut self) {
+        self.awaiting = false;
+        if self.enabled() {
+            self.due
+                .as_mut()
+                .reset(tokio::time::Instant::now() + self.interval);
+        }
+    }
+}
+
 /// RFC 6455, 4.1: `Sec-WebSocket-Key` is a random 16-byte value, base64-encoded: 24
 /// characters, the last two `==`. tungstenite would accept any string.
 fn check_key(headers: &HeaderMap) -> Result<(), AppError> {
@@ -125,7 +234,7 @@ fn check_key(headers: &HeaderMap) -> Result<(), AppError> {
 }
 
 async fn session(
-    mut socket: WebSocket,
+    socket: WebSocket,
     state: Context,
     mut subscription: Subscription,
     user: Option<String>,
@@ -133,24 +242,39 @@ async fn session(
 ) {
     if let Some(meter) = &meter {
         meter.read_directly();
+        meter.set_write_stall(state.config.write_stall_timeout);
     }
     let stats = state.counters();
     let dropped = state.drop_signal();
+    let (sink, mut source) = socket.split();
+    let mut writer = Writer {
+        sink,
+        sending: None,
+    };
+    // Publish replies and pings, sent before the next comment.
+    let mut outbox: VecDeque<Message> = VecDeque::new();
     // A first frame naming the starting cursor, like SSE's `connect` event: a client that
     // drops before its first comment still knows where to resume from.
     let hello =
         serde_json::json!({ "connected": { "user": user, "after": subscription.cursor() } });
-    if socket
-        .send(Message::Text(hello.to_string().into()))
-        .await
-        .is_err()
-    {
-        return;
-    }
+    outbox.push_back(Message::Text(hello.to_string().into()));
+    let mut liveness = Liveness::new(&state.config);
+    let mut stuck_check = Box::pin(tokio::time::sleep(STUCK_CHECK));
     loop {
+        if writer.sending.is_none() {
+            if let Some(message) = outbox.pop_front() {
+                if writer.start(message, Sending::Other).is_err() {
+                    return;
+                }
+                stuck_check
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + STUCK_CHECK);
+            }
+        }
+        let idle = writer.sending.is_none();
         tokio::select! {
             _ = state.shutdown.cancelled() => {
-                close(&mut socket, 1001, "server shutting down").await;
+                writer.close(&mut source, 1001, "server shutting down").await;
                 return;
             }
             _ = dropped.cancelled() => {
@@ -158,64 +282,104 @@ async fn session(
                 stats.dropped_by_admin.fetch_add(1, Ordering::Relaxed);
                 return;
             }
-            next = subscription.next() => match next {
+            flushed = std::future::poll_fn(|cx| writer.sink.poll_flush_unpin(cx)), if !idle => {
+                match flushed {
+                    Ok(()) => {
+                        if writer.sending.take() == Some(Sending::Comment) {
+                            stats.comments_delivered.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    // A write stall (the meter counted it in `dropped_stalled`) or a peer
+                    // that went away: no close frame can get through either way.
+                    Err(_) => return,
+                }
+            }
+            _ = &mut stuck_check, if !idle => {
+                // The feed gives up on a subscriber whose queue overflows, but the session
+                // would only learn it after draining that queue through the stuck socket.
+                if let Some(error) = subscription.ended_early() {
+                    count_early_end(stats, &error);
+                    return;
+                }
+                stuck_check.as_mut().reset(tokio::time::Instant::now() + STUCK_CHECK);
+            }
+            next = subscription.next(), if idle => match next {
                 Ok(comment) => {
-                    if socket.send(Message::Text(comment.json.as_ref().into())).await.is_err() {
+                    if writer.start(Message::Text(comment.json.as_ref().into()), Sending::Comment).is_err() {
                         return;
                     }
-                    stats.comments_delivered.fetch_add(1, Ordering::Relaxed);
+                    stuck_check.as_mut().reset(tokio::time::Instant::now() + STUCK_CHECK);
                 }
                 Err(error @ FeedError::Lagged { .. }) => {
                     stats.dropped_slow.fetch_add(1, Ordering::Relaxed);
-                    close(&mut socket, CLOSE_TOO_SLOW, &error.to_string()).await;
+                    writer.close(&mut source, CLOSE_TOO_SLOW, &error.to_string()).await;
                     return;
                 }
                 Err(FeedError::Unavailable { reason }) => {
                     stats.dropped_unavailable.fetch_add(1, Ordering::Relaxed);
                     // The cursor first: a close reason is cut to 100 characters.
                     let reason = format!("feed unavailable; resume after id {}: {reason}", subscription.cursor());
-                    close(&mut socket, CLOSE_TRY_AGAIN, &reason).await;
+                    writer.close(&mut source, CLOSE_TRY_AGAIN, &reason).await;
                     return;
                 }
                 Err(_) => {
-                    close(&mut socket, 1001, "feed closed").await;
+                    writer.close(&mut source, 1001, "feed closed").await;
                     return;
                 }
             },
-            incoming = socket.recv() => match incoming {
-                None => return,
-                Some(Ok(Message::Close(_))) => {
-                    // tungstenite queues the close reply RFC 6455 asks for but sends it only
-                    // on the next write or flush; returning at once dropped it, and clients
-                    // saw "reset without closing handshake".
-                    let _ = tokio::time::timeout(
-                        std::time::Duration::from_secs(1),
-                        futures_util::SinkExt::flush(&mut socket),
-                    )
-                    .await;
+            _ = &mut liveness.due, if liveness.enabled() => {
+                if liveness.awaiting {
+                    stats.dropped_unresponsive.fetch_add(1, Ordering::Relaxed);
+                    writer.close(&mut source, CLOSE_NO_PONG, "no frame within the pong timeout after a ping").await;
                     return;
                 }
-                Some(Ok(Message::Text(text))) => {
-                    let reply = publish(&state, user.as_deref(), text.as_str()).await;
-                    if socket.send(Message::Text(reply.into())).await.is_err() {
+                // An empty ping: 2 bytes on the wire, and 6 for the client's masked pong.
+                outbox.push_back(Message::Ping(Default::default()));
+                liveness.awaiting = true;
+                let deadline = tokio::time::Instant::now() + liveness.timeout;
+                liveness.due.as_mut().reset(deadline);
+            }
+            incoming = source.next(), if outbox.len() < OUTBOX_LIMIT => {
+                liveness.heard();
+                match incoming {
+                    None => return,
+                    Some(Ok(Message::Close(_))) => {
+                        // tungstenite queues the close reply RFC 6455 asks for but sends it
+                        // only on the next write or flush; returning at once dropped it, and
+                        // clients saw "reset without closing handshake".
+                        let _ = tokio::time::timeout(CLOSE_WAIT, writer.sink.flush()).await;
                         return;
                     }
-                }
-                Some(Ok(Message::Binary(_))) => {
-                    close(&mut socket, 1003, "binary frames are not supported; send JSON text").await;
-                    return;
-                }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                Some(Err(error)) => {
-                    // A protocol violation (bad frame, bad UTF-8, oversized message): say
-                    // why in the close frame, as RFC 6455 asks, and end the connection.
-                    let (code, reason) = close_reason(&error);
-                    close(&mut socket, code, &reason).await;
-                    return;
+                    Some(Ok(Message::Text(text))) => {
+                        let reply = publish(&state, user.as_deref(), text.as_str()).await;
+                        outbox.push_back(Message::Text(reply.into()));
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        writer.close(&mut source, 1003, "binary frames are not supported; send JSON text").await;
+                        return;
+                    }
+                    // tungstenite answers pings itself on its next read.
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Err(error)) => {
+                        // A protocol violation (bad frame, bad UTF-8, oversized message):
+                        // say why in the close frame, as RFC 6455 asks, and end the connection.
+                        let (code, reason) = close_reason(&error);
+                        writer.close(&mut source, code, &reason).await;
+                        return;
+                    }
                 }
             }
         }
     }
+}
+
+/// Books a subscription the feed ended while its socket was stuck, by the feed's cause.
+fn count_early_end(stats: &crate::model::stats::Counters, error: &FeedError) {
+    let counter = match error {
+        FeedError::Unavailable { .. } => &stats.dropped_unavailable,
+        _ => &stats.dropped_slow,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Publishes a client's message; the reply is `{"ack":ID}` or `{"error":...}`.
@@ -267,25 +431,6 @@ fn close_reason(error: &axum::Error) -> (u16, String) {
         1002
     };
     (code, text)
-}
-
-async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
-    // A close reason must fit in a control frame (125 bytes with the code).
-    let reason: String = reason.chars().take(100).collect();
-    let frame = CloseFrame {
-        code,
-        reason: reason.into(),
-    };
-    let _ = socket.send(Message::Close(Some(frame))).await;
-    // Wait briefly for the client's close reply so the TCP close is orderly.
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
-        while let Some(Ok(message)) = socket.recv().await {
-            if matches!(message, Message::Close(_)) {
-                break;
-            }
-        }
-    })
-    .await;
 }
 
 /// Subscribes over WebSocket and reconnects after `?after=LAST` when the connection is lost.

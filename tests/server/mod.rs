@@ -15,6 +15,7 @@
 //! | `limits` | connection cap, slow subscribers, the admin drop endpoint |
 //! | `lifecycle` | graceful shutdown; the `pushlab-server` binary |
 //! | `redis` | over the Redis feed: a killed and restarted Redis, two instances over one |
+//! | `stuck` | subscribers that stop reading: write stall, full queue, shutdown, admin drop; pings |
 
 mod accounting;
 mod bad_input;
@@ -23,6 +24,7 @@ mod hostile;
 mod lifecycle;
 mod limits;
 mod redis;
+mod stuck;
 mod techniques;
 
 use std::net::SocketAddr;
