@@ -19,6 +19,8 @@ pub struct Stats {
     connections_refused: AtomicU64,
     connections_live: AtomicU64,
     started: Instant,
+    /// The same moment on the wall clock, for `/stats`: a restart changes it.
+    started_at_us: u64,
 }
 
 impl Default for Stats {
@@ -28,6 +30,7 @@ impl Default for Stats {
             connections_refused: AtomicU64::new(0),
             connections_live: AtomicU64::new(0),
             started: Instant::now(),
+            started_at_us: crate::model::comment::now_micros(),
         }
     }
 }
@@ -85,6 +88,8 @@ impl Stats {
             connections_live: self.connections_live(),
             accounts,
             process,
+            started_at_us: self.started_at_us,
+            feed: Default::default(),
         }
     }
 }
