@@ -19,6 +19,7 @@ mod bad_input;
 mod delivery;
 mod lifecycle;
 mod limits;
+mod restart;
 mod techniques;
 
 use std::net::SocketAddr;
