@@ -94,9 +94,15 @@ where
     assert_eq!(feed.last_id().await, Ok(base + 20));
     assert_eq!(feed.published(), 20);
     for cursor in [0, base] {
-        let page = feed.read_after(Some(cursor), Some("bob"), 100).await.unwrap();
+        let page = feed
+            .read_after(Some(cursor), Some("bob"), 100)
+            .await
+            .unwrap();
         let read: Vec<u64> = page.comments.iter().map(|c| c.comment.id).collect();
-        assert_eq!(read, ids, "a page from {cursor} holds every comment for bob, in order");
+        assert_eq!(
+            read, ids,
+            "a page from {cursor} holds every comment for bob, in order"
+        );
         assert_eq!(page.next, base + 20);
     }
     let mut subscription = feed.subscribe(Some(0), Some("bob".into())).await.unwrap();
@@ -207,7 +213,10 @@ where
         panic!("expected CursorExpired for cursor {base}, got {error:?}");
     };
     assert_eq!(cursor, base);
-    assert!(oldest > base + 1, "comment 1 was evicted, oldest is {oldest}");
+    assert!(
+        oldest > base + 1,
+        "comment 1 was evicted, oldest is {oldest}"
+    );
     assert!(
         oldest <= base + total - history as u64 + 1,
         "at least {history} comments are kept, oldest is {oldest}"
@@ -530,8 +539,14 @@ where
     let feed = factory(ROOMY).await;
     let base = base_of(&*feed).await;
     let info = feed.info();
-    assert_ne!(info.incarnation, earlier_info.incarnation, "a new incarnation");
-    assert!(base >= cursor, "ids start above the earlier feed's ({base} < {cursor})");
+    assert_ne!(
+        info.incarnation, earlier_info.incarnation,
+        "a new incarnation"
+    );
+    assert!(
+        base >= cursor,
+        "ids start above the earlier feed's ({base} < {cursor})"
+    );
     let first = publish(&*feed, None, "first of the new feed").await;
     assert_eq!(first, base + 1);
     let refused = FeedError::CursorFromEarlierFeed {
@@ -543,9 +558,16 @@ where
         feed.read_after(Some(cursor), None, 10).await.unwrap_err(),
         refused
     );
-    assert_eq!(feed.subscribe(Some(cursor), None).await.err(), Some(refused));
+    assert_eq!(
+        feed.subscribe(Some(cursor), None).await.err(),
+        Some(refused)
+    );
     let mut resumed = feed.subscribe(Some(first - 1), None).await.unwrap();
-    assert_eq!(next_id(&mut resumed).await, first, "resumes from the oldest kept");
+    assert_eq!(
+        next_id(&mut resumed).await,
+        first,
+        "resumes from the oldest kept"
+    );
 }
 
 /// Subscribing from an old cursor copies nothing: the subscription pages through the history
@@ -565,7 +587,10 @@ where
     }
     let mut subscription = feed.subscribe(Some(0), None).await.unwrap();
     assert_eq!(subscription.buffered(), 0, "subscribing copied nothing");
-    assert!(!subscription.is_live(), "it catches up before it joins the fan-out");
+    assert!(
+        !subscription.is_live(),
+        "it catches up before it joins the fan-out"
+    );
     let racing = {
         let feed = feed.clone();
         tokio::spawn(async move {
@@ -592,7 +617,11 @@ where
         "at most a page is held, not the history: {most_buffered}"
     );
     assert!(subscription.is_live());
-    assert_eq!(ids, expected(&*feed, base, None).await, "every broadcast, in order, once");
+    assert_eq!(
+        ids,
+        expected(&*feed, base, None).await,
+        "every broadcast, in order, once"
+    );
     assert!(ids.len() as u64 > backlog / 2);
 }
 
@@ -638,8 +667,7 @@ macro_rules! conformance_tests {
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn earlier_incarnation_cursor_is_refused() {
-                $crate::feed::conformance::earlier_incarnation_cursor_is_refused($factory)
-                    .await;
+                $crate::feed::conformance::earlier_incarnation_cursor_is_refused($factory).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn resume_pages_through_the_history() {

@@ -301,7 +301,11 @@ impl Inner {
         let id = stored.comment.id;
         match &stored.comment.to {
             None => self.broadcasts.push_back(id),
-            Some(to) => self.by_recipient.entry(to.clone()).or_default().push_back(id),
+            Some(to) => self
+                .by_recipient
+                .entry(to.clone())
+                .or_default()
+                .push_back(id),
         }
         self.history.push_back(stored);
     }
@@ -338,8 +342,7 @@ impl Pager for MemoryPager {
         guard.available()?;
         // The cursor may have been evicted while the subscriber read the previous page.
         let after = guard.check_cursor(after)?;
-        let (comments, covered, examined) =
-            guard.page(after, self.user.as_deref(), CATCHUP_PAGE);
+        let (comments, covered, examined) = guard.page(after, self.user.as_deref(), CATCHUP_PAGE);
         self.examined.fetch_add(examined, Ordering::Relaxed);
         // Caught up: join the fan-out under the same lock as the read, so nothing published
         // between the two is missed.
@@ -510,12 +513,26 @@ mod tests {
             feed.publish(comment).await.unwrap();
         }
         let before = feed.comments_examined();
-        let page = feed.read_after(Some(0), Some("nobody"), 1000).await.unwrap();
+        let page = feed
+            .read_after(Some(0), Some("nobody"), 1000)
+            .await
+            .unwrap();
         assert_eq!(page.comments.len(), 1, "the one broadcast");
-        assert_eq!(page.next, feed.last_id().await.unwrap(), "past eve's comments");
-        assert_eq!(feed.comments_examined() - before, 1, "eve's were not looked at");
+        assert_eq!(
+            page.next,
+            feed.last_id().await.unwrap(),
+            "past eve's comments"
+        );
+        assert_eq!(
+            feed.comments_examined() - before,
+            1,
+            "eve's were not looked at"
+        );
         let before = feed.comments_examined();
-        let mut sub = feed.subscribe(Some(0), Some("nobody".into())).await.unwrap();
+        let mut sub = feed
+            .subscribe(Some(0), Some("nobody".into()))
+            .await
+            .unwrap();
         assert_eq!(sub.next().await.unwrap().comment.text, "5000");
         assert_eq!(feed.comments_examined() - before, 1, "nor by a catch-up");
         // Eve's own read examines a page, not the history.

@@ -71,7 +71,11 @@ pub enum FeedError {
          restart; the oldest kept id is {oldest}, resume after id {resume_after}",
         resume_after = .oldest - 1
     )]
-    CursorFromEarlierFeed { cursor: u64, first: u64, oldest: u64 },
+    CursorFromEarlierFeed {
+        cursor: u64,
+        first: u64,
+        oldest: u64,
+    },
     /// The cursor names a comment the feed never published (a restarted server, a typo).
     #[error("cursor {cursor} is ahead of the feed, whose last id is {last}")]
     CursorAhead { cursor: u64, last: u64 },

@@ -219,8 +219,8 @@ fn lost_to_restart(cell: &CellResult, o: &CellObservations) -> Option<Warning> {
 
 fn server_restarted(_: &CellResult, o: &CellObservations) -> Option<Warning> {
     let w = &o.window;
-    let restarted = o.settled.server_restarted
-        || w.server_start.started_at_us != w.server_end.started_at_us;
+    let restarted =
+        o.settled.server_restarted || w.server_start.started_at_us != w.server_end.started_at_us;
     restarted.then_some(Warning::ServerRestarted)
 }
 

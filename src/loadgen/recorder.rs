@@ -557,7 +557,10 @@ mod tests {
         let d = merged.deliveries;
         assert_eq!((d.expected, d.delivered), (7, 4), "{d:?}");
         assert_eq!((d.lost_to_restart, d.missing), (2, 1), "{d:?}");
-        assert_eq!(d.out_of_order, 0, "the new incarnation's ids are not out of order");
+        assert_eq!(
+            d.out_of_order, 0,
+            "the new incarnation's ids are not out of order"
+        );
         assert_eq!(merged.restarts_seen, 1);
     }
 }

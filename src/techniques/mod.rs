@@ -335,6 +335,20 @@ impl Backoff {
     }
 }
 
+/// Collects deliveries in memory (tests, small tools).
+impl DeliverySink for Vec<Comment> {
+    fn deliver(&mut self, comment: Comment, _received_at: Instant) {
+        self.push(comment);
+    }
+}
+
+/// Forwards deliveries to a channel (tests that await comments as they arrive).
+impl DeliverySink for tokio::sync::mpsc::UnboundedSender<Comment> {
+    fn deliver(&mut self, comment: Comment, _received_at: Instant) {
+        let _ = self.send(comment);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,7 +364,10 @@ mod tests {
         let steps = [100, 200, 400, 800, 800, 800];
         for step in steps {
             let delay = backoff.next_delay().as_millis() as u64;
-            assert!((step / 2..=step).contains(&delay), "{delay} for step {step}");
+            assert!(
+                (step / 2..=step).contains(&delay),
+                "{delay} for step {step}"
+            );
         }
         backoff.succeeded();
         assert!(backoff.next_delay() <= Duration::from_millis(100));
@@ -363,7 +380,8 @@ mod tests {
 
     #[test]
     fn a_gone_body_names_the_cause_and_the_resume_cursor() {
-        let restart = br#"{"error":"..","cursor":42,"oldest":1000001,"first_id":1000001,"cause":"restart"}"#;
+        let restart =
+            br#"{"error":"..","cursor":42,"oldest":1000001,"first_id":1000001,"cause":"restart"}"#;
         assert_eq!(
             Gone::parse(restart),
             Some(Gone {
@@ -375,19 +393,5 @@ mod tests {
         let evicted = br#"{"error":"..","cursor":7,"oldest":9,"cause":"evicted"}"#;
         assert_eq!(Gone::parse(evicted).unwrap().cause, GoneCause::Evicted);
         assert_eq!(Gone::parse(b"not json"), None);
-    }
-}
-
-/// Collects deliveries in memory (tests, small tools).
-impl DeliverySink for Vec<Comment> {
-    fn deliver(&mut self, comment: Comment, _received_at: Instant) {
-        self.push(comment);
-    }
-}
-
-/// Forwards deliveries to a channel (tests that await comments as they arrive).
-impl DeliverySink for tokio::sync::mpsc::UnboundedSender<Comment> {
-    fn deliver(&mut self, comment: Comment, _received_at: Instant) {
-        let _ = self.send(comment);
     }
 }

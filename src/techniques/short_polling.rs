@@ -4,8 +4,8 @@
 use std::time::Instant;
 
 use axum::Router;
-use axum::http::StatusCode;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use serde::Deserialize;

@@ -252,7 +252,8 @@ async fn cursors_outside_the_history_are_refused() {
     let b = first_id(&server) - 1;
     // `Case` holds static text; a test's few strings may live as long as the test binary.
     let text = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
-    let words = |w: Vec<&'static str>| -> &'static [&'static str] { Box::leak(w.into_boxed_slice()) };
+    let words =
+        |w: Vec<&'static str>| -> &'static [&'static str] { Box::leak(w.into_boxed_slice()) };
     let (c1, c2, c3, c4, c99) = (b + 1, b + 2, b + 3, b + 4, b + 99);
     let cursor2 = text(format!("cursor {c2}"));
     let ahead = words(vec![text(c99.to_string()), "ahead"]);
@@ -269,7 +270,11 @@ async fn cursors_outside_the_history_are_refused() {
                 S::GONE,
                 words(vec![text(format!("cursor {c1}"))]),
             ),
-            get_case(text(format!("/sse?after={c2}")), S::GONE, words(vec![cursor2])),
+            get_case(
+                text(format!("/sse?after={c2}")),
+                S::GONE,
+                words(vec![cursor2]),
+            ),
             case(
                 Method::GET,
                 text(format!("/sse?after={c4}")),
@@ -287,7 +292,11 @@ async fn cursors_outside_the_history_are_refused() {
                 words(vec![cursor2]),
             ),
             get_case(text(format!("/poll?after={c99}")), S::BAD_REQUEST, ahead),
-            get_case(text(format!("/long-poll?after={c99}")), S::BAD_REQUEST, ahead),
+            get_case(
+                text(format!("/long-poll?after={c99}")),
+                S::BAD_REQUEST,
+                ahead,
+            ),
             get_case(text(format!("/sse?after={c99}")), S::BAD_REQUEST, ahead),
             case(
                 Method::GET,
@@ -297,8 +306,16 @@ async fn cursors_outside_the_history_are_refused() {
                 S::BAD_REQUEST,
                 ahead,
             ),
-            get_case("/poll?after=2", S::GONE, &["cursor 2", "earlier incarnation", "restart"]),
-            get_case("/sse?after=2", S::GONE, &["cursor 2", "earlier incarnation"]),
+            get_case(
+                "/poll?after=2",
+                S::GONE,
+                &["cursor 2", "earlier incarnation", "restart"],
+            ),
+            get_case(
+                "/sse?after=2",
+                S::GONE,
+                &["cursor 2", "earlier incarnation"],
+            ),
         ],
     )
     .await;

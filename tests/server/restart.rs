@@ -69,7 +69,10 @@ async fn clients_resume_after_a_restart_from_the_oldest_id_with_backoff() {
     let state = AppState::new(config, CancellationToken::new());
     let evicted = state.feed.publish(note("evicted")).await.unwrap();
     let oldest = state.feed.publish(note("oldest kept")).await.unwrap();
-    assert!(evicted.comment.id > before, "the new ids start above the old ones");
+    assert!(
+        evicted.comment.id > before,
+        "the new ids start above the old ones"
+    );
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let later = tokio::spawn(pushlab::server::serve(
         listener,
