@@ -23,6 +23,8 @@ pub struct Stats {
     /// Timeouts by cause, in the order of [`Timeout`].
     timeouts: [AtomicU64; 4],
     started: Instant,
+    /// The same moment on the wall clock, for `/stats`: a restart changes it.
+    started_at_us: u64,
 }
 
 /// Why the server gave up waiting on a connection or request (see [`Timeouts`]).
@@ -42,6 +44,7 @@ impl Default for Stats {
             connections_live: AtomicU64::new(0),
             timeouts: Default::default(),
             started: Instant::now(),
+            started_at_us: crate::model::comment::now_micros(),
         }
     }
 }
@@ -113,6 +116,8 @@ impl Stats {
             },
             accounts,
             process,
+            started_at_us: self.started_at_us,
+            feed: Default::default(),
         }
     }
 }

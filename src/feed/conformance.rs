@@ -13,7 +13,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Feed, FeedError, FeedOptions, NewComment, Subscription};
+use super::{CATCHUP_PAGE, Feed, FeedError, FeedOptions, NewComment, Subscription};
 
 /// How long any one wait may take before the check fails rather than hangs.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -67,34 +67,53 @@ async fn fanned_out(subscription: &Subscription, id: u64) {
     .await;
 }
 
-/// Ids are 1, 2, 3... over the whole feed, pages and subscriptions yield them in order, and
-/// `published` and `last_id` count them.
+/// The id before an empty feed's first: ids start above an incarnation's base, so every
+/// check counts from it.
+async fn base_of(feed: &dyn Feed) -> u64 {
+    let base = feed.last_id().await.expect("an empty feed has a last id");
+    assert_eq!(feed.info().first_id, base + 1, "info names the first id");
+    base
+}
+
+/// Ids are base+1, base+2... over the whole feed, pages and subscriptions yield them in
+/// order, `published` counts them and `last_id` names the newest.
 pub async fn id_order<F, Fut>(factory: F)
 where
     F: Fn(FeedOptions) -> Fut,
     Fut: Future<Output = Arc<dyn Feed>>,
 {
     let feed = factory(ROOMY).await;
-    assert_eq!(feed.last_id().await, Ok(0));
+    let base = base_of(&*feed).await;
+    assert!(base > 0, "ids start above the incarnation's base");
     let mut ids = Vec::new();
     for i in 0..20 {
         let to = (i % 3 == 0).then_some("bob");
         ids.push(publish(&*feed, to, &format!("comment {i}")).await);
     }
-    assert_eq!(ids, (1..=20).collect::<Vec<_>>());
-    assert_eq!(feed.last_id().await, Ok(20));
+    assert_eq!(ids, (base + 1..=base + 20).collect::<Vec<_>>());
+    assert_eq!(feed.last_id().await, Ok(base + 20));
     assert_eq!(feed.published(), 20);
-    let page = feed.read_after(Some(0), Some("bob"), 100).await.unwrap();
-    let read: Vec<u64> = page.comments.iter().map(|c| c.comment.id).collect();
-    assert_eq!(read, ids, "a page holds every comment for bob, in order");
-    assert_eq!(page.next, 20);
+    for cursor in [0, base] {
+        let page = feed
+            .read_after(Some(cursor), Some("bob"), 100)
+            .await
+            .unwrap();
+        let read: Vec<u64> = page.comments.iter().map(|c| c.comment.id).collect();
+        assert_eq!(
+            read, ids,
+            "a page from {cursor} holds every comment for bob, in order"
+        );
+        assert_eq!(page.next, base + 20);
+    }
     let mut subscription = feed.subscribe(Some(0), Some("bob".into())).await.unwrap();
-    for id in 1..=20 {
+    for id in base + 1..=base + 20 {
         assert_eq!(next_id(&mut subscription).await, id);
     }
     let id = publish(&*feed, None, "live").await;
     assert_eq!(next_id(&mut subscription).await, id);
-    assert_eq!(subscription.cursor(), 21);
+    assert_eq!(subscription.cursor(), base + 21);
+    fanned_out(&subscription, id).await;
+    assert_eq!(feed.info().last_id, base + 21, "info names the newest id");
 }
 
 /// A comment to a user reaches that user only; a broadcast reaches everyone; a page's `next`
@@ -105,6 +124,7 @@ where
     Fut: Future<Output = Arc<dyn Feed>>,
 {
     let feed = factory(ROOMY).await;
+    let base = base_of(&*feed).await;
     let mut bob = feed.subscribe(None, Some("bob".into())).await.unwrap();
     let mut anonymous = feed.subscribe(None, None).await.unwrap();
     publish(&*feed, None, "all").await;
@@ -118,7 +138,7 @@ where
     };
     let page = feed.read_after(Some(0), Some("bob"), 100).await.unwrap();
     assert_eq!(texts(&page), ["all", "to bob"]);
-    assert_eq!(page.next, 3, "past eve's comment too");
+    assert_eq!(page.next, base + 3, "past eve's comment too");
     let page = feed.read_after(Some(0), None, 100).await.unwrap();
     assert_eq!(
         texts(&page),
@@ -128,9 +148,9 @@ where
     let page = feed.read_after(Some(0), Some("eve"), 100).await.unwrap();
     assert_eq!(texts(&page), ["all", "to eve"]);
 
-    assert_eq!(next_id(&mut bob).await, 1);
-    assert_eq!(next_id(&mut bob).await, 2);
-    assert_eq!(next_id(&mut anonymous).await, 1);
+    assert_eq!(next_id(&mut bob).await, base + 1);
+    assert_eq!(next_id(&mut bob).await, base + 2);
+    assert_eq!(next_id(&mut anonymous).await, base + 1);
     let end = publish(&*feed, None, END).await;
     assert_eq!(next_id(&mut bob).await, end, "eve's comment is not bob's");
     assert_eq!(next_id(&mut anonymous).await, end);
@@ -144,29 +164,30 @@ where
     Fut: Future<Output = Arc<dyn Feed>>,
 {
     let feed = factory(ROOMY).await;
+    let b = base_of(&*feed).await;
     for i in 1..=5 {
         publish(&*feed, None, &i.to_string()).await;
     }
-    let page = feed.read_after(Some(2), None, 100).await.unwrap();
+    let page = feed.read_after(Some(b + 2), None, 100).await.unwrap();
     let ids: Vec<u64> = page.comments.iter().map(|c| c.comment.id).collect();
-    assert_eq!(ids, [3, 4, 5]);
-    assert_eq!(page.next, 5);
-    let page = feed.read_after(Some(2), None, 2).await.unwrap();
+    assert_eq!(ids, [b + 3, b + 4, b + 5]);
+    assert_eq!(page.next, b + 5);
+    let page = feed.read_after(Some(b + 2), None, 2).await.unwrap();
     assert_eq!(page.comments.len(), 2, "the limit holds");
-    assert_eq!(page.next, 4, "next is the last comment looked at");
+    assert_eq!(page.next, b + 4, "next is the last comment looked at");
     let page = feed.read_after(None, None, 100).await.unwrap();
     assert!(page.comments.is_empty());
-    assert_eq!(page.next, 5, "no cursor: from now on");
-    let page = feed.read_after(Some(5), None, 100).await.unwrap();
+    assert_eq!(page.next, b + 5, "no cursor: from now on");
+    let page = feed.read_after(Some(b + 5), None, 100).await.unwrap();
     assert!(page.comments.is_empty());
-    assert_eq!(page.next, 5);
+    assert_eq!(page.next, b + 5);
 
-    let mut from_three = feed.subscribe(Some(3), None).await.unwrap();
+    let mut from_three = feed.subscribe(Some(b + 3), None).await.unwrap();
     let mut from_now = feed.subscribe(None, None).await.unwrap();
-    assert_eq!(from_now.cursor(), 5);
+    assert_eq!(from_now.cursor(), b + 5);
     let six = publish(&*feed, None, "6").await;
-    assert_eq!(next_id(&mut from_three).await, 4);
-    assert_eq!(next_id(&mut from_three).await, 5);
+    assert_eq!(next_id(&mut from_three).await, b + 4);
+    assert_eq!(next_id(&mut from_three).await, b + 5);
     assert_eq!(next_id(&mut from_three).await, six);
     assert_eq!(next_id(&mut from_now).await, six);
 }
@@ -182,30 +203,43 @@ where
 {
     let history = 5;
     let feed = factory(FeedOptions { history, queue: 16 }).await;
+    let base = base_of(&*feed).await;
     let total = 1000;
     for i in 1..=total {
         publish(&*feed, None, &i.to_string()).await;
     }
-    let error = feed.read_after(Some(0), None, 10).await.unwrap_err();
-    let FeedError::CursorExpired { cursor: 0, oldest } = error else {
-        panic!("expected CursorExpired for cursor 0, got {error:?}");
+    let error = feed.read_after(Some(base), None, 10).await.unwrap_err();
+    let FeedError::CursorExpired { cursor, oldest } = error else {
+        panic!("expected CursorExpired for cursor {base}, got {error:?}");
     };
-    assert!(oldest > 1, "comment 1 was evicted, oldest is {oldest}");
+    assert_eq!(cursor, base);
     assert!(
-        oldest <= total - history as u64 + 1,
+        oldest > base + 1,
+        "comment 1 was evicted, oldest is {oldest}"
+    );
+    assert!(
+        oldest <= base + total - history as u64 + 1,
         "at least {history} comments are kept, oldest is {oldest}"
     );
-    let error = feed.subscribe(Some(0), None).await.err();
+    let error = feed.subscribe(Some(base), None).await.err();
     assert_eq!(
         error,
-        Some(FeedError::CursorExpired { cursor: 0, oldest }),
+        Some(FeedError::CursorExpired {
+            cursor: base,
+            oldest
+        }),
         "subscribing from an evicted cursor fails the same way"
+    );
+    let page = feed.read_after(Some(0), None, 1).await.unwrap();
+    assert_eq!(
+        page.comments[0].comment.id, oldest,
+        "cursor 0 means from the oldest kept, whatever was evicted"
     );
     let page = feed.read_after(Some(oldest - 1), None, 1).await.unwrap();
     assert_eq!(page.comments[0].comment.id, oldest, "the oldest id is kept");
     let mut subscription = feed.subscribe(Some(oldest - 1), None).await.unwrap();
     assert_eq!(next_id(&mut subscription).await, oldest);
-    let recent = total - history as u64;
+    let recent = base + total - history as u64;
     let page = feed.read_after(Some(recent), None, 100).await.unwrap();
     assert_eq!(page.comments.len(), history);
 }
@@ -217,19 +251,29 @@ where
     Fut: Future<Output = Arc<dyn Feed>>,
 {
     let feed = factory(ROOMY).await;
+    let b = base_of(&*feed).await;
     assert_eq!(
-        feed.read_after(Some(1), None, 10).await.unwrap_err(),
-        FeedError::CursorAhead { cursor: 1, last: 0 }
+        feed.read_after(Some(b + 1), None, 10).await.unwrap_err(),
+        FeedError::CursorAhead {
+            cursor: b + 1,
+            last: b
+        }
     );
     publish(&*feed, None, "1").await;
     publish(&*feed, None, "2").await;
     assert_eq!(
-        feed.read_after(Some(5), None, 10).await.unwrap_err(),
-        FeedError::CursorAhead { cursor: 5, last: 2 }
+        feed.read_after(Some(b + 5), None, 10).await.unwrap_err(),
+        FeedError::CursorAhead {
+            cursor: b + 5,
+            last: b + 2
+        }
     );
     assert_eq!(
-        feed.subscribe(Some(3), Some("bob".into())).await.err(),
-        Some(FeedError::CursorAhead { cursor: 3, last: 2 })
+        feed.subscribe(Some(b + 3), Some("bob".into())).await.err(),
+        Some(FeedError::CursorAhead {
+            cursor: b + 3,
+            last: b + 2
+        })
     );
 }
 
@@ -276,7 +320,8 @@ where
     const PUBLISHERS: usize = 4;
     const EACH: usize = 500;
     let feed = factory(ROOMY).await;
-    let (progress, watch) = tokio::sync::watch::channel(0u64);
+    let base = base_of(&*feed).await;
+    let (progress, watch) = tokio::sync::watch::channel(base);
     let progress = Arc::new(progress);
     let mut publishers = Vec::new();
     for p in 0..PUBLISHERS {
@@ -297,7 +342,7 @@ where
         let subscribed = subscribed.clone();
         subscribers.push(tokio::spawn(async move {
             // Start once the publishers are that far along: moments spread over the run.
-            let at = s * (PUBLISHERS * EACH) as u64 / 9;
+            let at = base + s * (PUBLISHERS * EACH) as u64 / 9;
             let seen = *within("progress", watch.wait_for(|newest| *newest >= at))
                 .await
                 .unwrap();
@@ -306,7 +351,7 @@ where
                 .then(|| ["user2", "user3", "user0", "user1"][s as usize / 2].to_string());
             // Half start from an id already published (a resuming client), half from now.
             let cursor = match s % 4 {
-                0 | 1 => Some(seen / 2),
+                0 | 1 => Some(base + (seen - base) / 2),
                 _ => None,
             };
             let subscription = feed.subscribe(cursor, user.clone()).await.unwrap();
@@ -319,7 +364,7 @@ where
         within("a publisher", publisher).await.unwrap();
     }
     let total = (PUBLISHERS * EACH) as u64;
-    assert_eq!(feed.last_id().await, Ok(total));
+    assert_eq!(feed.last_id().await, Ok(base + total));
     // The end marker goes out only once every subscriber has subscribed, or one starting
     // from now would wait for it forever.
     for _ in 0..subscribers.len() {
@@ -354,18 +399,19 @@ where
         queue,
     })
     .await;
+    let base = base_of(&*feed).await;
     let mut slow = feed.subscribe(None, None).await.unwrap();
     let total = 20;
     for i in 1..=total {
         publish(&*feed, None, &i.to_string()).await;
     }
-    fanned_out(&slow, total).await;
+    fanned_out(&slow, base + total).await;
     let mut read = 0;
     let error = loop {
         match within("the slow subscriber", slow.next()).await {
             Ok(comment) => {
                 read += 1;
-                assert_eq!(comment.comment.id, read, "in order up to the drop");
+                assert_eq!(comment.comment.id, base + read, "in order up to the drop");
             }
             Err(error) => break error,
         }
@@ -374,15 +420,15 @@ where
         error,
         FeedError::Lagged {
             queue,
-            resume_after: read
+            resume_after: base + read
         }
     );
     assert!(
         read < total,
         "a subscriber {total} behind with a queue of {queue} is dropped"
     );
-    let mut resumed = feed.subscribe(Some(read), None).await.unwrap();
-    for id in read + 1..=total {
+    let mut resumed = feed.subscribe(Some(base + read), None).await.unwrap();
+    for id in base + read + 1..=base + total {
         assert_eq!(next_id(&mut resumed).await, id, "resumed without loss");
     }
 }
@@ -472,6 +518,110 @@ where
     assert!(page.is_empty());
 }
 
+/// A feed started afresh is a new incarnation: its ids start above every id the earlier one
+/// handed out, and a cursor of the earlier one is `CursorFromEarlierFeed` naming this feed's
+/// first and oldest ids (from which the subscriber resumes), never read as one of its own.
+pub async fn earlier_incarnation_cursor_is_refused<F, Fut>(factory: F)
+where
+    F: Fn(FeedOptions) -> Fut,
+    Fut: Future<Output = Arc<dyn Feed>>,
+{
+    let earlier = factory(ROOMY).await;
+    let mut cursor = 0;
+    for i in 0..50 {
+        cursor = publish(&*earlier, None, &i.to_string()).await;
+    }
+    let earlier_info = earlier.info();
+    drop(earlier);
+    let feed = factory(ROOMY).await;
+    let base = base_of(&*feed).await;
+    let info = feed.info();
+    assert_ne!(
+        info.incarnation, earlier_info.incarnation,
+        "a new incarnation"
+    );
+    assert!(
+        base >= cursor,
+        "ids start above the earlier feed's ({base} < {cursor})"
+    );
+    let first = publish(&*feed, None, "first of the new feed").await;
+    assert_eq!(first, base + 1);
+    let refused = FeedError::CursorFromEarlierFeed {
+        cursor,
+        first,
+        oldest: first,
+    };
+    assert_eq!(
+        feed.read_after(Some(cursor), None, 10).await.unwrap_err(),
+        refused
+    );
+    assert_eq!(
+        feed.subscribe(Some(cursor), None).await.err(),
+        Some(refused)
+    );
+    let mut resumed = feed.subscribe(Some(first - 1), None).await.unwrap();
+    assert_eq!(
+        next_id(&mut resumed).await,
+        first,
+        "resumes from the oldest kept"
+    );
+}
+
+/// Subscribing from an old cursor copies nothing: the subscription pages through the history
+/// on demand, holding at most one page, and yields it all in order with no gap or duplicate
+/// while publishes race with the catch-up.
+pub async fn resume_pages_through_the_history<F, Fut>(factory: F)
+where
+    F: Fn(FeedOptions) -> Fut,
+    Fut: Future<Output = Arc<dyn Feed>>,
+{
+    let feed = factory(ROOMY).await;
+    let base = base_of(&*feed).await;
+    let backlog = 3 * CATCHUP_PAGE as u64 + 17;
+    for i in 0..backlog {
+        let to = (i % 4 == 1).then_some("eve");
+        publish(&*feed, to, &i.to_string()).await;
+    }
+    let mut subscription = feed.subscribe(Some(0), None).await.unwrap();
+    assert_eq!(subscription.buffered(), 0, "subscribing copied nothing");
+    assert!(
+        !subscription.is_live(),
+        "it catches up before it joins the fan-out"
+    );
+    let racing = {
+        let feed = feed.clone();
+        tokio::spawn(async move {
+            for i in 0..100 {
+                publish(&*feed, None, &format!("racing {i}")).await;
+                tokio::task::yield_now().await;
+            }
+            publish(&*feed, None, END).await
+        })
+    };
+    let mut ids = Vec::new();
+    let mut most_buffered = 0;
+    loop {
+        let comment = within("a comment", subscription.next()).await.unwrap();
+        most_buffered = most_buffered.max(subscription.buffered());
+        ids.push(comment.comment.id);
+        if comment.comment.text == END {
+            break;
+        }
+    }
+    within("the publisher", racing).await.unwrap();
+    assert!(
+        most_buffered < CATCHUP_PAGE,
+        "at most a page is held, not the history: {most_buffered}"
+    );
+    assert!(subscription.is_live());
+    assert_eq!(
+        ids,
+        expected(&*feed, base, None).await,
+        "every broadcast, in order, once"
+    );
+    assert!(ids.len() as u64 > backlog / 2);
+}
+
 /// One `#[tokio::test]` per check, on the backend `$factory` builds: a backend's test
 /// module runs the whole suite with `conformance_tests!(factory);`.
 macro_rules! conformance_tests {
@@ -511,6 +661,14 @@ macro_rules! conformance_tests {
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn visibility_rule() {
                 $crate::feed::conformance::visibility_rule($factory).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn earlier_incarnation_cursor_is_refused() {
+                $crate::feed::conformance::earlier_incarnation_cursor_is_refused($factory).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn resume_pages_through_the_history() {
+                $crate::feed::conformance::resume_pages_through_the_history($factory).await;
             }
         }
     };

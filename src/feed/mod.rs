@@ -20,10 +20,16 @@ mod subscription;
 use std::sync::Arc;
 
 pub use crate::model::comment::{Comment, NewComment, now_micros};
+pub use crate::model::stats::FeedInfo;
 pub use memory::MemoryFeed;
 pub use redis::RedisFeed;
 pub use render::{Draft, StoredComment};
-pub use subscription::{EndCause, EndWatch, Subscription};
+pub use subscription::{Catchup, EndCause, EndWatch, Live, Pager, Subscription};
+
+/// How many comments a subscription fetches from the history per step while it catches up
+/// from an old cursor: what one step holds the feed's lock for, and what a subscriber that
+/// does not read can hold, whatever the history's size.
+pub const CATCHUP_PAGE: usize = 256;
 
 /// A page of comments after a cursor, as short and long polling return it.
 #[derive(Debug, Default)]
@@ -58,6 +64,22 @@ pub enum FeedError {
         last_lost = .oldest - 1
     )]
     CursorExpired { cursor: u64, oldest: u64 },
+    /// The cursor is below this feed's first id: it was handed out by an earlier incarnation
+    /// (the server restarted, its history gone). Whatever that feed held after the cursor and
+    /// the subscriber had not read is lost to the restart; it resumes after `oldest - 1`.
+    // Its own variant, not `CursorExpired`: with ids offset by the incarnation's start time,
+    // "comments 42 to 1754000000000000 were evicted" would count microseconds as comments.
+    #[error(
+        "cursor {cursor} is from an earlier incarnation of the feed (the server restarted; \
+         this feed's ids start at {first}): what that feed held after the cursor is lost to the \
+         restart; the oldest kept id is {oldest}, resume after id {resume_after}",
+        resume_after = .oldest - 1
+    )]
+    CursorFromEarlierFeed {
+        cursor: u64,
+        first: u64,
+        oldest: u64,
+    },
     /// The cursor names a comment the feed never published (a restarted server, a typo).
     #[error("cursor {cursor} is ahead of the feed, whose last id is {last}")]
     CursorAhead { cursor: u64, last: u64 },
@@ -95,6 +117,21 @@ pub enum FeedError {
 /// Ids are strictly increasing and contiguous over the whole feed (every instance, every
 /// user), so a cursor is one integer.
 ///
+/// # Incarnations
+/// A feed that starts afresh (a restarted in-memory server, a wiped broker) is a new
+/// incarnation, and its ids start above every id an earlier one can have handed out: the
+/// memory feed starts after the microseconds since the Unix epoch at its start (an earlier
+/// incarnation would have had to average more than a million comments a second to reach
+/// them). A cursor below `info().first_id - 1` is therefore from an earlier incarnation and
+/// is refused with `CursorFromEarlierFeed` (410), never mistaken for one of this feed's.
+/// Cursor 0 means "from the oldest comment kept" in every incarnation.
+///
+/// # Resume cost
+/// A subscription from an old cursor pages through the history in steps of at most
+/// [`CATCHUP_PAGE`] comments (each step a short read), and joins the live fan-out only once
+/// it has caught up: subscribing copies nothing, and a subscriber that does not read holds
+/// one page. Reads for one user do not examine comments addressed to other users.
+///
 /// # Why `async_trait`
 /// Native `async fn` in traits cannot be called through `dyn Feed`, and the server holds
 /// its backend as `Arc<dyn Feed>` chosen at start-up. `async_trait` boxes each call's
@@ -131,8 +168,12 @@ pub trait Feed: Send + Sync + 'static {
         user: Option<String>,
     ) -> Result<Subscription, FeedError>;
 
-    /// The newest id, 0 for an empty feed.
+    /// The newest id; for an empty feed, the id before its first (`info().first_id - 1`).
     async fn last_id(&self) -> Result<u64, FeedError>;
+
+    /// This incarnation's identity and the newest id this instance has fanned out, for
+    /// `/stats`: local and synchronous, so it answers during an outage.
+    fn info(&self) -> FeedInfo;
 
     /// How many comments this instance accepted since it started: a local counter, so
     /// `/stats` answers during an outage, and summing it over instances counts each once.

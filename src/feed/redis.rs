@@ -2,33 +2,39 @@
 //! subscribers can spread over instances and a restart of one loses nothing.
 //!
 //! # Data layout (keys under a prefix, `pushlab` for the server)
+//! - `PREFIX:base`: the incarnation's base, set once (microseconds since the epoch when this
+//!   Redis first served the feed); ids continue above it, so a Redis that lost its data
+//!   starts a new incarnation whose ids are above every earlier one.
 //! - `PREFIX:last_id`: a string holding the newest id handed out.
 //! - `PREFIX:comments`: a stream with one entry per comment, its entry id `<comment id>-0`,
 //!   fields `from`, `text`, `at` (publish time, microseconds) and `to` when addressed.
 //!   `XADD ... MAXLEN ~ history` bounds it (whole stream nodes are trimmed, so somewhat more
 //!   than `history` may be kept).
 //!
-//! `APPEND` (a Lua script, atomic in Redis) reads `last_id`, adds the entry under the next id
-//! and stores that id, so ids are strictly increasing and contiguous across instances, and
-//! the stream holds them in id order. Ids are given only once the entry is stored.
+//! `APPEND` (a Lua script, atomic in Redis) reads `last_id` (or the base), adds the entry
+//! under the next id and stores that id, so ids are strictly increasing and contiguous
+//! across instances, and the stream holds them in id order. Ids are given only once the
+//! entry is stored.
 //!
 //! # One reader per instance
 //! A task reads the stream with `XREAD BLOCK` from the last id it saw, on a connection of its
 //! own (a blocked command would stall the shared one), and fans each comment out to this
 //! instance's subscriptions through their bounded queues, as the memory feed does under its
-//! lock; the shared horizon is stored only after a comment reached every queue. A
-//! subscription registers with the reader *before* reading its backlog from the stream, so
-//! the two overlap rather than leave a gap (`Subscription::new`'s contract).
+//! lock; the horizon is moved, under the same lock, only after a comment reached every
+//! queue. A subscription from an old cursor pages through the stream (`RedisPager`, one
+//! bounded `XRANGE` a step) and registers with the reader once a read reaches the stream's
+//! end, reading whatever the reader fanned out meanwhile too, so the page and the queue
+//! overlap rather than leave a gap.
 //!
 //! # When Redis goes down
 //! Calls fail with `Unavailable` (publishes answer 503). The reader's `XREAD` fails too: it
 //! ends every subscription with `Unavailable` (a counted, resumable drop), refuses new ones
 //! until it reads again, and resumes from the id it had reached, so resumed subscribers miss
-//! nothing. If Redis came back without its data (no persistence), its `last_id` is behind
-//! the reader: the reader starts over from there, and clients holding newer cursors get
-//! `CursorAhead`, as after a restart of an in-memory server.
+//! nothing. If Redis came back without its data (no persistence), the feed is a new
+//! incarnation: the reader starts over from its base, and clients holding old cursors get
+//! `CursorFromEarlierFeed` (410), as after a restart of an in-memory server.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
@@ -39,16 +45,28 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    Comment, Draft, EndCause, Feed, FeedError, FeedOptions, Page, StoredComment, Subscription,
+    CATCHUP_PAGE, Catchup, Comment, Draft, EndCause, Feed, FeedError, FeedInfo, FeedOptions, Live,
+    Page, Pager, StoredComment, Subscription, now_micros,
 };
 
-/// Stores a comment under the next id. KEYS: last_id, stream. ARGV: the MAXLEN, then the
-/// entry's field/value pairs. Returns the id as a string (`%d`: Lua's numbers are doubles,
-/// which print large integers in exponent form).
+/// Stores a comment under the next id. KEYS: last_id, stream, base. ARGV: the MAXLEN, a
+/// fresh incarnation base (the caller's clock, µs), then the entry's field/value pairs.
+/// Before this incarnation's first comment (or after Redis lost its data) the ids continue
+/// from `base`, set once per incarnation, so they start above every id an earlier
+/// incarnation handed out. Returns the id as a string (`%d`: Lua's numbers are doubles,
+/// which print large integers in exponent form; ids below 2^53 stay exact).
 const APPEND: &str = r"
-local id = tonumber(redis.call('GET', KEYS[1]) or 0) + 1
+local last = redis.call('GET', KEYS[1])
+if not last then
+  last = redis.call('GET', KEYS[3])
+  if not last then
+    last = ARGV[2]
+    redis.call('SET', KEYS[3], last)
+  end
+end
+local id = tonumber(last) + 1
 local text_id = string.format('%d', id)
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], text_id .. '-0', unpack(ARGV, 2))
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], text_id .. '-0', unpack(ARGV, 3))
 redis.call('SET', KEYS[1], text_id)
 return text_id
 ";
@@ -80,20 +98,27 @@ pub enum ConnectError {
 
 /// The feed over Redis; see the module documentation.
 pub struct RedisFeed {
-    /// Shared by publishes, reads and subscriptions' backlog reads; reconnects by itself.
-    connection: ConnectionManager,
-    keys: Keys,
+    /// What reads, subscriptions and their pagers share.
+    core: Arc<Core>,
     append: Script,
     /// `MAXLEN ~` of the stream.
     history: usize,
-    /// Capacity of each subscriber's queue.
-    queue: usize,
-    /// What the reader and the subscriptions share.
-    shared: Arc<Shared>,
     /// Publishes this instance accepted (`Feed::published`).
     published: AtomicU64,
     /// Stops the reader when the feed is dropped.
     stop: CancellationToken,
+}
+
+/// The Redis connection and this instance's registry, shared by the feed and the pagers of
+/// catching-up subscriptions.
+struct Core {
+    /// Shared by publishes, reads and subscriptions' catch-up reads; reconnects by itself.
+    connection: ConnectionManager,
+    keys: Keys,
+    /// Capacity of each subscriber's queue.
+    queue: usize,
+    /// What the reader and the subscriptions share.
+    shared: Arc<Shared>,
     /// For error messages.
     url: String,
 }
@@ -102,6 +127,8 @@ pub struct RedisFeed {
 struct Keys {
     last_id: String,
     stream: String,
+    /// The incarnation's base: ids continue from it (see `APPEND`).
+    base: String,
 }
 
 /// The reader's side, shared with every subscription.
@@ -110,6 +137,8 @@ struct Shared {
     /// The newest id the reader has fanned out to every subscription of this instance.
     /// Stored under the registry's lock after the fan-out; read without it.
     horizon: Arc<AtomicU64>,
+    /// The incarnation's base as this instance last read it (`Feed::info`).
+    base: AtomicU64,
 }
 
 struct Registry {
@@ -235,10 +264,9 @@ impl RedisFeed {
         let keys = Keys {
             last_id: format!("{prefix}:last_id"),
             stream: format!("{prefix}:comments"),
+            base: format!("{prefix}:base"),
         };
-        let last: Option<u64> = redis::cmd("GET")
-            .arg(&keys.last_id)
-            .query_async(&mut connection)
+        let (base, last) = incarnation(&mut connection, &keys)
             .await
             .map_err(unreachable)?;
         let shared = Arc::new(Shared {
@@ -248,7 +276,8 @@ impl RedisFeed {
                 next_registration: 0,
                 down: None,
             }),
-            horizon: Arc::new(AtomicU64::new(last.unwrap_or(0))),
+            horizon: Arc::new(AtomicU64::new(last)),
+            base: AtomicU64::new(base),
         });
         let stop = CancellationToken::new();
         let reader = Reader {
@@ -260,52 +289,76 @@ impl RedisFeed {
         };
         tokio::spawn(reader.run());
         Ok(Self {
-            connection,
-            keys,
+            core: Arc::new(Core {
+                connection,
+                keys,
+                queue: options.queue.max(1),
+                shared,
+                url: url.into(),
+            }),
             append: Script::new(APPEND),
             history: options.history.max(1),
-            queue: options.queue.max(1),
-            shared,
             published: AtomicU64::new(0),
             stop,
-            url: url.into(),
         })
     }
+}
 
+impl Core {
     fn unavailable(&self, error: RedisError) -> FeedError {
         unavailable(&self.url, &error)
     }
 
-    /// The comments for `user` after `cursor`, read in steps of `STEP` entries, until
-    /// `limit` are found or the stream's end. `last` is the newest id when the read began.
-    /// A gap before the first entry is `CursorExpired`; a gap met later (the history trimmed
-    /// past the read while it went on) ends the page there, and the next read reports it,
-    /// unless `whole` asks for everything up to the end, which then fails the same way.
+    /// The comments for `user` after `cursor` (0: from the oldest kept), read in steps of
+    /// `STEP` entries, until `limit` are found, the stream's end, or (with `one_step`) the
+    /// first step's end; and the newest id when the read began. A cursor from an earlier
+    /// incarnation is `CursorFromEarlierFeed`; a gap before the first entry is
+    /// `CursorExpired`; a gap met later (the history trimmed past the read while it went on)
+    /// ends the page there, and the next read reports it, unless `whole` asks for everything
+    /// up to the end, which then fails the same way.
     async fn scan(
         &self,
         cursor: u64,
         user: Option<&str>,
         limit: usize,
         whole: bool,
-    ) -> Result<Page, FeedError> {
+        one_step: bool,
+    ) -> Result<(Page, u64), FeedError> {
         let mut connection = self.connection.clone();
-        let (last, mut entries) = {
-            let (last, entries): (Option<u64>, Value) = redis::pipe()
-                .cmd("GET")
-                .arg(&self.keys.last_id)
-                .cmd("XRANGE")
-                .arg(&self.keys.stream)
-                .arg(entry_id(cursor + 1))
-                .arg("+")
-                .arg("COUNT")
-                .arg(STEP)
-                .query_async(&mut connection)
-                .await
-                .map_err(|e| self.unavailable(e))?;
-            (last.unwrap_or(0), self.entries(entries)?)
+        let start = if cursor == 0 {
+            "-".to_string()
+        } else {
+            entry_id(cursor + 1)
         };
+        let (last, base, reply): (Option<u64>, Option<u64>, Value) = redis::pipe()
+            .cmd("GET")
+            .arg(&self.keys.last_id)
+            .cmd("GET")
+            .arg(&self.keys.base)
+            .cmd("XRANGE")
+            .arg(&self.keys.stream)
+            .arg(start)
+            .arg("+")
+            .arg("COUNT")
+            .arg(STEP)
+            .query_async(&mut connection)
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        let base = base.unwrap_or(0);
+        let last = last.unwrap_or(base);
+        let mut entries = self.entries(reply)?;
+        let oldest = entries.first().map_or(last + 1, |c| c.comment.id);
+        // Cursor 0 asks from whatever is oldest now, in every incarnation.
+        let cursor = if cursor == 0 { oldest - 1 } else { cursor };
         if cursor > last {
             return Err(FeedError::CursorAhead { cursor, last });
+        }
+        if cursor < base {
+            return Err(FeedError::CursorFromEarlierFeed {
+                cursor,
+                first: base + 1,
+                oldest,
+            });
         }
         let mut page = Page {
             comments: Vec::new(),
@@ -320,17 +373,17 @@ impl RedisFeed {
                     if page.next == cursor || whole {
                         return Err(FeedError::CursorExpired { cursor, oldest: id });
                     }
-                    return Ok(page);
+                    return Ok((page, last));
                 }
                 if page.comments.len() == limit {
-                    return Ok(page);
+                    return Ok((page, last));
                 }
                 page.next = id;
                 if stored.is_for(user) {
                     page.comments.push(stored);
                 }
             }
-            if !full_step {
+            if !full_step || one_step {
                 break;
             }
             let reply: Value = redis::cmd("XRANGE")
@@ -351,7 +404,7 @@ impl RedisFeed {
                 oldest: last + 1,
             });
         }
-        Ok(page)
+        Ok((page, last))
     }
 
     fn entries(&self, reply: Value) -> Result<Vec<Arc<StoredComment>>, FeedError> {
@@ -361,8 +414,9 @@ impl RedisFeed {
     }
 
     /// Registers a subscriber with the reader; from now on it gets every comment the reader
-    /// fans out, i.e. every comment after the horizon read here.
-    fn register(&self, user: Option<String>) -> Result<Registered, FeedError> {
+    /// fans out, i.e. every comment after the horizon returned (read under the registry's
+    /// lock, under which the reader fans out and moves the horizon).
+    fn register(&self, user: Option<String>) -> Result<(Registered, u64), FeedError> {
         let mut registry = self.shared.lock();
         if let Some(reason) = &registry.down {
             return Err(FeedError::Unavailable {
@@ -392,20 +446,37 @@ impl RedisFeed {
             shared: Arc::downgrade(&self.shared),
             number,
         };
-        Ok(Registered {
-            receiver,
-            ended,
-            registration,
-        })
+        let horizon = self.shared.horizon.load(Ordering::Acquire);
+        Ok((
+            Registered {
+                receiver,
+                ended,
+                registration,
+            },
+            horizon,
+        ))
+    }
+
+    /// `Unavailable` while this instance's reader cannot read the stream.
+    fn check_reader(&self) -> Result<(), FeedError> {
+        match &self.shared.lock().down {
+            Some(reason) => Err(FeedError::Unavailable {
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
     }
 
     async fn get_last_id(&self) -> Result<u64, FeedError> {
-        let last: Option<u64> = redis::cmd("GET")
+        let (last, base): (Option<u64>, Option<u64>) = redis::pipe()
+            .cmd("GET")
             .arg(&self.keys.last_id)
+            .cmd("GET")
+            .arg(&self.keys.base)
             .query_async(&mut self.connection.clone())
             .await
             .map_err(|e| self.unavailable(e))?;
-        Ok(last.unwrap_or(0))
+        Ok(last.or(base).unwrap_or(0))
     }
 }
 
@@ -418,11 +489,14 @@ impl Drop for RedisFeed {
 #[async_trait::async_trait]
 impl Feed for RedisFeed {
     async fn append(&self, draft: Draft) -> Result<Arc<StoredComment>, FeedError> {
+        let core = &self.core;
         let mut invocation = self.append.prepare_invoke();
         invocation
-            .key(&self.keys.last_id)
-            .key(&self.keys.stream)
+            .key(&core.keys.last_id)
+            .key(&core.keys.stream)
+            .key(&core.keys.base)
             .arg(self.history)
+            .arg(now_micros())
             .arg("from")
             .arg(&draft.from)
             .arg("text")
@@ -433,9 +507,9 @@ impl Feed for RedisFeed {
             invocation.arg("to").arg(to);
         }
         let id: u64 = invocation
-            .invoke_async(&mut self.connection.clone())
+            .invoke_async(&mut core.connection.clone())
             .await
-            .map_err(|e| self.unavailable(e))?;
+            .map_err(|e| core.unavailable(e))?;
         self.published.fetch_add(1, Ordering::Relaxed);
         // The reader renders the entry it reads back the same way, so every instance sends
         // these very bytes.
@@ -451,9 +525,9 @@ impl Feed for RedisFeed {
         match cursor {
             None => Ok(Page {
                 comments: Vec::new(),
-                next: self.get_last_id().await?,
+                next: self.core.get_last_id().await?,
             }),
-            Some(cursor) => self.scan(cursor, user, limit, false).await,
+            Some(cursor) => Ok(self.core.scan(cursor, user, limit, false, false).await?.0),
         }
     }
 
@@ -462,39 +536,125 @@ impl Feed for RedisFeed {
         cursor: Option<u64>,
         user: Option<String>,
     ) -> Result<Subscription, FeedError> {
-        // Registered first, at horizon P: the live queue gets every comment after P, and the
-        // backlog read below reaches the stream's end, which is at least P. The overlap is
-        // dropped by the subscription.
-        let Registered {
-            receiver,
-            ended,
-            registration,
-        } = self.register(user.clone())?;
-        let (cursor, backlog) = match cursor {
-            None => (self.get_last_id().await?, VecDeque::new()),
-            Some(cursor) => {
-                let page = self.scan(cursor, user.as_deref(), usize::MAX, true).await?;
-                (cursor, page.comments.into())
-            }
+        let core = &self.core;
+        let Some(cursor) = cursor else {
+            // From now on: registered first, at horizon P, the live queue gets every comment
+            // after P <= the newest id read next; the overlap is dropped by the subscription.
+            let (registered, _) = core.register(user)?;
+            let cursor = core.get_last_id().await?;
+            return Ok(Subscription::live(
+                registered.into_live(),
+                core.queue,
+                cursor,
+                core.shared.horizon.clone(),
+            ));
         };
-        Ok(Subscription::new(
-            backlog,
-            receiver,
-            ended,
-            self.queue,
-            cursor,
-            self.shared.horizon.clone(),
-            Box::new(registration),
+        // Checked now, so a bad cursor (or a reader that lost Redis, which could not serve
+        // the subscription once caught up) is an error the handler can answer before it
+        // streams; the comments are read page by page as the subscriber takes them.
+        core.check_reader()?;
+        let (checked, _) = core.scan(cursor, user.as_deref(), 0, false, true).await?;
+        let pager = RedisPager {
+            core: core.clone(),
+            user,
+        };
+        Ok(Subscription::catching_up(
+            Box::new(pager),
+            core.queue,
+            checked.next,
+            core.shared.horizon.clone(),
         ))
     }
 
     async fn last_id(&self) -> Result<u64, FeedError> {
-        self.get_last_id().await
+        self.core.get_last_id().await
+    }
+
+    fn info(&self) -> FeedInfo {
+        let base = self.core.shared.base.load(Ordering::Acquire);
+        FeedInfo {
+            incarnation: base,
+            started_at_us: base,
+            first_id: base + 1,
+            last_id: self.core.shared.horizon.load(Ordering::Acquire),
+        }
     }
 
     fn published(&self) -> u64 {
         self.published.load(Ordering::Relaxed)
     }
+}
+
+impl Registered {
+    fn into_live(self) -> Live {
+        Live {
+            receiver: self.receiver,
+            ended: self.ended,
+            registration: Box::new(self.registration),
+        }
+    }
+}
+
+/// Pages one subscription through the stream, a bounded read per step, and registers it
+/// with the reader once a read reaches the stream's end.
+struct RedisPager {
+    core: Arc<Core>,
+    user: Option<String>,
+}
+
+#[async_trait::async_trait]
+impl Pager for RedisPager {
+    async fn next_page(&mut self, after: u64) -> Result<Catchup, FeedError> {
+        let core = &self.core;
+        let user = self.user.as_deref();
+        let (page, last) = core.scan(after, user, CATCHUP_PAGE, true, true).await?;
+        if page.next < last {
+            return Ok(Catchup {
+                comments: page.comments,
+                covered: page.next,
+                live: None,
+            });
+        }
+        // Caught up as of the read. Registered now, the queue gets every comment after the
+        // reader's horizon H; if the reader has already fanned out comments past the read
+        // (H > covered), those are not in the queue: read them too (the overlap with the
+        // queue is dropped by the subscription).
+        let (registered, horizon) = core.register(self.user.clone())?;
+        let mut comments = page.comments;
+        let mut covered = page.next;
+        if horizon > covered {
+            let (rest, _) = core.scan(covered, user, usize::MAX, true, false).await?;
+            comments.extend(rest.comments);
+            covered = rest.next;
+        }
+        Ok(Catchup {
+            comments,
+            covered,
+            live: Some(registered.into_live()),
+        })
+    }
+}
+
+/// The incarnation's base and the newest id, setting the base if this Redis has none (a
+/// fresh Redis, or one that lost its data): ids then continue above it.
+async fn incarnation(
+    connection: &mut ConnectionManager,
+    keys: &Keys,
+) -> Result<(u64, u64), RedisError> {
+    let (_, base, last): ((), u64, Option<u64>) = redis::pipe()
+        .cmd("SET")
+        .arg(&keys.base)
+        .arg(now_micros())
+        .arg("NX")
+        .ignore()
+        .cmd("GET")
+        .arg(&keys.base)
+        .cmd("GET")
+        .arg(&keys.last_id)
+        .query_async(connection)
+        .await
+        .map(|(base, last): (u64, Option<u64>)| ((), base, last))?;
+    Ok((base, last.unwrap_or(base)))
 }
 
 /// This instance's reader of the stream.
@@ -525,12 +685,25 @@ impl Reader {
                 }
                 let connection = connection.as_mut().expect("connected above");
                 if self.shared.lock().down.is_some() {
-                    // Back after an outage: did Redis keep the stream?
-                    let last: Option<u64> = redis::cmd("GET")
+                    // Back after an outage: did Redis keep the stream? (A Redis that lost its
+                    // data gets a new incarnation base here.)
+                    let (_, base, last): ((), u64, Option<u64>) = redis::pipe()
+                        .cmd("SET")
+                        .arg(&self.keys.base)
+                        .arg(now_micros())
+                        .arg("NX")
+                        .ignore()
+                        .cmd("GET")
+                        .arg(&self.keys.base)
+                        .cmd("GET")
                         .arg(&self.keys.last_id)
                         .query_async(connection)
-                        .await?;
-                    return Ok::<_, RedisError>(Step::Recovered(last.unwrap_or(0)));
+                        .await
+                        .map(|(base, last): (u64, Option<u64>)| ((), base, last))?;
+                    return Ok::<_, RedisError>(Step::Recovered {
+                        base,
+                        last: last.unwrap_or(base),
+                    });
                 }
                 let reply: Value = redis::cmd("XREAD")
                     .arg("COUNT")
@@ -559,14 +732,18 @@ impl Reader {
                         )),
                     }
                 }
-                Ok(Step::Recovered(last)) => {
+                Ok(Step::Recovered { base, last }) => {
                     failures = 0;
                     let mut registry = self.shared.lock();
-                    if last < position {
-                        // Redis came back without the stream: start over from its ids.
+                    let previous = self.shared.base.swap(base, Ordering::AcqRel);
+                    if base != previous || last < position {
+                        // Redis came back without the stream: a new incarnation, whose ids
+                        // continue above its base. Its subscribers were ended when Redis went
+                        // away; their old cursors now get `CursorFromEarlierFeed`.
                         tracing::warn!(
-                            "Redis at {} came back with last id {last}, behind this \
-                             instance's {position}: it lost its data",
+                            "Redis at {} came back without this instance's comments (last id \
+                             {last}, base {base}; this instance had reached {position}): a new \
+                             incarnation of the feed",
                             self.url
                         );
                         position = last;
@@ -636,7 +813,7 @@ impl Reader {
 
 enum Step {
     Read(Value),
-    Recovered(u64),
+    Recovered { base: u64, last: u64 },
 }
 
 fn unavailable(url: &str, error: &RedisError) -> FeedError {

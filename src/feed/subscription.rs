@@ -1,6 +1,7 @@
-//! The live subscription every backend hands out: first the backlog that existed when it
-//! was made, then comments as the backend fans them out, through a bounded queue. A backend
-//! builds one from those parts and keeps the contract written on `Subscription::new`; the
+//! The subscription every backend hands out: first it catches up on the history after its
+//! cursor, a bounded page at a time fetched on demand from the backend's [`Pager`], then it
+//! receives comments as the backend fans them out, through a bounded queue. A backend
+//! supplies those parts and keeps the contract written on [`Pager`] and [`Live`]; the
 //! ordering, the de-duplication and the horizon are done here, once for every backend.
 
 use std::collections::VecDeque;
@@ -20,64 +21,129 @@ pub enum EndCause {
     Unavailable { reason: String },
 }
 
-/// Tells whether the backend has ended a subscription early, and why.
-#[derive(Clone)]
-pub struct EndWatch(Arc<OnceLock<EndCause>>);
+/// A subscriber's place in the backend's live fan-out.
+pub struct Live {
+    /// Comments published since registration; bounded, so a slow reader cannot grow memory.
+    pub receiver: mpsc::Receiver<Arc<StoredComment>>,
+    /// Set by the backend before it drops the sender to end the subscription early.
+    pub ended: Arc<OnceLock<EndCause>>,
+    /// Unregisters the subscriber from its backend when the subscription is dropped.
+    pub registration: Box<dyn Send + Sync>,
+}
+
+/// One step of catching up: a page of the history and, once the page reaches the newest id,
+/// the live registration made together with it.
+pub struct Catchup {
+    /// The comments for the subscriber after the cursor asked, in id order; at most
+    /// [`super::CATCHUP_PAGE`].
+    pub comments: Vec<Arc<StoredComment>>,
+    /// Every comment for the subscriber with an id up to this one is in `comments` (or was
+    /// before the cursor asked): the next step asks after it.
+    pub covered: u64,
+    /// Set on the last step: the subscriber is registered, and its queue receives every
+    /// comment for it with an id above some `P <= covered` (overlaps are dropped here).
+    pub live: Option<Live>,
+}
+
+/// A backend's reader of its history for one catching-up subscription.
+#[async_trait::async_trait]
+pub trait Pager: Send + Sync {
+    /// The next step after `after` (an id this pager's earlier step covered, or the
+    /// subscription's starting cursor). Each step reads a bounded page; the step that reaches
+    /// the newest id registers the subscriber in the live fan-out atomically with that read,
+    /// so nothing published in between is missed. An error (an outage, the cursor evicted
+    /// meanwhile) ends the subscription like any other.
+    async fn next_page(&mut self, after: u64) -> Result<Catchup, FeedError>;
+}
+
+/// Tells whether the backend has ended a subscription early, and why, without borrowing the
+/// subscription: for a watcher running beside the stream that owns it. It learns the cause
+/// once the subscription has gone live (a catching-up subscription is not in the fan-out,
+/// so nothing can end it early).
+#[derive(Clone, Default)]
+pub struct EndWatch(Arc<OnceLock<Arc<OnceLock<EndCause>>>>);
 
 impl EndWatch {
     /// The cause, once the backend has set it.
     pub fn cause(&self) -> Option<&EndCause> {
-        self.0.get()
+        self.0.get().and_then(|ended| ended.get())
+    }
+
+    /// Called when the subscription joins the live fan-out.
+    fn went_live(&self, live: &Live) {
+        let _ = self.0.set(live.ended.clone());
     }
 }
 
-/// A live subscription. See `Feed`'s visibility rule for what it promises.
+/// A subscription. See `Feed`'s visibility rule for what it promises.
 pub struct Subscription {
-    /// Comments after the cursor that were already stored when the subscription began.
-    backlog: VecDeque<Arc<StoredComment>>,
-    /// Comments published since; bounded, so a slow reader cannot grow memory.
-    live: mpsc::Receiver<Arc<StoredComment>>,
-    /// Set by the backend when it ends this subscription; unset at the end means closed.
-    ended: Arc<OnceLock<EndCause>>,
+    /// Comments fetched while catching up and not yet yielded: at most one page.
+    buffer: VecDeque<Arc<StoredComment>>,
+    /// While catching up: where the next page comes from.
+    pager: Option<Box<dyn Pager>>,
+    /// Once caught up: the live queue.
+    live: Option<Live>,
+    /// While catching up: every comment for the subscriber up to this id has been fetched.
+    covered: u64,
     /// The queue's capacity, for the `Lagged` error.
     queue: usize,
     /// The newest id handed out, so nothing is yielded twice or out of order.
     last_yielded: u64,
     /// The backend's fan-out position, shared by all its subscriptions (one atomic, not one
     /// per subscriber): every comment with an id up to it has been queued to its recipients.
+    /// Only meaningful once live.
     horizon: Arc<AtomicU64>,
-    /// Unregisters the subscriber from its backend when the subscription is dropped.
-    _registration: Box<dyn Send + Sync>,
+    /// Shared with watchers of an early end (see [`EndWatch`]).
+    end_watch: EndWatch,
 }
 
 impl Subscription {
-    /// Assembles a subscription; `cursor` is the id the subscriber has already seen.
-    ///
-    /// The backend's side of the contract:
-    /// - `backlog` holds, in id order, the comments for this subscriber after `cursor` up to
-    ///   some id `B`, and `live` receives, in id order, every one of them published after
-    ///   some id `P <= B` (the two may overlap; overlaps are dropped here);
-    /// - `horizon` is stored (with `Release`) only once every comment up to it has been sent
-    ///   into the queues of its recipients, and is `>= P` when the subscription is made;
-    /// - before dropping the sender to end a subscription early, set `ended`.
-    pub fn new(
-        backlog: VecDeque<Arc<StoredComment>>,
-        live: mpsc::Receiver<Arc<StoredComment>>,
-        ended: Arc<OnceLock<EndCause>>,
-        queue: usize,
-        cursor: u64,
-        horizon: Arc<AtomicU64>,
-        registration: Box<dyn Send + Sync>,
-    ) -> Self {
+    /// A subscription registered in the live fan-out from the start (its cursor is the
+    /// newest id). `cursor` is the id the subscriber has already seen; `horizon` is stored
+    /// (with `Release`) only once every comment up to it has been sent into the queues of its
+    /// recipients, and is `>= cursor` now.
+    pub fn live(live: Live, queue: usize, cursor: u64, horizon: Arc<AtomicU64>) -> Self {
+        let end_watch = EndWatch::default();
+        end_watch.went_live(&live);
         Self {
-            backlog,
-            live,
-            ended,
+            buffer: VecDeque::new(),
+            pager: None,
+            live: Some(live),
+            covered: cursor,
             queue,
             last_yielded: cursor,
             horizon,
-            _registration: registration,
+            end_watch,
         }
+    }
+
+    /// A subscription that catches up from `cursor` through `pager`, then goes live.
+    pub fn catching_up(
+        pager: Box<dyn Pager>,
+        queue: usize,
+        cursor: u64,
+        horizon: Arc<AtomicU64>,
+    ) -> Self {
+        Self {
+            buffer: VecDeque::new(),
+            pager: Some(pager),
+            live: None,
+            covered: cursor,
+            queue,
+            last_yielded: cursor,
+            horizon,
+            end_watch: EndWatch::default(),
+        }
+    }
+
+    /// Comments fetched and not yet yielded: bounded by one page, whatever the history.
+    pub fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
+
+    /// Whether the subscription has caught up and joined the live fan-out.
+    pub fn is_live(&self) -> bool {
+        self.live.is_some()
     }
 
     /// The id of the last comment this subscription yielded (or its starting cursor): the
@@ -90,30 +156,42 @@ impl Subscription {
     /// (yielded, or waiting in it). Read it *before* draining with `try_next`: once the
     /// drain comes up empty, nothing for this subscriber up to the value read is left.
     pub fn horizon(&self) -> u64 {
-        self.horizon.load(Ordering::Acquire).max(self.last_yielded)
+        if self.live.is_some() {
+            self.horizon.load(Ordering::Acquire).max(self.last_yielded)
+        } else {
+            // Still catching up: only what was fetched is known to be here.
+            self.covered.max(self.last_yielded)
+        }
     }
 
     /// Whether the backend has already given up on this subscription (its queue overflowed,
     /// or the backend failed), as the error `next` will return once the queue is drained.
     /// A subscriber whose socket is stuck never drains it; this lets it notice anyway.
     pub fn ended_early(&self) -> Option<FeedError> {
-        self.ended.get().map(|_| self.end_reason())
+        let live = self.live.as_ref()?;
+        live.ended.get().map(|_| self.end_reason())
     }
 
-    /// A handle that answers `ended_early` without borrowing the subscription, for a watcher
-    /// running beside the stream that owns it.
+    /// A handle that answers `ended_early` without borrowing the subscription.
     pub fn end_watch(&self) -> EndWatch {
-        EndWatch(self.ended.clone())
+        self.end_watch.clone()
     }
 
     /// The next comment, waiting for one to be published if need be.
+    // Cancel-safe, as `select!` arms need: a fetch updates the state only once it returned.
     pub async fn next(&mut self) -> Result<Arc<StoredComment>, FeedError> {
         loop {
-            let comment = match self.backlog.pop_front() {
+            let comment = match self.buffer.pop_front() {
                 Some(comment) => comment,
-                None => match self.live.recv().await {
-                    Some(comment) => comment,
-                    None => return Err(self.end_reason()),
+                None => match &mut self.live {
+                    Some(live) => match live.receiver.recv().await {
+                        Some(comment) => comment,
+                        None => return Err(self.end_reason()),
+                    },
+                    None => {
+                        self.fetch().await?;
+                        continue;
+                    }
                 },
             };
             if let Some(comment) = self.accept(comment) {
@@ -122,12 +200,29 @@ impl Subscription {
         }
     }
 
-    /// The next comment if one is ready now, without waiting.
+    /// Fetches the next page of the history, going live on the last one.
+    async fn fetch(&mut self) -> Result<(), FeedError> {
+        let Some(pager) = &mut self.pager else {
+            return Err(FeedError::Closed);
+        };
+        let step = pager.next_page(self.covered).await?;
+        self.buffer.extend(step.comments);
+        self.covered = self.covered.max(step.covered);
+        if let Some(live) = step.live {
+            self.end_watch.went_live(&live);
+            self.live = Some(live);
+            self.pager = None;
+        }
+        Ok(())
+    }
+
+    /// The next comment if one is ready now, without waiting (while catching up, only what
+    /// was already fetched is ready).
     pub fn try_next(&mut self) -> Option<Result<Arc<StoredComment>, FeedError>> {
         loop {
-            let comment = match self.backlog.pop_front() {
+            let comment = match self.buffer.pop_front() {
                 Some(comment) => comment,
-                None => match self.live.try_recv() {
+                None => match self.live.as_mut()?.receiver.try_recv() {
                     Ok(comment) => comment,
                     Err(mpsc::error::TryRecvError::Empty) => return None,
                     Err(mpsc::error::TryRecvError::Disconnected) => {
@@ -158,7 +253,7 @@ impl Subscription {
         self.last_yielded
     }
 
-    /// Drops a comment already yielded (the backlog and the live queue can overlap by a few).
+    /// Drops a comment already yielded (the last page and the live queue can overlap by a few).
     fn accept(&mut self, comment: Arc<StoredComment>) -> Option<Arc<StoredComment>> {
         if comment.comment.id <= self.last_yielded {
             return None;
@@ -168,7 +263,7 @@ impl Subscription {
     }
 
     fn end_reason(&self) -> FeedError {
-        match self.ended.get() {
+        match self.live.as_ref().and_then(|live| live.ended.get()) {
             Some(EndCause::Lagged) => FeedError::Lagged {
                 queue: self.queue,
                 resume_after: self.last_yielded,

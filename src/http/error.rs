@@ -75,7 +75,26 @@ impl From<FeedError> for AppError {
                 status: StatusCode::GONE,
                 message,
                 retry_after: None,
-                details: Some(serde_json::json!({ "cursor": cursor, "oldest": oldest })),
+                details: Some(
+                    serde_json::json!({ "cursor": cursor, "oldest": oldest, "cause": "evicted" }),
+                ),
+            },
+            // Also 410: the cursor is gone for good. `cause` and `first_id` let a client tell
+            // a restart from an eviction and count its loss as the restart's.
+            FeedError::CursorFromEarlierFeed {
+                cursor,
+                first,
+                oldest,
+            } => Self {
+                status: StatusCode::GONE,
+                message,
+                retry_after: None,
+                details: Some(serde_json::json!({
+                    "cursor": cursor,
+                    "oldest": oldest,
+                    "first_id": first,
+                    "cause": "restart",
+                })),
             },
             FeedError::CursorAhead { cursor, last } => Self {
                 status: StatusCode::BAD_REQUEST,

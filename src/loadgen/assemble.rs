@@ -74,10 +74,12 @@ fn client_totals(window: &ClientDelta, payload_bytes_delivered: u64) -> ClientTo
 
 /// The server's counts within the window, except slow-subscriber drops, which are counted
 /// over the whole cell: a drop in the drain is still a subscriber the server gave up on.
+/// Across a server restart nothing is subtracted: the counts stay zero (`ServerRestarted`
+/// says why) rather than wrapping.
 fn server_totals(window: &Window, settled: &Settled) -> ServerTotals {
     let (start, end) = (&window.server_start, &window.server_end);
-    let counts = end.account - start.account;
-    let whole_cell = settled.server_after - settled.server_before;
+    let (counts, cpu_seconds) = end.since(start).unwrap_or_default();
+    let whole_cell = whole_cell(settled);
     ServerTotals {
         requests: counts.requests,
         empty_responses: counts.empty_responses,
@@ -86,7 +88,7 @@ fn server_totals(window: &Window, settled: &Settled) -> ServerTotals {
         bytes_out: counts.bytes_out,
         comments_delivered: counts.comments_delivered,
         dropped_slow: whole_cell.dropped_slow,
-        cpu_seconds: end.process.cpu_seconds - start.process.cpu_seconds,
+        cpu_seconds,
         peak_rss_bytes: end.process.peak_rss_bytes,
         rss_bytes: end.process.rss_bytes,
     }
@@ -123,8 +125,17 @@ fn per_delivery(client: &ClientTotals, server: &ServerTotals, d: &Deliveries) ->
     }
 }
 
+/// The server's counts over the whole cell; zero across a restart.
+fn whole_cell(settled: &Settled) -> crate::model::stats::AccountStats {
+    if settled.server_restarted {
+        Default::default()
+    } else {
+        settled.server_after - settled.server_before
+    }
+}
+
 fn agreement(settled: &Settled) -> ByteAgreement {
-    let server = settled.server_after - settled.server_before;
+    let server = whole_cell(settled);
     let (client_up, client_down) = (settled.client_up, settled.client_down);
     ByteAgreement {
         client_up,
@@ -152,8 +163,9 @@ type Rule = fn(&CellResult, &CellObservations) -> Option<Warning>;
 
 /// Every rule, in the order their warnings are listed (the order published runs have):
 /// loss first, then what happened around the window, then what the window's figures show.
-const RULES: [Rule; 19] = [
+const RULES: [Rule; 21] = [
     loss,
+    lost_to_restart,
     not_all_ready,
     end_comment_failed,
     subscribers_cut_off,
@@ -172,6 +184,7 @@ const RULES: [Rule; 19] = [
     publisher_late,
     client_errors,
     external_target,
+    server_restarted,
 ];
 
 /// What a reader must know before trusting the cell.
@@ -193,6 +206,22 @@ fn loss(cell: &CellResult, _: &CellObservations) -> Option<Warning> {
         missing: d.missing,
         expected: d.expected,
     })
+}
+
+fn lost_to_restart(cell: &CellResult, o: &CellObservations) -> Option<Warning> {
+    let d = &cell.deliveries;
+    (d.lost_to_restart > 0 || o.merged.restarts_seen > 0).then_some(Warning::LostToRestart {
+        lost: d.lost_to_restart,
+        expected: d.expected,
+        restarts_seen: o.merged.restarts_seen,
+    })
+}
+
+fn server_restarted(_: &CellResult, o: &CellObservations) -> Option<Warning> {
+    let w = &o.window;
+    let restarted =
+        o.settled.server_restarted || w.server_start.started_at_us != w.server_end.started_at_us;
+    restarted.then_some(Warning::ServerRestarted)
 }
 
 fn not_all_ready(cell: &CellResult, o: &CellObservations) -> Option<Warning> {
@@ -241,9 +270,10 @@ fn kernel_mismatch(cell: &CellResult, _: &CellObservations) -> Option<Warning> {
     })
 }
 
-fn bytes_disagree(cell: &CellResult, _: &CellObservations) -> Option<Warning> {
+fn bytes_disagree(cell: &CellResult, o: &CellObservations) -> Option<Warning> {
     let a = &cell.agreement;
-    (!a.equal).then_some(Warning::BytesDisagree {
+    // Across a restart the server's side is unknown, not different: `ServerRestarted` says so.
+    (!a.equal && !o.settled.server_restarted).then_some(Warning::BytesDisagree {
         client_up: a.client_up,
         server_in: a.server_in,
         server_out: a.server_out,
@@ -428,6 +458,7 @@ mod tests {
                     rss_bytes: rss,
                     peak_rss_bytes: rss + 1_000_000,
                 },
+                started_at_us: 1_754_000_000_000_000,
             };
         (
             moment(11, 1, 10, 1_100, 5_500, 100, 0.5, 1_000_000),
@@ -474,6 +505,7 @@ mod tests {
                     bytes_out: 110_000,
                     ..AccountStats::default()
                 },
+                server_restarted: false,
                 client_up: 4_000,
                 client_down: 110_000,
                 kernel_sockets: 10,
@@ -501,6 +533,7 @@ mod tests {
                 misdelivered: 0,
                 unexpected: 0,
                 payload_bytes: 150_000,
+                restarts_seen: 0,
             },
         }
     }
@@ -625,6 +658,17 @@ mod tests {
                 },
             ),
             (
+                |o| {
+                    o.merged.deliveries.lost_to_restart = 12;
+                    o.merged.restarts_seen = 10;
+                },
+                Warning::LostToRestart {
+                    lost: 12,
+                    expected: 1_000,
+                    restarts_seen: 10,
+                },
+            ),
+            (
                 |o| o.ready = 7,
                 Warning::NotAllReady {
                     ready: 7,
@@ -741,6 +785,11 @@ mod tests {
                 Warning::ClientErrors { count: 11 },
             ),
             (|o| o.external_target = true, Warning::ExternalTarget),
+            // Last: it leaves the server's figures at zero, which quiets rules above.
+            (
+                |o| o.window.server_end.started_at_us += 1,
+                Warning::ServerRestarted,
+            ),
         ]
     }
 
@@ -758,7 +807,9 @@ mod tests {
 
     #[test]
     fn warnings_keep_the_published_order_with_loss_first() {
-        let rules = each_rule();
+        let mut rules = each_rule();
+        // A restart leaves the server's figures unknown, so rules on them cannot fire with it.
+        rules.pop();
         let every_tweak = || {
             let mut o = quiet();
             for (tweak, _) in &rules {
@@ -773,7 +824,7 @@ mod tests {
             .collect();
         let expected: Vec<_> = rules.iter().map(|(_, w)| discriminant(w)).collect();
         assert_eq!(kinds, expected);
-        assert_eq!(cell.warnings.len(), 19);
+        assert_eq!(cell.warnings.len(), 20);
         assert!(
             cell.warnings[0].starts_with("LOSS: 3 of 1000"),
             "{:?}",
@@ -812,5 +863,23 @@ mod tests {
             0,
             "no kernel count, nothing to compare"
         );
+    }
+
+    /// The wrap: a restarted server's counters are smaller than before. Nothing is
+    /// subtracted across the restart, so nothing wraps and no CPU goes negative.
+    #[test]
+    fn a_restart_between_snapshots_is_reported_not_subtracted() {
+        let mut o = quiet();
+        o.window.server_end.started_at_us += 5_000_000;
+        o.window.server_end.account.bytes_out = 10;
+        o.window.server_end.process.cpu_seconds = 0.1;
+        o.settled.server_restarted = true;
+        o.settled.server_after.bytes_out = 5;
+        let cell = assemble(o);
+        assert_eq!(cell.server.bytes_out, 0);
+        assert_eq!(cell.server.cpu_seconds, 0.0);
+        assert_eq!(cell.per_delivery.server_cpu_us, 0.0);
+        assert_eq!(cell.agreement.server_out, 0);
+        assert_eq!(cell.warnings, [Warning::ServerRestarted.to_string()]);
     }
 }

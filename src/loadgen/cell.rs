@@ -44,7 +44,7 @@ pub async fn run_cell(
 ) -> Result<(CellResult, Histogram<u64>), RunError> {
     let plan = CellPlan::new(scenario, spec);
     let mut target = start_target(scenario, &plan, index, run_dir, options).await?;
-    let start_cursor = target.before.comments_published;
+    let start_cursor = start_cursor(&target.before);
     let mut subscribers =
         connect_subscribers(scenario, spec, &plan, target.addr, start_cursor).await;
     let observed = publish_and_observe(scenario, spec, &plan, &subscribers, &mut target).await?;
@@ -73,6 +73,17 @@ pub async fn run_cell(
         merged,
     });
     Ok((cell, histogram))
+}
+
+/// The cursor every subscriber starts after: the feed's newest id before publishing (ids
+/// start at the feed incarnation's base, so the count of comments is not one). A server
+/// that predates `/stats`' `feed` block numbered its ids from 1, so its count is.
+fn start_cursor(before: &StatsSnapshot) -> u64 {
+    if before.feed.first_id > 0 {
+        before.feed.last_id
+    } else {
+        before.comments_published
+    }
 }
 
 /// A cell's shape in comments, from the scenario's timing and the cell's rate.
@@ -349,7 +360,7 @@ fn spawn_reconnect_monitor(
                 seconds
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .push(now - last);
+                    .push(now.saturating_sub(last));
                 last = now;
             }
         }
@@ -393,6 +404,7 @@ fn server_moment(snapshot: &StatsSnapshot, technique: Technique) -> ServerMoment
     ServerMoment {
         account: account(snapshot, technique),
         process: snapshot.process,
+        started_at_us: snapshot.started_at_us,
     }
 }
 
@@ -502,6 +514,7 @@ async fn settle(
     Ok(Settled {
         server_before: account(&target.before, technique),
         server_after: account(&last, technique),
+        server_restarted: last.started_at_us != target.before.started_at_us,
         client_up,
         client_down,
         kernel_sockets,

@@ -66,14 +66,17 @@ impl Sub for ClientMoment {
 
     fn sub(self, earlier: ClientMoment) -> ClientDelta {
         ClientDelta {
-            requests: self.requests - earlier.requests,
-            empty_responses: self.empty_responses - earlier.empty_responses,
-            connections_opened: self.connections_opened - earlier.connections_opened,
-            reconnects: self.reconnects - earlier.reconnects,
-            errors: self.errors - earlier.errors,
-            bytes_up: self.bytes_up - earlier.bytes_up,
-            bytes_down: self.bytes_down - earlier.bytes_down,
-            cpu_seconds: self.cpu_seconds - earlier.cpu_seconds,
+            // Saturating: counters taken out of order must not wrap into 18 quintillion.
+            requests: self.requests.saturating_sub(earlier.requests),
+            empty_responses: self.empty_responses.saturating_sub(earlier.empty_responses),
+            connections_opened: self
+                .connections_opened
+                .saturating_sub(earlier.connections_opened),
+            reconnects: self.reconnects.saturating_sub(earlier.reconnects),
+            errors: self.errors.saturating_sub(earlier.errors),
+            bytes_up: self.bytes_up.saturating_sub(earlier.bytes_up),
+            bytes_down: self.bytes_down.saturating_sub(earlier.bytes_down),
+            cpu_seconds: (self.cpu_seconds - earlier.cpu_seconds).max(0.0),
             seconds: self.at.duration_since(earlier.at).as_secs_f64(),
         }
     }
@@ -84,6 +87,21 @@ impl Sub for ClientMoment {
 pub struct ServerMoment {
     pub account: AccountStats,
     pub process: ProcessStats,
+    /// The server process's start time (`/stats` `started_at_us`): two moments with
+    /// different ones straddle a restart and must not be subtracted.
+    pub started_at_us: u64,
+}
+
+impl ServerMoment {
+    /// `self - start` when both are of the same server process; `None` across a restart.
+    pub fn since(&self, start: &ServerMoment) -> Option<(AccountStats, f64)> {
+        (self.started_at_us == start.started_at_us).then(|| {
+            (
+                self.account - start.account,
+                (self.process.cpu_seconds - start.process.cpu_seconds).max(0.0),
+            )
+        })
+    }
 }
 
 /// How the publisher fared, final once publishing is over.
@@ -135,6 +153,9 @@ pub struct Settled {
     /// The technique's account before the subscribers connected, and after they closed.
     pub server_before: AccountStats,
     pub server_after: AccountStats,
+    /// True when the server restarted between those two (its start time changed): they
+    /// are not subtracted.
+    pub server_restarted: bool,
     /// Bytes the subscribers sent and received, counted at their sockets.
     pub client_up: u64,
     pub client_down: u64,

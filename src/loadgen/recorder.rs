@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::feed::Comment;
 use crate::model::results::{Deliveries, TimelinePoint};
-use crate::techniques::DeliverySink;
+use crate::techniques::{DeliverySink, Gone, GoneCause};
 
 /// Prefix of every comment text the publisher sends, followed by a zero-padded sequence.
 pub const SEQ_TAG: &str = "pushlab seq=";
@@ -164,11 +164,19 @@ pub struct SubscriberRecord {
     misdelivered: u64,
     /// The user this subscriber is, to check targeting.
     user: String,
+    /// Times this subscriber learned that the server had restarted.
+    restarts: u64,
     last_id: u64,
     /// Bytes of comment JSON received (the payload every technique must carry).
     pub payload_bytes: u64,
     /// First deliveries received within the window, of any comment (see `deliver`).
     in_window: u64,
+    /// The highest sequence number delivered so far.
+    last_seq: Option<u64>,
+    /// Spans of sequence numbers lost to a server restart: from the last one delivered
+    /// before the subscriber learned of it (exclusive) to the first one after (exclusive;
+    /// `None` until it arrives).
+    restart_gaps: Vec<(Option<u64>, Option<u64>)>,
 }
 
 impl SubscriberRecord {
@@ -190,10 +198,20 @@ impl SubscriberRecord {
             out_of_order: 0,
             misdelivered: 0,
             user,
+            restarts: 0,
             last_id: 0,
             payload_bytes: 0,
             in_window: 0,
+            last_seq: None,
+            restart_gaps: Vec::new(),
         }
+    }
+
+    /// Whether sequence number `seq` falls in a span lost to a restart.
+    fn lost_to_restart(&self, seq: u64) -> bool {
+        self.restart_gaps.iter().any(|(after, before)| {
+            after.is_none_or(|after| seq > after) && before.is_none_or(|before| seq < before)
+        })
     }
 }
 
@@ -220,6 +238,11 @@ impl DeliverySink for SubscriberRecord {
         if comment.id <= self.last_id {
             self.out_of_order += 1;
         }
+        // The first comment after a restart closes the span lost to it.
+        if let Some(gap) = self.restart_gaps.last_mut().filter(|gap| gap.1.is_none()) {
+            gap.1 = Some(seq);
+        }
+        self.last_seq = self.last_seq.max(Some(seq));
         self.last_id = self.last_id.max(comment.id);
         // Every delivery received within the window, warm-up comments included: the window's
         // bytes, requests and CPU carried them all.
@@ -239,6 +262,19 @@ impl DeliverySink for SubscriberRecord {
         });
         self.progress.delivered.fetch_add(1, Ordering::Relaxed);
     }
+
+    /// A restart opens a span of lost sequence numbers; an eviction is plain loss (the
+    /// server kept running and dropped what the subscriber had not read).
+    fn cursor_gone(&mut self, gone: &Gone) {
+        if gone.cause == GoneCause::Restart {
+            self.restarts += 1;
+            if self.restart_gaps.last().is_none_or(|gap| gap.1.is_some()) {
+                self.restart_gaps.push((self.last_seq, None));
+            }
+            // A new incarnation's ids are its own: order checks start afresh.
+            self.last_id = 0;
+        }
+    }
 }
 
 /// The merged view of every subscriber of a cell.
@@ -251,6 +287,8 @@ pub struct CellRecord {
     /// that failed after the server stored the comment).
     pub unexpected: u64,
     pub payload_bytes: u64,
+    /// Restarts the subscribers learned of (one per subscriber per restart).
+    pub restarts_seen: u64,
 }
 
 /// A fresh latency histogram: 1 µs to one hour at three significant digits.
@@ -294,6 +332,7 @@ pub fn merge(
         ..Default::default()
     };
     let (mut misdelivered, mut unexpected, mut payload_bytes) = (0, 0, 0);
+    let mut restarts_seen = 0;
     for (subscriber, record) in records.iter().enumerate() {
         let Some(record) = record else {
             // A subscriber whose task failed: everything it should have had is missing.
@@ -319,7 +358,14 @@ pub fn merge(
                 record.seen.contains(index),
             );
             deliveries.expected += u64::from(expected);
-            deliveries.missing += u64::from(expected && !seen);
+            if expected && !seen {
+                let seq = expect.schedule.first_measured + index as u64;
+                if record.lost_to_restart(seq) {
+                    deliveries.lost_to_restart += 1;
+                } else {
+                    deliveries.missing += 1;
+                }
+            }
             unexpected += u64::from(seen && !expected);
         }
         deliveries.delivered += record.samples.len() as u64;
@@ -327,6 +373,7 @@ pub fn merge(
         deliveries.out_of_order += record.out_of_order;
         misdelivered += record.misdelivered;
         payload_bytes += record.payload_bytes;
+        restarts_seen += record.restarts;
     }
     let seconds = per_second.len().max(reconnects_by_second.len());
     let timeline = (0..seconds)
@@ -349,6 +396,7 @@ pub fn merge(
         misdelivered,
         unexpected,
         payload_bytes,
+        restarts_seen,
     }
 }
 
@@ -468,5 +516,51 @@ mod tests {
         let records: Vec<_> = records.into_iter().map(Some).collect();
         let d = merge(&records, &expect, &[]).deliveries;
         assert_eq!((d.expected, d.delivered, d.missing), (4, 3, 1), "{d:?}");
+    }
+
+    /// A subscriber told of a restart after seq 1 that resumes at seq 4: 2 and 3 are lost to
+    /// the restart, not missing; 5, never delivered later, is plain loss.
+    #[test]
+    fn a_restart_gap_counts_as_lost_to_restart_not_loss() {
+        use crate::techniques::{Gone, GoneCause};
+        let schedule = Schedule {
+            start: Instant::now(),
+            period: Duration::from_millis(1),
+            first_measured: 0,
+            end: 7,
+        };
+        let started = started(schedule);
+        let mut record = SubscriberRecord::new(
+            started,
+            7,
+            Arc::new(CellProgress::default()),
+            CancellationToken::new(),
+            "u".into(),
+        );
+        record.deliver(comment(100, 0, None), schedule.start);
+        record.deliver(comment(101, 1, None), schedule.start);
+        record.cursor_gone(&Gone {
+            cause: GoneCause::Restart,
+            cursor: 101,
+            resume_after: 5_000,
+        });
+        record.deliver(comment(5_001, 4, None), schedule.start);
+        record.deliver(comment(5_003, 6, None), schedule.start);
+        let accepted = all_accepted(7);
+        let expect = Expectation {
+            schedule: &schedule,
+            accepted: &accepted,
+            per_user: None,
+            publish_errors: 0,
+        };
+        let merged = merge(&[Some(record)], &expect, &[]);
+        let d = merged.deliveries;
+        assert_eq!((d.expected, d.delivered), (7, 4), "{d:?}");
+        assert_eq!((d.lost_to_restart, d.missing), (2, 1), "{d:?}");
+        assert_eq!(
+            d.out_of_order, 0,
+            "the new incarnation's ids are not out of order"
+        );
+        assert_eq!(merged.restarts_seen, 1);
     }
 }

@@ -99,6 +99,16 @@ pub enum Warning {
     },
     /// The cell drove a server the load generator did not start.
     ExternalTarget,
+    /// Expected deliveries lost because the server restarted, and how many times
+    /// subscribers were told so (a 410 naming the restart).
+    LostToRestart {
+        lost: u64,
+        expected: u64,
+        restarts_seen: u64,
+    },
+    /// The server's start time in `/stats` changed between two snapshots the cell
+    /// subtracts: its counts were not subtracted across the restart.
+    ServerRestarted,
 }
 
 impl fmt::Display for Warning {
@@ -193,6 +203,22 @@ impl fmt::Display for Warning {
             Warning::ExternalTarget => f.write_str(
                 "external server: its CPU, memory and counters include anything else it served",
             ),
+            Warning::LostToRestart {
+                lost,
+                expected,
+                restarts_seen,
+            } => write!(
+                f,
+                "RESTART: {lost} of {expected} expected deliveries were lost to a server restart \
+                 (comments the earlier server held that subscribers had not read, or published while it \
+                 was down); subscribers were told {restarts_seen} times by a 410 and resumed from the \
+                 oldest comment kept, so this is not counted as LOSS"
+            ),
+            Warning::ServerRestarted => f.write_str(
+                "the server restarted during the cell (its start time in /stats changed): its counters \
+                 were not subtracted across the restart, so its figures for the cell (bytes, requests, \
+                 CPU) are left at zero and the byte comparison is skipped",
+            ),
         }
     }
 }
@@ -207,7 +233,7 @@ mod tests {
     fn renders_the_published_wording() {
         let mut cases = wording_around_the_window();
         cases.extend(wording_of_the_figures());
-        assert_eq!(cases.len(), 19, "one case per rule");
+        assert_eq!(cases.len(), 21, "one case per rule");
         for (warning, text) in cases {
             assert_eq!(warning.to_string(), text, "{warning:?}");
         }
@@ -326,6 +352,18 @@ mod tests {
             (
                 Warning::ExternalTarget,
                 "external server: its CPU, memory and counters include anything else it served",
+            ),
+            (
+                Warning::LostToRestart {
+                    lost: 12,
+                    expected: 400,
+                    restarts_seen: 20,
+                },
+                "RESTART: 12 of 400 expected deliveries were lost to a server restart (comments the earlier server held that subscribers had not read, or published while it was down); subscribers were told 20 times by a 410 and resumed from the oldest comment kept, so this is not counted as LOSS",
+            ),
+            (
+                Warning::ServerRestarted,
+                "the server restarted during the cell (its start time in /stats changed): its counters were not subtracted across the restart, so its figures for the cell (bytes, requests, CPU) are left at zero and the byte comparison is skipped",
             ),
         ]
     }

@@ -114,8 +114,16 @@ pub struct Deliveries {
     /// whose bytes, requests and CPU are the window's too.
     #[serde(default)]
     pub delivered_in_window: u64,
-    /// Expected pairs that never arrived, checked pair by pair.
+    /// Expected pairs that never arrived, checked pair by pair, except those lost to a
+    /// server restart.
     pub missing: u64,
+    /// Expected pairs that never arrived because the server restarted: comments the earlier
+    /// incarnation held that the subscriber had not read, or published while it was down.
+    /// Each subscriber learns of a restart from a 410 naming it; the pairs between its last
+    /// comment before and its first after count here, not in `missing`.
+    // Skipped when zero, so runs without a restart serialise as they always did.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub lost_to_restart: u64,
     /// Extra copies of pairs already delivered.
     pub duplicated: u64,
     /// Comments that arrived with a lower id than one the subscriber already had.
@@ -237,4 +245,8 @@ pub struct TimelinePoint {
     pub max_us: u64,
     /// Reconnects started in that second.
     pub reconnects: u64,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }

@@ -174,6 +174,22 @@ pub struct ProcessStats {
     pub peak_rss_bytes: u64,
 }
 
+/// Which incarnation of the feed `/stats` describes, and how far its ids go. A restarted
+/// server is a new incarnation: its ids start above every id the earlier one handed out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedInfo {
+    /// Changes whenever the feed starts afresh (the memory feed: its start time, µs).
+    pub incarnation: u64,
+    /// When this incarnation started, microseconds since the Unix epoch.
+    pub started_at_us: u64,
+    /// The first id this incarnation hands out; a cursor below `first_id - 1` (other than
+    /// 0, "from the oldest kept") is from an earlier incarnation and gets `410`.
+    pub first_id: u64,
+    /// The newest id fanned out (`first_id - 1` before the first comment): the cursor a
+    /// client starts after to get everything from now on.
+    pub last_id: u64,
+}
+
 /// The whole `/stats` document.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StatsSnapshot {
@@ -191,6 +207,14 @@ pub struct StatsSnapshot {
     /// Per account: `short-polling`, `long-polling`, `websocket`, `sse`, `publish`, `other`.
     pub accounts: BTreeMap<String, AccountStats>,
     pub process: ProcessStats,
+    /// When this server process started, microseconds since the Unix epoch: the counters
+    /// above count from then, so a change between two snapshots means a restart, and the
+    /// two must not be subtracted. 0 from servers that predate the field.
+    #[serde(default)]
+    pub started_at_us: u64,
+    /// The feed's incarnation and newest id.
+    #[serde(default)]
+    pub feed: FeedInfo,
 }
 
 impl StatsSnapshot {

@@ -132,7 +132,9 @@ impl AppState {
 
     /// The feed's counters and the process's, as `/stats` serves them.
     pub fn snapshot(&self) -> StatsSnapshot {
-        self.stats.snapshot(self.feed.published(), process_stats())
+        let mut snapshot = self.stats.snapshot(self.feed.published(), process_stats());
+        snapshot.feed = self.feed.info();
+        snapshot
     }
 }
 

@@ -11,7 +11,7 @@ use axum::routing::get;
 use serde::Deserialize;
 
 use super::short_polling::Poller;
-use super::{Context, DeliverySink, Subscriber, feed_error, page_response};
+use super::{ClientCounters, Context, DeliverySink, Subscriber, feed_error, page_response};
 use crate::feed::{FeedError, Page};
 use crate::http::error::{AppError, AppQuery, checked_user};
 
@@ -90,7 +90,7 @@ pub async fn run_client(subscriber: &Subscriber, sink: &mut dyn DeliverySink) {
         "timeout_ms={}",
         subscriber.settings.long_poll_timeout.as_millis().max(1)
     );
-    let mut poller = Poller::new(subscriber.after);
+    let mut poller = Poller::new(subscriber);
     let mut first = true;
     loop {
         let query = if first {
@@ -102,7 +102,8 @@ pub async fn run_client(subscriber: &Subscriber, sink: &mut dyn DeliverySink) {
             None => return,
             Some(true) => first = false,
             Some(false) => {
-                if !subscriber.pause(subscriber.settings.reconnect_delay).await {
+                ClientCounters::add(&subscriber.counters.retries);
+                if !subscriber.pause(poller.backoff.next_delay()).await {
                     return;
                 }
             }

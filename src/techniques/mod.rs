@@ -107,8 +107,11 @@ pub struct ClientSettings {
     pub poll_phase: Duration,
     /// Long polling: the `timeout_ms` asked of the server.
     pub long_poll_timeout: Duration,
-    /// Delay before reconnecting after an error, until the server sends an SSE `retry:`.
+    /// Delay before reconnecting after an error, until the server sends an SSE `retry:`:
+    /// the first step of the back-off.
     pub reconnect_delay: Duration,
+    /// The longest the back-off grows to after consecutive failures.
+    pub reconnect_max: Duration,
 }
 
 impl Default for ClientSettings {
@@ -118,6 +121,7 @@ impl Default for ClientSettings {
             poll_phase: Duration::ZERO,
             long_poll_timeout: Duration::from_secs(30),
             reconnect_delay: Duration::from_millis(200),
+            reconnect_max: Duration::from_secs(10),
         }
     }
 }
@@ -137,6 +141,14 @@ pub struct ClientCounters {
     pub errors: AtomicU64,
     /// Subscribers whose subscription is established (first response, upgrade, `connect`).
     pub ready: AtomicU64,
+    /// Times a subscriber's cursor was from an earlier incarnation of the feed (the server
+    /// restarted): answered 410 with `cause: restart`, resumed from the oldest id kept.
+    pub restarts: AtomicU64,
+    /// Times a subscriber's cursor had been evicted from the history (410, `cause:
+    /// evicted`): resumed from the oldest id kept, the comments in between lost.
+    pub evictions: AtomicU64,
+    /// Connection attempts made after a failure (each waited its back-off first).
+    pub retries: AtomicU64,
 }
 
 impl ClientCounters {
@@ -202,6 +214,125 @@ impl Subscriber {
 /// Receives every comment a subscriber parsed, with the moment it was parsed.
 pub trait DeliverySink: Send {
     fn deliver(&mut self, comment: Comment, received_at: Instant);
+
+    /// The subscriber's cursor was gone (410) and it resumes after `gone.resume_after`: what
+    /// it had not read before is lost, for `gone.cause`. Called before the resumed comments.
+    fn cursor_gone(&mut self, gone: &Gone) {
+        let _ = gone;
+    }
+}
+
+/// Why a cursor was refused with 410, as the answer's `cause` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GoneCause {
+    /// The cursor is from an earlier incarnation of the feed: the server restarted.
+    Restart,
+    /// The comments after the cursor were evicted from the bounded history.
+    Evicted,
+}
+
+/// A 410 answer to a subscriber's cursor: why, and where to resume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gone {
+    pub cause: GoneCause,
+    /// The cursor the subscriber asked with.
+    pub cursor: u64,
+    /// The cursor to resume after: the one before the oldest id the feed keeps.
+    pub resume_after: u64,
+}
+
+impl Gone {
+    /// Reads a 410 body, `{"error":..,"cursor":C,"oldest":O,"cause":"restart"|"evicted"}`.
+    pub fn parse(body: &[u8]) -> Option<Gone> {
+        #[derive(Deserialize)]
+        struct Body {
+            cursor: u64,
+            oldest: u64,
+            #[serde(default)]
+            cause: Option<String>,
+        }
+        let body: Body = serde_json::from_slice(body).ok()?;
+        let cause = match body.cause.as_deref() {
+            Some("restart") => GoneCause::Restart,
+            _ => GoneCause::Evicted,
+        };
+        Some(Gone {
+            cause,
+            cursor: body.cursor,
+            resume_after: body.oldest.saturating_sub(1),
+        })
+    }
+
+    /// Counts it and tells the sink, before the client resumes.
+    pub(crate) fn record(&self, subscriber: &Subscriber, sink: &mut dyn DeliverySink) {
+        let counter = match self.cause {
+            GoneCause::Restart => &subscriber.counters.restarts,
+            GoneCause::Evicted => &subscriber.counters.evictions,
+        };
+        ClientCounters::add(counter);
+        tracing::info!(
+            "cursor {} gone ({:?}); resuming after {}",
+            self.cursor,
+            self.cause,
+            self.resume_after
+        );
+        sink.cursor_gone(self);
+    }
+}
+
+/// Delays between reconnection attempts: exponential from the reconnect delay, capped, with
+/// jitter, and back to the start after a success. Without it, a restarted server was asked
+/// every 200 ms by every client at once.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    base: Duration,
+    max: Duration,
+    /// Consecutive failures so far.
+    failures: u32,
+    /// xorshift state for the jitter (no randomness crate needed for spreading retries).
+    seed: u64,
+}
+
+impl Backoff {
+    pub fn new(settings: &ClientSettings) -> Self {
+        static SEEDS: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
+        let seed = SEEDS.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+            ^ crate::model::comment::now_micros();
+        Self {
+            base: settings.reconnect_delay,
+            max: settings.reconnect_max.max(settings.reconnect_delay),
+            failures: 0,
+            seed: seed | 1,
+        }
+    }
+
+    /// The first step becomes `base` (an SSE server's `retry:`).
+    pub fn set_base(&mut self, base: Duration) {
+        self.base = base;
+        self.max = self.max.max(base);
+    }
+
+    /// A connection worked: the next failure starts from the first step again.
+    pub fn succeeded(&mut self) {
+        self.failures = 0;
+    }
+
+    /// The wait before the next attempt after a failure: the step `min(max, base * 2^n)`,
+    /// half of it fixed and half at random ("equal jitter"). Full jitter could draw ~0 ms and
+    /// retry at once; this keeps attempts at least half a step apart while spreading a crowd
+    /// of clients over the other half.
+    pub fn next_delay(&mut self) -> Duration {
+        let step = self
+            .base
+            .saturating_mul(1u32 << self.failures.min(20))
+            .min(self.max);
+        self.failures = self.failures.saturating_add(1);
+        self.seed ^= self.seed << 13;
+        self.seed ^= self.seed >> 7;
+        self.seed ^= self.seed << 17;
+        let fraction = (self.seed >> 11) as f64 / (1u64 << 53) as f64;
+        step / 2 + (step / 2).mul_f64(fraction)
+    }
 }
 
 /// Collects deliveries in memory (tests, small tools).
@@ -215,5 +346,52 @@ impl DeliverySink for Vec<Comment> {
 impl DeliverySink for tokio::sync::mpsc::UnboundedSender<Comment> {
     fn deliver(&mut self, comment: Comment, _received_at: Instant) {
         let _ = self.send(comment);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_its_cap_with_jitter_and_resets() {
+        let settings = ClientSettings {
+            reconnect_delay: Duration::from_millis(100),
+            reconnect_max: Duration::from_millis(800),
+            ..ClientSettings::default()
+        };
+        let mut backoff = Backoff::new(&settings);
+        let steps = [100, 200, 400, 800, 800, 800];
+        for step in steps {
+            let delay = backoff.next_delay().as_millis() as u64;
+            assert!(
+                (step / 2..=step).contains(&delay),
+                "{delay} for step {step}"
+            );
+        }
+        backoff.succeeded();
+        assert!(backoff.next_delay() <= Duration::from_millis(100));
+        // Two clients do not retry in lockstep.
+        let mut other = Backoff::new(&settings);
+        let mine: Vec<_> = (0..8).map(|_| backoff.next_delay()).collect();
+        let theirs: Vec<_> = (0..8).map(|_| other.next_delay()).collect();
+        assert_ne!(mine, theirs);
+    }
+
+    #[test]
+    fn a_gone_body_names_the_cause_and_the_resume_cursor() {
+        let restart =
+            br#"{"error":"..","cursor":42,"oldest":1000001,"first_id":1000001,"cause":"restart"}"#;
+        assert_eq!(
+            Gone::parse(restart),
+            Some(Gone {
+                cause: GoneCause::Restart,
+                cursor: 42,
+                resume_after: 1_000_000
+            })
+        );
+        let evicted = br#"{"error":"..","cursor":7,"oldest":9,"cause":"evicted"}"#;
+        assert_eq!(Gone::parse(evicted).unwrap().cause, GoneCause::Evicted);
+        assert_eq!(Gone::parse(b"not json"), None);
     }
 }

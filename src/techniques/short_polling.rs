@@ -5,12 +5,14 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use serde::Deserialize;
 
 use super::{
-    ClientCounters, Context, DeliverySink, PageBody, Subscriber, feed_error, page_response,
+    Backoff, ClientCounters, Context, DeliverySink, Gone, PageBody, Subscriber, feed_error,
+    page_response,
 };
 use crate::http::client::{ClientError, HttpConnection};
 use crate::http::error::{AppError, AppQuery, checked_user};
@@ -42,7 +44,7 @@ async fn poll(
 /// Polls every `poll_interval` (measured start to start, as `setInterval` does) on one
 /// keep-alive connection, reconnecting when it breaks.
 pub async fn run_client(subscriber: &Subscriber, sink: &mut dyn DeliverySink) {
-    let mut poller = Poller::new(subscriber.after);
+    let mut poller = Poller::new(subscriber);
     if !subscriber.pause(subscriber.settings.poll_phase).await {
         return;
     }
@@ -53,12 +55,19 @@ pub async fn run_client(subscriber: &Subscriber, sink: &mut dyn DeliverySink) {
             _ = subscriber.stop.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        if poller
-            .exchange(subscriber, sink, "/poll", "")
-            .await
-            .is_none()
-        {
-            return;
+        match poller.exchange(subscriber, sink, "/poll", "").await {
+            None => return,
+            Some(true) => {}
+            // Failures back off beyond the interval, so a crowd of pollers does not hammer a
+            // server that is down or refusing them.
+            Some(false) => {
+                ClientCounters::add(&subscriber.counters.retries);
+                let delay = poller.backoff.next_delay();
+                let extra = delay.saturating_sub(subscriber.settings.poll_interval);
+                if !subscriber.pause(extra).await {
+                    return;
+                }
+            }
         }
     }
 }
@@ -69,14 +78,17 @@ pub(crate) struct Poller {
     connection: KeepAlive,
     cursor: Option<u64>,
     ready: bool,
+    /// Waits between failed exchanges.
+    pub(crate) backoff: Backoff,
 }
 
 impl Poller {
-    pub(crate) fn new(after: Option<u64>) -> Self {
+    pub(crate) fn new(subscriber: &Subscriber) -> Self {
         Self {
             connection: KeepAlive::default(),
-            cursor: after,
+            cursor: subscriber.after,
             ready: false,
+            backoff: Backoff::new(&subscriber.settings),
         }
     }
 
@@ -111,7 +123,21 @@ impl Poller {
                     ClientCounters::add(&subscriber.counters.ready);
                 }
                 deliver_page(page, subscriber, sink, &mut self.cursor);
+                self.backoff.succeeded();
                 Some(true)
+            }
+            // The cursor is gone (a restarted server, or evicted): resume from the oldest id
+            // kept at once, the loss recorded with its cause.
+            Err(ClientError::Status { status, body }) if status == StatusCode::GONE => {
+                ClientCounters::add(&subscriber.counters.errors);
+                match Gone::parse(body.as_bytes()) {
+                    Some(gone) => {
+                        gone.record(subscriber, sink);
+                        self.cursor = Some(gone.resume_after);
+                        Some(true)
+                    }
+                    None => Some(false),
+                }
             }
             Err(error) => {
                 tracing::debug!("{path} failed: {error}");

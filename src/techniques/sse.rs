@@ -19,7 +19,7 @@ use http_body_util::BodyExt;
 use serde::Deserialize;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::{ClientCounters, Context, DeliverySink, Subscriber, feed_error};
+use super::{Backoff, ClientCounters, Context, DeliverySink, Gone, Subscriber, feed_error};
 use crate::accounting::{ConnInfo, ConnMeter};
 use crate::feed::{Comment, EndCause, EndWatch, FeedError, Subscription};
 use crate::http::client::{ClientError, HttpConnection};
@@ -213,12 +213,14 @@ fn comments(
 }
 
 /// Subscribes like EventSource: one streaming GET; when the stream ends it waits the
-/// server's `retry:` delay and reconnects with `Last-Event-ID`.
+/// server's `retry:` delay (growing with jitter while attempts keep failing) and reconnects
+/// with `Last-Event-ID`. A 410 (its cursor from before a restart, or evicted) resumes at
+/// once from the oldest id kept, the loss recorded with its cause.
 pub async fn run_client(subscriber: &Subscriber, sink: &mut dyn DeliverySink) {
     let counters = &subscriber.counters;
     let path = format!("/sse?{}", subscriber.query(subscriber.after));
     let mut last_event_id: Option<String> = None;
-    let mut retry = subscriber.settings.reconnect_delay;
+    let mut backoff = Backoff::new(&subscriber.settings);
     let mut attempts = 0u64;
     let mut ready = false;
     loop {
@@ -244,8 +246,10 @@ pub async fn run_client(subscriber: &Subscriber, sink: &mut dyn DeliverySink) {
                         Some(Err(_)) | None => break,
                     };
                     if let Some(delay) = event.retry {
-                        retry = delay;
+                        backoff.set_base(delay);
                     }
+                    // The stream works: a later failure starts from the first step again.
+                    backoff.succeeded();
                     if !event.id.is_empty() {
                         last_event_id = Some(event.id.clone());
                     }
@@ -265,12 +269,21 @@ pub async fn run_client(subscriber: &Subscriber, sink: &mut dyn DeliverySink) {
                 }
                 ClientCounters::add(&counters.errors);
             }
+            Err(ClientError::Status { status, body }) if status == StatusCode::GONE => {
+                ClientCounters::add(&counters.errors);
+                if let Some(gone) = Gone::parse(body.as_bytes()) {
+                    gone.record(subscriber, sink);
+                    last_event_id = Some(gone.resume_after.to_string());
+                    continue;
+                }
+            }
             Err(error) => {
                 tracing::debug!("SSE connect failed: {error}");
                 ClientCounters::add(&counters.errors);
             }
         }
-        if !subscriber.pause(retry).await {
+        ClientCounters::add(&counters.retries);
+        if !subscriber.pause(backoff.next_delay()).await {
             return;
         }
     }

@@ -21,7 +21,7 @@ use serde::Deserialize;
 use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use super::{ClientCounters, Context, DeliverySink, Subscriber, feed_error};
+use super::{Backoff, ClientCounters, Context, DeliverySink, Gone, Subscriber, feed_error};
 use crate::accounting::{ConnInfo, ConnMeter};
 use crate::feed::{Comment, FeedError, Subscription};
 use crate::http::client::connect_counted;
@@ -433,10 +433,14 @@ fn close_reason(error: &axum::Error) -> (u16, String) {
     (code, text)
 }
 
-/// Subscribes over WebSocket and reconnects after `?after=LAST` when the connection is lost.
+/// Subscribes over WebSocket and reconnects after `?after=LAST` when the connection is lost,
+/// backing off with jitter while attempts keep failing. A 410 (its cursor from before a
+/// restart, or evicted) resumes at once from the oldest id kept, the loss recorded with its
+/// cause.
 pub async fn run_client(subscriber: &Subscriber, sink: &mut dyn DeliverySink) {
     let counters = &subscriber.counters;
     let mut cursor = subscriber.after;
+    let mut backoff = Backoff::new(&subscriber.settings);
     let mut attempts = 0u64;
     let mut ready = false;
     loop {
@@ -454,12 +458,19 @@ pub async fn run_client(subscriber: &Subscriber, sink: &mut dyn DeliverySink) {
             Err(error) => {
                 tracing::debug!("WebSocket connect failed: {error}");
                 ClientCounters::add(&counters.errors);
-                if !subscriber.pause(subscriber.settings.reconnect_delay).await {
+                if let Some(gone) = gone_of(&*error) {
+                    gone.record(subscriber, sink);
+                    cursor = Some(gone.resume_after);
+                    continue;
+                }
+                ClientCounters::add(&counters.retries);
+                if !subscriber.pause(backoff.next_delay()).await {
                     return;
                 }
                 continue;
             }
         };
+        backoff.succeeded();
         if !ready {
             ready = true;
             ClientCounters::add(&counters.ready);
@@ -497,9 +508,20 @@ pub async fn run_client(subscriber: &Subscriber, sink: &mut dyn DeliverySink) {
                 }
             }
         }
-        if !subscriber.pause(subscriber.settings.reconnect_delay).await {
+        ClientCounters::add(&counters.retries);
+        if !subscriber.pause(backoff.next_delay()).await {
             return;
         }
+    }
+}
+
+/// The 410 answer to a handshake, if that is what refused it.
+fn gone_of(error: &(dyn std::error::Error + 'static)) -> Option<Gone> {
+    match error.downcast_ref::<tungstenite::Error>()? {
+        tungstenite::Error::Http(response) if response.status() == StatusCode::GONE => {
+            Gone::parse(response.body().as_deref()?)
+        }
+        _ => None,
     }
 }
 

@@ -7,8 +7,10 @@ const TECHNIQUES = ['short-polling', 'long-polling', 'websocket', 'sse'];
 // Rows kept per pane: enough for a session, bounded so a long demo cannot slow the page.
 const MAX_ROWS = 200;
 const LONG_POLL_TIMEOUT_MS = 25000;
-// Wait before a retry that the page (not the browser) schedules.
+// Wait before a retry that the page (not the browser) schedules: the first step of a
+// back-off that doubles while attempts keep failing, up to RETRY_MAX_MS.
 const RETRY_MS = 1000;
+const RETRY_MAX_MS = 30000;
 const STATS_EVERY_MS = 1000;
 
 const utf8 = new TextEncoder();
@@ -20,6 +22,47 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const formatInt = (n) => Math.round(n).toLocaleString('en-US');
 // Short enough for a counter cell: "11.7 ms", "1.78 s".
 const formatDelay = (ms) => (ms < 1000 ? `${ms.toFixed(1)} ms` : `${(ms / 1000).toFixed(2)} s`);
+
+// Waits between failed attempts: the step doubles from RETRY_MS up to RETRY_MAX_MS, half of
+// it fixed and half at random, so pages do not all retry a restarted server at once.
+function backoff() {
+  let failures = 0;
+  return {
+    next() {
+      const step = Math.min(RETRY_MAX_MS, RETRY_MS * 2 ** failures);
+      failures += 1;
+      return step / 2 + (Math.random() * step) / 2;
+    },
+    reset() { failures = 0; },
+  };
+}
+
+// A 410 answer names why the cursor is gone and the oldest id kept: the pane notes the loss
+// with its cause and returns the cursor to resume after. A restarted server's feed is a new
+// incarnation whose ids start above the old ones, so an old cursor is never taken for its own.
+function resumeFromGone(pane, body) {
+  if (typeof body.oldest !== 'number') return null;
+  const cause = body.cause === 'restart'
+    ? 'the server restarted: what it held after this pane\'s last comment is lost to the restart'
+    : 'comments after this pane\'s last one left the history and are lost';
+  pane.notice(`${cause}; resuming from id ${body.oldest}, the oldest kept`);
+  return body.oldest - 1;
+}
+
+// WebSocket and EventSource hide the status of a refused handshake, so the page asks /poll
+// with the same cursor, which gets the same verdict: the cursor to resume after, or null.
+async function probeCursor(pane, sub, after) {
+  if (after === null || after === undefined) return null;
+  try {
+    const response = await fetch(query('/poll', { user: sub.user, after }), {
+      signal: sub.abort.signal, cache: 'no-store',
+    });
+    if (response.status !== 410) return null;
+    return resumeFromGone(pane, await response.json());
+  } catch {
+    return null;
+  }
+}
 
 function query(path, params) {
   const search = new URLSearchParams();
@@ -165,6 +208,14 @@ class Pane {
     while (this.list.childElementCount > MAX_ROWS) this.list.lastElementChild.remove();
   }
 
+  // A line in the list that is not a comment: a loss and its cause, never silent.
+  notice(text) {
+    const row = document.createElement('li');
+    row.className = 'notice';
+    row.textContent = text;
+    this.list.prepend(row);
+  }
+
   // Rendered at every change, so the counters never lag the list they count.
   render() {
     for (const [name, dd] of Object.entries(this.outputs)) {
@@ -207,15 +258,23 @@ async function shortPolling(pane, sub) {
   const intervalInput = document.getElementById('interval');
   let after = null;
   let failing = false;
+  const retry = backoff();
   while (!sub.stopped) {
     const started = performance.now();
+    let wait = 0;
     pane.count('requests');
     try {
       const response = await fetch(query('/poll', { user: sub.user, after }), {
         signal: sub.abort.signal, cache: 'no-store',
       });
       const body = await response.json();
+      const resumeAfter = response.status === 410 ? resumeFromGone(pane, body) : null;
+      if (resumeAfter !== null) {
+        after = resumeAfter;
+        continue;
+      }
       if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
+      retry.reset();
       const receivedUs = nowUs();
       if (failing) pane.count('reconnects');
       failing = false;
@@ -227,9 +286,10 @@ async function shortPolling(pane, sub) {
       if (sub.stopped) return;
       failing = true;
       pane.setStatus('retrying', error.message);
+      wait = retry.next();
     }
     const interval = Math.max(100, Number(intervalInput.value) || 2000);
-    await sleep(Math.max(0, interval - (performance.now() - started)));
+    await sleep(Math.max(wait, interval - (performance.now() - started)));
   }
 }
 
@@ -239,6 +299,7 @@ async function shortPolling(pane, sub) {
 async function longPolling(pane, sub) {
   let after = null;
   let failing = false;
+  const retry = backoff();
   while (!sub.stopped) {
     pane.count('requests');
     try {
@@ -246,7 +307,13 @@ async function longPolling(pane, sub) {
       const url = query('/long-poll', { user: sub.user, after, timeout_ms: timeout });
       const response = await fetch(url, { signal: sub.abort.signal, cache: 'no-store' });
       const body = await response.json();
+      const resumeAfter = response.status === 410 ? resumeFromGone(pane, body) : null;
+      if (resumeAfter !== null) {
+        after = resumeAfter;
+        continue;
+      }
       if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
+      retry.reset();
       const receivedUs = nowUs();
       if (failing) pane.count('reconnects');
       failing = false;
@@ -258,7 +325,7 @@ async function longPolling(pane, sub) {
       if (sub.stopped) return;
       failing = true;
       pane.setStatus('retrying', error.message);
-      await sleep(RETRY_MS);
+      await sleep(retry.next());
     }
   }
 }
@@ -269,14 +336,18 @@ function websocket(pane, sub) {
   let after = null;
   let opened = false;
   let socket = null;
+  const retry = backoff();
   const connect = () => {
     if (sub.stopped) return;
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
     socket = new WebSocket(`${scheme}//${location.host}${query('/ws', { user: sub.user, after })}`);
     pane.count('requests');
+    let thisOpened = false;
     socket.onopen = () => {
       if (opened) pane.count('reconnects');
       opened = true;
+      thisOpened = true;
+      retry.reset();
       pane.setStatus('live');
     };
     socket.onmessage = (event) => {
@@ -287,10 +358,17 @@ function websocket(pane, sub) {
       after = message.id;
       pane.deliver(message, receivedUs);
     };
-    socket.onclose = (event) => {
+    socket.onclose = async (event) => {
       if (sub.stopped) return;
       pane.setStatus('reconnecting', `closed (${event.code})`);
-      setTimeout(connect, RETRY_MS);
+      // A refused handshake may be a 410 for a cursor from before a restart.
+      const resumeAfter = thisOpened ? null : await probeCursor(pane, sub, after);
+      if (resumeAfter !== null) {
+        after = resumeAfter;
+        connect();
+      } else {
+        setTimeout(connect, retry.next());
+      }
     };
   };
   sub.closers.push(() => socket && socket.close(1000, 'resubscribing'));
@@ -305,6 +383,7 @@ function sse(pane, sub) {
   let opened = false;
   let cursor = null; // the server's cursor from the `connect` event
   let lastId = null;
+  const retry = backoff();
   const connect = (after) => {
     if (sub.stopped) return;
     source = new EventSource(query('/sse', { user: sub.user, after }));
@@ -313,6 +392,7 @@ function sse(pane, sub) {
       if (opened) pane.count('reconnects');
       open = true;
       opened = true;
+      retry.reset();
     };
     source.addEventListener('connect', (event) => {
       pane.count('bytes', byteLength(event.data));
@@ -329,20 +409,28 @@ function sse(pane, sub) {
       pane.count('bytes', byteLength(event.data));
       pane.setStatus('reconnecting', 'dropped for being too slow');
     });
-    source.onerror = () => {
+    source.onerror = async () => {
       if (sub.stopped) return;
       if (!open) pane.count('requests'); // an attempt that never opened
       open = false;
       if (source.readyState === EventSource.CLOSED) {
-        // EventSource gives up for good on an HTTP error status; try again, from the cursor.
+        // EventSource gives up for good on an HTTP error status: a 410 (a cursor from before
+        // a restart) resumes from the oldest id kept at once; anything else backs off.
         pane.setStatus('reconnecting', 'stream refused');
-        setTimeout(() => connect(lastId ?? cursor), RETRY_MS);
+        const resumeAfter = await probeCursor(pane, sub, lastId ?? cursor);
+        if (resumeAfter !== null) {
+          lastId = null;
+          cursor = resumeAfter;
+          connect(resumeAfter);
+        } else {
+          setTimeout(() => connect(lastId ?? cursor), retry.next());
+        }
       } else if (lastId === null && cursor !== null) {
         // No comment yet, so no id for Last-Event-ID: the browser's own retry would start
         // "from now on" and lose what is published meanwhile. Reopen from the cursor.
         source.close();
         pane.setStatus('reconnecting');
-        setTimeout(() => connect(cursor), RETRY_MS);
+        setTimeout(() => connect(cursor), retry.next());
       } else {
         pane.setStatus('reconnecting', 'by EventSource');
       }

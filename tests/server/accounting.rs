@@ -98,9 +98,13 @@ async fn short_polling_bytes_match_the_client() {
         .await
         .unwrap();
     let empty = connection.get("/poll?user=bob&after=0").await.unwrap();
-    assert_eq!(&empty[..], br#"{"comments":[],"next":0}"#);
+    let base = first_id(&server) - 1;
+    assert_eq!(
+        &empty[..],
+        format!(r#"{{"comments":[],"next":{base}}}"#).as_bytes()
+    );
     let empty_poll = settle(addr, name, &meter).await;
-    let id = publish_100_byte_comment(addr, 1).await;
+    let id = publish_100_byte_comment(addr, first_id(&server)).await;
     let page = connection.get("/poll?user=bob&after=0").await.unwrap();
     assert!(page.len() > COMMENT_JSON_BYTES, "{page:?}");
     let with_comment = minus(settle(addr, name, &meter).await, empty_poll);
@@ -145,16 +149,22 @@ async fn long_polling_bytes_match_the_client() {
                 account(s, name).requests == 1
             })
             .await;
-            publish_100_byte_comment(addr, 1).await
+            publish_100_byte_comment(addr, first_id(&server)).await
         }
     );
     assert!(page.unwrap().len() > COMMENT_JSON_BYTES);
     let with_comment = settle(addr, name, &meter).await;
     let timed_out = connection
-        .get("/long-poll?user=bob&after=1&timeout_ms=50")
+        .get(&format!(
+            "/long-poll?user=bob&after={}&timeout_ms=50",
+            first_id(&server)
+        ))
         .await
         .unwrap();
-    assert_eq!(&timed_out[..], br#"{"comments":[],"next":1}"#);
+    assert_eq!(
+        &timed_out[..],
+        format!(r#"{{"comments":[],"next":{}}}"#, first_id(&server)).as_bytes()
+    );
     let empty_poll = minus(settle(addr, name, &meter).await, with_comment);
     drop(connection);
     assert_closed_and_equal(addr, name, &meter, 1).await;
@@ -174,14 +184,17 @@ async fn websocket_bytes_match_the_client() {
     let meter = ByteMeter::new();
     let mut ws = ws_connect(addr, "user=bob", meter.clone()).await;
     let handshake = settle(addr, name, &meter).await;
-    publish_100_byte_comment(addr, 1).await;
+    publish_100_byte_comment(addr, first_id(&server)).await;
     assert_eq!(ws_text(&mut ws).await.len(), COMMENT_JSON_BYTES);
     let with_comment = minus(settle(addr, name, &meter).await, handshake);
     // Frames the client sends are booked too: a publish and its ack.
     ws.send(Message::text(r#"{"to":"carol","text":"hi"}"#))
         .await
         .unwrap();
-    assert_eq!(ws_text(&mut ws).await, r#"{"ack":2}"#);
+    assert_eq!(
+        ws_text(&mut ws).await,
+        format!(r#"{{"ack":{}}}"#, first_id(&server) + 1)
+    );
     settle(addr, name, &meter).await;
     ws.close(None).await.unwrap();
     while let Some(Ok(_)) = within("the end of the WebSocket", ws.next()).await {}
@@ -200,7 +213,7 @@ async fn sse_bytes_match_the_client() {
         .expect("200");
     assert_eq!(stream.next_event().await.event.as_deref(), Some("connect"));
     let handshake = settle(addr, name, &meter).await;
-    publish_100_byte_comment(addr, 1).await;
+    publish_100_byte_comment(addr, first_id(&server)).await;
     assert_eq!(stream.next_event().await.data.len(), COMMENT_JSON_BYTES);
     let with_comment = minus(settle(addr, name, &meter).await, handshake);
     drop(stream);

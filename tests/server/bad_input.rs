@@ -246,50 +246,90 @@ async fn cursors_outside_the_history_are_refused() {
         publish(server.addr, "alice", None, text).await;
     }
     use StatusCode as S;
-    // The history keeps ids 4 and 5: a cursor of 3 still resumes, 2 has lost comment 3.
+    // Ids start above the feed's time-based base `b`. The history keeps b+4 and b+5: a
+    // cursor of b+3 still resumes, b+2 has lost comment b+3; cursor 2 is from an earlier
+    // incarnation (a restarted server).
+    let b = first_id(&server) - 1;
+    // `Case` holds static text; a test's few strings may live as long as the test binary.
+    let text = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    let words =
+        |w: Vec<&'static str>| -> &'static [&'static str] { Box::leak(w.into_boxed_slice()) };
+    let (c1, c2, c3, c4, c99) = (b + 1, b + 2, b + 3, b + 4, b + 99);
+    let cursor2 = text(format!("cursor {c2}"));
+    let ahead = words(vec![text(c99.to_string()), "ahead"]);
     check(
         server.addr,
         vec![
-            get_case("/poll?after=2", S::GONE, &["cursor 2", "3"]),
-            get_case("/long-poll?after=1&timeout_ms=1000", S::GONE, &["cursor 1"]),
-            get_case("/sse?after=2", S::GONE, &["cursor 2"]),
-            case(
-                Method::GET,
-                "/sse?after=4",
-                &[("last-event-id", "2")],
-                "",
+            get_case(
+                text(format!("/poll?after={c2}")),
                 S::GONE,
-                &["cursor 2"],
+                words(vec![cursor2, text(c3.to_string())]),
+            ),
+            get_case(
+                text(format!("/long-poll?after={c1}&timeout_ms=1000")),
+                S::GONE,
+                words(vec![text(format!("cursor {c1}"))]),
+            ),
+            get_case(
+                text(format!("/sse?after={c2}")),
+                S::GONE,
+                words(vec![cursor2]),
             ),
             case(
                 Method::GET,
-                "/ws?after=2",
+                text(format!("/sse?after={c4}")),
+                Box::leak(Box::new([("last-event-id", text(c2.to_string()))])),
+                "",
+                S::GONE,
+                words(vec![cursor2]),
+            ),
+            case(
+                Method::GET,
+                text(format!("/ws?after={c2}")),
                 UPGRADE,
                 "",
                 S::GONE,
-                &["cursor 2"],
+                words(vec![cursor2]),
             ),
-            get_case("/poll?after=99", S::BAD_REQUEST, &["99", "ahead"]),
-            get_case("/long-poll?after=99", S::BAD_REQUEST, &["99", "ahead"]),
-            get_case("/sse?after=99", S::BAD_REQUEST, &["99", "ahead"]),
+            get_case(text(format!("/poll?after={c99}")), S::BAD_REQUEST, ahead),
+            get_case(
+                text(format!("/long-poll?after={c99}")),
+                S::BAD_REQUEST,
+                ahead,
+            ),
+            get_case(text(format!("/sse?after={c99}")), S::BAD_REQUEST, ahead),
             case(
                 Method::GET,
-                "/ws?after=99",
+                text(format!("/ws?after={c99}")),
                 UPGRADE,
                 "",
                 S::BAD_REQUEST,
-                &["99", "ahead"],
+                ahead,
+            ),
+            get_case(
+                "/poll?after=2",
+                S::GONE,
+                &["cursor 2", "earlier incarnation", "restart"],
+            ),
+            get_case(
+                "/sse?after=2",
+                S::GONE,
+                &["cursor 2", "earlier incarnation"],
             ),
         ],
     )
     .await;
-    let gone = get(server.addr, "/poll?after=1").await;
-    assert_eq!(gone.json()["cursor"], 1);
+    let gone = get(server.addr, &format!("/poll?after={c1}")).await;
+    assert_eq!(gone.json()["cursor"], c1);
+    assert_eq!(gone.json()["cause"], "evicted");
     assert!(
-        gone.json()["oldest"].as_u64().unwrap() > 2,
+        gone.json()["oldest"].as_u64().unwrap() > c2,
         "{}",
         gone.text()
     );
+    let restarted = get(server.addr, "/poll?after=2").await.json();
+    assert_eq!(restarted["cause"], "restart");
+    assert_eq!(restarted["first_id"], b + 1);
     // `assert_serving` published more; the newest two are still there to resume from.
     let last = server.state.feed.last_id().await.unwrap();
     let reply = get(server.addr, &format!("/poll?after={}", last - 2)).await;
@@ -323,7 +363,10 @@ async fn bad_websocket_publishes_get_an_error_and_the_connection_stays() {
         .send(Message::text(r#"{"text":"finally"}"#))
         .await
         .unwrap();
-    assert_eq!(ws_text(&mut alice).await, r#"{"ack":1}"#);
+    assert_eq!(
+        ws_text(&mut alice).await,
+        format!(r#"{{"ack":{}}}"#, first_id(&server))
+    );
 
     let mut anonymous = ws_connect(server.addr, "", ByteMeter::new()).await;
     anonymous

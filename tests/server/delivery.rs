@@ -203,7 +203,8 @@ async fn long_poll_returns_on_timeout() {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     assert_eq!(
         reply.json(),
-        serde_json::json!({ "comments": [], "next": 0 })
+        serde_json::json!({ "comments": [], "next": first_id(&server) - 1 }),
+        "cursor 0 is the feed's first cursor"
     );
     assert!(
         elapsed >= Duration::from_millis(300),
@@ -235,9 +236,10 @@ async fn websocket_clients_publish() {
         .send(Message::text(r#"{"to":"bob","text":"hi bob"}"#))
         .await
         .unwrap();
-    assert_eq!(ws_text(&mut alice).await, r#"{"ack":1}"#);
+    let first = first_id(&server);
+    assert_eq!(ws_text(&mut alice).await, format!(r#"{{"ack":{first}}}"#));
     let comment = bob.next().await;
-    assert_eq!(comment.id, 1);
+    assert_eq!(comment.id, first);
     assert_eq!(comment.from, "alice", "the author is the connection's user");
     assert_eq!(comment.to.as_deref(), Some("bob"));
     assert_eq!(comment.text, "hi bob");
@@ -249,12 +251,12 @@ async fn websocket_clients_publish() {
     // Alice is a subscriber too: her own to-everyone comment reaches her as well as the ack.
     let mut got = [ws_text(&mut alice).await, ws_text(&mut alice).await];
     got.sort();
-    assert_eq!(got[0], r#"{"ack":2}"#);
+    assert_eq!(got[0], format!(r#"{{"ack":{}}}"#, first + 1));
     assert!(got[1].contains(r#""text":"hi all""#), "{got:?}");
-    assert_eq!(bob.next().await.id, 2);
+    assert_eq!(bob.next().await.id, first + 1);
     assert_eq!(
         sse_anon.next().await.id,
-        2,
+        first + 1,
         "the anonymous SSE subscriber skips the comment to bob"
     );
     let s = stats(server.addr).await;
@@ -279,7 +281,11 @@ async fn sse_sends_connect_retry_and_heartbeats() {
     assert_eq!(connect.event.as_deref(), Some("connect"));
     assert_eq!(connect.retry.as_deref(), Some("1500"));
     let data: serde_json::Value = serde_json::from_str(&connect.data).unwrap();
-    assert_eq!(data, serde_json::json!({ "user": "bob", "after": 0 }));
+    assert_eq!(
+        data,
+        serde_json::json!({ "user": "bob", "after": first_id(&server) - 1 }),
+        "cursor 0 is the feed's first cursor"
+    );
     // Heartbeats are comment lines, at the configured interval.
     loop {
         let block = stream
@@ -310,10 +316,11 @@ async fn sse_resumes_after_last_event_id() {
         publish(server.addr, "alice", None, text).await;
     }
     // EventSource repeats its first URL when it reconnects, so the header wins over `after`.
+    let b = first_id(&server) - 1;
     let mut stream = sse_open(
         server.addr,
         "/sse?user=bob&after=0",
-        &[("last-event-id", "2")],
+        &[("last-event-id", &(b + 2).to_string())],
         ByteMeter::new(),
     )
     .await
@@ -321,9 +328,9 @@ async fn sse_resumes_after_last_event_id() {
     let connect = stream.next_event().await;
     assert_eq!(connect.event.as_deref(), Some("connect"));
     let data: serde_json::Value = serde_json::from_str(&connect.data).unwrap();
-    assert_eq!(data["after"], 2);
+    assert_eq!(data["after"], b + 2);
     let missed = stream.next_event().await;
-    assert_eq!(missed.id.as_deref(), Some("3"));
+    assert_eq!(missed.id, Some((b + 3).to_string()));
     let live = publish(server.addr, "alice", None, "four").await;
     assert_eq!(stream.next_event().await.id, Some(live.to_string()));
 }

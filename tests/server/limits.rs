@@ -82,13 +82,14 @@ async fn a_slow_sse_subscriber_is_dropped_and_resumes() {
         .expect("200");
     assert_eq!(stream.next_event().await.event.as_deref(), Some("connect"));
     burst(&server, 10).await;
-    assert_eq!(stream.next_event().await.id.as_deref(), Some("1"));
-    assert_eq!(stream.next_event().await.id.as_deref(), Some("2"));
+    let b = first_id(&server) - 1;
+    assert_eq!(stream.next_event().await.id, Some((b + 1).to_string()));
+    assert_eq!(stream.next_event().await.id, Some((b + 2).to_string()));
     let dropped = stream.next_event().await;
     assert_eq!(dropped.event.as_deref(), Some("dropped"), "{dropped:?}");
     let data: serde_json::Value = serde_json::from_str(&dropped.data).unwrap();
-    assert_eq!(data["resume_after"], 2, "{data}");
-    assert_error_json(&data, &["behind", "resume after id 2"]);
+    assert_eq!(data["resume_after"], b + 2, "{data}");
+    assert_error_json(&data, &["behind", &format!("resume after id {}", b + 2)]);
     assert!(
         matches!(stream.next_block().await, Ok(None)),
         "the stream ends cleanly"
@@ -102,13 +103,13 @@ async fn a_slow_sse_subscriber_is_dropped_and_resumes() {
     let mut resumed = sse_open(
         addr,
         "/sse?user=bob",
-        &[("last-event-id", "2")],
+        &[("last-event-id", &(b + 2).to_string())],
         ByteMeter::new(),
     )
     .await
     .expect("200");
     assert_eq!(resumed.next_event().await.event.as_deref(), Some("connect"));
-    for id in 3..=10 {
+    for id in b + 3..=b + 10 {
         assert_eq!(resumed.next_event().await.id, Some(id.to_string()));
     }
     let live = publish(addr, "alice", None, "live").await;
@@ -133,18 +134,23 @@ async fn a_slow_websocket_subscriber_is_dropped_and_resumes() {
         }
         ids
     };
-    assert_eq!(ids, [1, 2]);
+    let b = first_id(&server) - 1;
+    assert_eq!(ids, [b + 1, b + 2]);
     let (code, reason) = ws_close_frame(&mut ws).await;
     assert_eq!(code, pushlab::techniques::websocket::CLOSE_TOO_SLOW);
-    assert!(reason.contains("resume after id 2"), "{reason}");
+    assert!(
+        reason.contains(&format!("resume after id {}", b + 2)),
+        "{reason}"
+    );
     let s = wait_stats(addr, "the drop counted", |s| {
         account(s, "websocket").connections_open == 0
     })
     .await;
     assert_eq!(account(&s, "websocket").dropped_slow, 1);
 
-    let mut resumed = ws_connect(addr, "user=bob&after=2", ByteMeter::new()).await;
-    for id in 3..=10 {
+    let query = format!("user=bob&after={}", b + 2);
+    let mut resumed = ws_connect(addr, &query, ByteMeter::new()).await;
+    for id in b + 3..=b + 10 {
         let comment: Comment = serde_json::from_str(&ws_text(&mut resumed).await).unwrap();
         assert_eq!(comment.id, id);
     }
@@ -167,10 +173,13 @@ async fn poll_pages_are_capped_and_continue_from_next() {
             2,
             "{path}: {first}"
         );
-        assert_eq!(first["next"], 2, "{path}");
-        let rest = get(server.addr, &format!("{path}?after=2")).await.json();
+        let b = first_id(&server) - 1;
+        assert_eq!(first["next"], b + 2, "{path}");
+        let rest = get(server.addr, &format!("{path}?after={}", b + 2))
+            .await
+            .json();
         assert_eq!(rest["comments"][0]["text"], "three", "{path}: {rest}");
-        assert_eq!(rest["next"], 3, "{path}");
+        assert_eq!(rest["next"], b + 3, "{path}");
     }
 }
 

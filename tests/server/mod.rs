@@ -24,6 +24,7 @@ mod hostile;
 mod lifecycle;
 mod limits;
 mod redis;
+mod restart;
 mod stuck;
 mod techniques;
 
@@ -61,6 +62,12 @@ pub async fn start_with(config: ServerConfig) -> RunningServer {
     pushlab::server::spawn(config)
         .await
         .expect("the server binds 127.0.0.1:0")
+}
+
+/// The id the server's feed gives its first comment: ids start above the incarnation's
+/// time-based base, not at 1.
+pub fn first_id(server: &RunningServer) -> u64 {
+    server.state.feed.info().first_id
 }
 
 pub fn target(addr: SocketAddr) -> Target {
