@@ -2,7 +2,9 @@
 //! publish latency with and without 20 clients resuming from 0 (10 reading SSE streams, 10
 //! long pollers asking `after=0` in a loop), memory per SSE subscriber from 0 that does not
 //! read, and the time of `/long-poll?after=0` and of `/poll?after=0&user=nobody` on a feed of
-//! comments to other users. Run with `cargo run --release --example resume_cost`.
+//! comments to other users. Publish latency is measured twice: inside the feed (the time
+//! `publish` takes, lock waits included) and over HTTP (`POST /comments` round trips on a
+//! keep-alive connection). Run with `cargo run --release --example resume_cost`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -60,6 +62,30 @@ async fn publish_latencies(server: &RunningServer) -> Vec<f64> {
     times
 }
 
+/// Publishes over HTTP (`POST /comments` on one keep-alive connection) at `RATE` for `PHASE`,
+/// returning each round trip, sorted (µs): what a publishing client sees, the feed's lock
+/// and the server's scheduling included.
+async fn post_latencies(server: &RunningServer) -> Vec<f64> {
+    let mut connection = connection(server).await;
+    let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / RATE));
+    let mut times = Vec::new();
+    let end = Instant::now() + PHASE;
+    let headers = [("content-type", "application/json")];
+    let body = bytes::Bytes::from_static(br#"{"from":"bob","text":"live"}"#);
+    while Instant::now() < end {
+        ticker.tick().await;
+        let started = Instant::now();
+        let response = connection
+            .send(Method::POST, "/comments", &headers, Some(body.clone()))
+            .await
+            .expect("201");
+        response.into_body().collect().await.expect("body");
+        times.push(started.elapsed().as_secs_f64() * 1e6);
+    }
+    times.sort_by(f64::total_cmp);
+    times
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
@@ -109,7 +135,9 @@ async fn main() {
     );
 
     let quiet = publish_latencies(&server).await;
-    print_latency("with no client", &quiet);
+    print_latency("in the feed, with no client", &quiet);
+    let quiet = post_latencies(&server).await;
+    print_latency("over HTTP, with no client", &quiet);
 
     // 20 clients resuming from 0: 10 SSE streams read as fast as they come, 10 long pollers
     // asking after=0 again and again.
@@ -150,7 +178,9 @@ async fn main() {
         }));
     }
     let resuming = publish_latencies(&server).await;
-    print_latency("while 20 clients resume from 0", &resuming);
+    print_latency("in the feed, while 20 clients resume from 0", &resuming);
+    let resuming = post_latencies(&server).await;
+    print_latency("over HTTP, while 20 clients resume from 0", &resuming);
     stop.cancel();
     for client in clients {
         let _ = client.await;
