@@ -60,12 +60,13 @@ pub fn assemble(observations: CellObservations) -> CellResult {
 }
 
 fn client_totals(window: &ClientDelta, payload_bytes_delivered: u64) -> ClientTotals {
+    let counts = &window.counts;
     ClientTotals {
-        requests: window.requests,
-        empty_responses: window.empty_responses,
-        connections_opened: window.connections_opened,
-        reconnects: window.reconnects,
-        errors: window.errors,
+        requests: counts.requests,
+        empty_responses: counts.empty_responses,
+        connections_opened: counts.connections_opened,
+        reconnects: counts.reconnects,
+        errors: counts.errors,
         bytes_up: window.bytes_up,
         bytes_down: window.bytes_down,
         payload_bytes_delivered,
@@ -399,6 +400,7 @@ mod tests {
     use crate::loadgen::observations::{ClientMoment, CutOff, Ending, Published, ServerMoment};
     use crate::loadgen::recorder::{CellRecord, new_histogram};
     use crate::loadgen::scenario::{Audience, CellSpec};
+    use crate::model::stats::ClientCounts;
     use crate::model::stats::{AccountStats, ProcessStats};
     use crate::net::KernelCount;
     use crate::techniques::Technique;
@@ -415,22 +417,26 @@ mod tests {
     fn client_moments() -> (ClientMoment, ClientMoment) {
         let t0 = Instant::now();
         let start = ClientMoment {
-            requests: 10,
-            empty_responses: 1,
-            connections_opened: 10,
-            reconnects: 2,
-            errors: 0,
+            counts: ClientCounts {
+                requests: 10,
+                empty_responses: 1,
+                connections_opened: 10,
+                reconnects: 2,
+                ..ClientCounts::default()
+            },
             bytes_up: 1_000,
             bytes_down: 5_000,
             cpu_seconds: 1.0,
             at: t0,
         };
         let end = ClientMoment {
-            requests: 30,
-            empty_responses: 4,
-            connections_opened: 12,
-            reconnects: 5,
-            errors: 0,
+            counts: ClientCounts {
+                requests: 30,
+                empty_responses: 4,
+                connections_opened: 12,
+                reconnects: 5,
+                ..ClientCounts::default()
+            },
             bytes_up: 3_000,
             bytes_down: 105_000,
             cpu_seconds: 2.0,
@@ -781,7 +787,7 @@ mod tests {
                 },
             ),
             (
-                |o| o.window.client_end.errors = 11,
+                |o| o.window.client_end.counts.errors = 11,
                 Warning::ClientErrors { count: 11 },
             ),
             (|o| o.external_target = true, Warning::ExternalTarget),

@@ -10,7 +10,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -386,13 +386,8 @@ fn spawn_lag_probe(schedule: Schedule) -> JoinHandle<Histogram<u64>> {
 
 fn client_moment(counters: &ClientCounters, meter: &ByteMeter) -> ClientMoment {
     let (bytes_up, bytes_down) = meter.totals();
-    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
     ClientMoment {
-        requests: load(&counters.requests),
-        empty_responses: load(&counters.empty_responses),
-        connections_opened: load(&counters.connections_opened),
-        reconnects: load(&counters.reconnects),
-        errors: load(&counters.errors),
+        counts: counters.snapshot(),
         bytes_up,
         bytes_down,
         cpu_seconds: crate::sys::cpu_seconds(),

@@ -9,7 +9,7 @@ use hdrhistogram::Histogram;
 
 use super::recorder::CellRecord;
 use super::scenario::{Audience, CellSpec};
-use crate::model::stats::{AccountStats, ProcessStats};
+use crate::model::stats::{AccountStats, ClientCounts, ProcessStats};
 use crate::net::KernelCount;
 
 /// Everything `assemble` needs to produce a cell's result.
@@ -34,11 +34,9 @@ pub struct CellObservations {
 /// The subscribers' counters, summed over all of them, at one moment.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientMoment {
-    pub requests: u64,
-    pub empty_responses: u64,
-    pub connections_opened: u64,
-    pub reconnects: u64,
-    pub errors: u64,
+    /// The techniques' clients' counts (requests, empty answers, connections, ...).
+    pub counts: ClientCounts,
+    /// Bytes sent and received at the subscribers' sockets.
     pub bytes_up: u64,
     pub bytes_down: u64,
     /// The load generator's own CPU time so far (all its threads).
@@ -49,11 +47,7 @@ pub struct ClientMoment {
 /// The subscribers' counters over an interval, and its length.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ClientDelta {
-    pub requests: u64,
-    pub empty_responses: u64,
-    pub connections_opened: u64,
-    pub reconnects: u64,
-    pub errors: u64,
+    pub counts: ClientCounts,
     pub bytes_up: u64,
     pub bytes_down: u64,
     pub cpu_seconds: f64,
@@ -67,13 +61,7 @@ impl Sub for ClientMoment {
     fn sub(self, earlier: ClientMoment) -> ClientDelta {
         ClientDelta {
             // Saturating: counters taken out of order must not wrap into 18 quintillion.
-            requests: self.requests.saturating_sub(earlier.requests),
-            empty_responses: self.empty_responses.saturating_sub(earlier.empty_responses),
-            connections_opened: self
-                .connections_opened
-                .saturating_sub(earlier.connections_opened),
-            reconnects: self.reconnects.saturating_sub(earlier.reconnects),
-            errors: self.errors.saturating_sub(earlier.errors),
+            counts: self.counts - earlier.counts,
             bytes_up: self.bytes_up.saturating_sub(earlier.bytes_up),
             bytes_down: self.bytes_down.saturating_sub(earlier.bytes_down),
             cpu_seconds: (self.cpu_seconds - earlier.cpu_seconds).max(0.0),

@@ -1,8 +1,10 @@
 //! What `/stats` serves, as plain data shared by the server (which fills it) and the load
 //! generator (which reads it): per account the request, connection, byte, delivery and drop
-//! counts, and the server process's CPU and memory. The counts are declared once: the same
-//! field list makes the wire type [`AccountStats`] (with subtraction, for windows) and the
-//! live atomic [`Counters`] the server increments.
+//! counts, and the server process's CPU and memory. Counts are declared once per side by
+//! the `counts!` macro: one field list makes the plain type (with subtraction, for windows)
+//! and the live atomic type with its `snapshot`: [`AccountStats`] and [`Counters`] for the
+//! server's accounts, [`ClientCounts`] and [`ClientCounters`] for the load generator's
+//! subscribers.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -65,36 +67,45 @@ impl Account {
 /// Declares the per-account counts once: the plain [`AccountStats`] and the atomic
 /// [`Counters`], with `snapshot`, subtraction and the field list for `/metrics`.
 macro_rules! counts {
-    ($( $(#[$doc:meta])* $field:ident : $kind:literal, $help:literal; )*) => {
-        /// One account's figures as `/stats` reports them.
+    (
+        $(#[$plain_doc:meta])* plain $plain:ident;
+        $(#[$live_doc:meta])* live $live:ident;
+        $( $(#[$doc:meta])* $field:ident : $kind:literal, $help:literal; )*
+    ) => {
+        $(#[$plain_doc])*
         #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-        pub struct AccountStats {
+        pub struct $plain {
             $( $(#[$doc])* #[serde(default)] pub $field: u64, )*
         }
 
-        /// Live counters of one account, incremented by the server as things happen.
+        $(#[$live_doc])*
         #[derive(Debug, Default)]
-        pub struct Counters {
+        pub struct $live {
             $( $(#[$doc])* pub $field: AtomicU64, )*
         }
 
-        impl Counters {
+        impl $live {
             /// The counts now.
-            pub fn snapshot(&self) -> AccountStats {
-                AccountStats { $( $field: self.$field.load(Ordering::Relaxed), )* }
+            pub fn snapshot(&self) -> $plain {
+                $plain { $( $field: self.$field.load(Ordering::Relaxed), )* }
+            }
+
+            /// Adds one to `counter`, one of this struct's fields.
+            pub fn add(counter: &AtomicU64) {
+                counter.fetch_add(1, Ordering::Relaxed);
             }
         }
 
-        /// Over a window: `end - start`, field by field (gauges such as `connections_open`
-        /// become their change). Saturating, so a counter read out of order cannot wrap.
-        impl std::ops::Sub for AccountStats {
-            type Output = AccountStats;
-            fn sub(self, start: AccountStats) -> AccountStats {
-                AccountStats { $( $field: self.$field.saturating_sub(start.$field), )* }
+        /// Over a window: `end - start`, field by field (gauges become their change).
+        /// Saturating, so a counter read out of order cannot wrap.
+        impl std::ops::Sub for $plain {
+            type Output = $plain;
+            fn sub(self, start: $plain) -> $plain {
+                $plain { $( $field: self.$field.saturating_sub(start.$field), )* }
             }
         }
 
-        impl AccountStats {
+        impl $plain {
             /// Each count's name, Prometheus type, help text and value, in declaration order.
             pub fn fields(&self) -> Vec<(&'static str, &'static str, &'static str, u64)> {
                 vec![ $( (stringify!($field), $kind, $help, self.$field), )* ]
@@ -104,6 +115,10 @@ macro_rules! counts {
 }
 
 counts! {
+    /// One account's figures as `/stats` reports them.
+    plain AccountStats;
+    /// Live counters of one account, incremented by the server as things happen.
+    live Counters;
     /// HTTP requests served (for WebSocket, upgrade requests).
     requests: "counter", "HTTP requests (WebSocket: upgrade requests)";
     /// Poll responses that carried no comment: the "meaningless" answers.
@@ -134,6 +149,35 @@ counts! {
     dropped_unresponsive: "counter", "WebSockets closed for an unanswered ping";
     /// Connections whose latest write found the peer's socket full and is still waiting.
     writes_blocked: "gauge", "connections whose write is blocked now";
+}
+
+counts! {
+    /// The load generator's counts for a group of subscribers (a cell) at one moment, or
+    /// over a window (`end - start`).
+    plain ClientCounts;
+    /// Client-side counters of one group of subscribers, incremented by the techniques'
+    /// clients as things happen.
+    live ClientCounters;
+    /// HTTP requests sent (for WebSocket, handshakes).
+    requests: "counter", "HTTP requests sent (WebSocket: handshakes)";
+    /// Poll responses without a comment.
+    empty_responses: "counter", "poll responses without a comment";
+    /// TCP connections opened.
+    connections_opened: "counter", "TCP connections opened";
+    /// Reconnections after a lost connection or stream.
+    reconnects: "counter", "reconnections after a lost connection or stream";
+    /// Errors seen (refused connections, bad statuses, broken streams).
+    errors: "counter", "errors seen";
+    /// Subscribers whose subscription is established (first response, upgrade, `connect`).
+    ready: "gauge", "subscribers whose subscription is established";
+    /// Times a subscriber's cursor was from an earlier incarnation of the feed (the server
+    /// restarted): answered 410 with `cause: restart`, resumed from the oldest id kept.
+    restarts: "counter", "cursors from an earlier incarnation of the feed";
+    /// Times a subscriber's cursor had been evicted from the history (410, `cause:
+    /// evicted`): resumed from the oldest id kept, the comments in between lost.
+    evictions: "counter", "cursors evicted from the history";
+    /// Connection attempts made after a failure (each waited its back-off first).
+    retries: "counter", "connection attempts after a failure";
 }
 
 /// Connections and requests ended by a timeout at the connection's edge, by cause (each

@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::feed::{Comment, FeedError, Page};
 use crate::http::error::AppError;
+pub use crate::model::stats::ClientCounters;
 pub use crate::model::{Target, Technique};
 use crate::net::ByteMeter;
 pub use context::{Context, DropSwitch};
@@ -123,37 +124,6 @@ impl Default for ClientSettings {
             reconnect_delay: Duration::from_millis(200),
             reconnect_max: Duration::from_secs(10),
         }
-    }
-}
-
-/// Client-side counts of one group of subscribers (a cell of the load generator).
-#[derive(Debug, Default)]
-pub struct ClientCounters {
-    /// HTTP requests sent (for WebSocket, handshakes).
-    pub requests: AtomicU64,
-    /// Poll responses without a comment.
-    pub empty_responses: AtomicU64,
-    /// TCP connections opened.
-    pub connections_opened: AtomicU64,
-    /// Reconnections after a lost connection or stream.
-    pub reconnects: AtomicU64,
-    /// Errors seen (refused connections, bad statuses, broken streams).
-    pub errors: AtomicU64,
-    /// Subscribers whose subscription is established (first response, upgrade, `connect`).
-    pub ready: AtomicU64,
-    /// Times a subscriber's cursor was from an earlier incarnation of the feed (the server
-    /// restarted): answered 410 with `cause: restart`, resumed from the oldest id kept.
-    pub restarts: AtomicU64,
-    /// Times a subscriber's cursor had been evicted from the history (410, `cause:
-    /// evicted`): resumed from the oldest id kept, the comments in between lost.
-    pub evictions: AtomicU64,
-    /// Connection attempts made after a failure (each waited its back-off first).
-    pub retries: AtomicU64,
-}
-
-impl ClientCounters {
-    pub fn add(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
     }
 }
 
