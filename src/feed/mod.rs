@@ -11,6 +11,7 @@
 
 #[cfg(test)]
 pub(crate) mod conformance;
+mod fanout;
 mod memory;
 pub mod redis;
 pub mod redis_server;
