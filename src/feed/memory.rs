@@ -1,13 +1,13 @@
-//! The in-memory feed: a bounded history indexed by recipient, plus a registry of
-//! subscribers, each with its own bounded queue, so a comment to one user wakes only that
-//! user's subscribers and a read for one user examines only its comments and broadcasts.
+//! The in-memory feed: a bounded history indexed by recipient, plus the live fan-out
+//! (`fanout.rs`: a registry of subscribers, each with its own bounded queue, so a comment to
+//! one user wakes only that user's subscribers), both under one mutex so a publish stores and
+//! fans out atomically; a read for one user examines only its comments and broadcasts.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
-use tokio::sync::mpsc;
-
+use super::fanout::{Fanout, Unregister};
 use super::{
     CATCHUP_PAGE, Catchup, Draft, EndCause, Feed, FeedError, FeedInfo, Live, Page, Pager,
     StoredComment, Subscription,
@@ -45,33 +45,17 @@ struct Inner {
     broadcasts: VecDeque<u64>,
     /// Ids of the comments in `history` addressed to each user, in order.
     by_recipient: HashMap<String, VecDeque<u64>>,
-    /// Every live subscriber, by registration number.
-    subscribers: HashMap<u64, Subscriber>,
-    /// Registration numbers of the subscribers that named a user, by user.
-    by_user: HashMap<String, Vec<u64>>,
-    /// The next registration number.
-    next_registration: u64,
+    /// The live subscribers: under this lock, so a publish fans out before the next one
+    /// takes an id, and a catch-up registers atomically with its last read.
+    fanout: Fanout,
     /// A rehearsed outage (`MemoryFeed::set_outage`): while set, every call fails with it.
     outage: Option<String>,
 }
 
-struct Subscriber {
-    user: Option<String>,
-    sender: mpsc::Sender<Arc<StoredComment>>,
-    ended: Arc<OnceLock<EndCause>>,
-}
-
-/// Removes a subscriber from the registry when its subscription is dropped.
-struct Registration {
-    inner: Weak<Mutex<Inner>>,
-    number: u64,
-}
-
-impl Drop for Registration {
-    fn drop(&mut self) {
-        if let Some(inner) = self.inner.upgrade() {
-            lock(&inner).unregister(self.number);
-        }
+/// A dropped subscription leaves the fan-out under the feed's lock.
+impl Unregister for Mutex<Inner> {
+    fn unregister(&self, number: u64) {
+        lock(self).fanout.unregister(number);
     }
 }
 
@@ -110,9 +94,7 @@ impl MemoryFeed {
                 last_id: base,
                 broadcasts: VecDeque::new(),
                 by_recipient: HashMap::new(),
-                subscribers: HashMap::new(),
-                by_user: HashMap::new(),
-                next_registration: 0,
+                fanout: Fanout::new(queue),
                 outage: None,
             })),
             queue: queue.max(1),
@@ -130,12 +112,9 @@ impl MemoryFeed {
     pub fn set_outage(&self, reason: Option<String>) {
         let mut inner = lock(&self.inner);
         if let Some(reason) = &reason {
-            for (_, subscriber) in inner.subscribers.drain() {
-                let _ = subscriber.ended.set(EndCause::Unavailable {
-                    reason: reason.clone(),
-                });
-            }
-            inner.by_user.clear();
+            inner.fanout.end_all(&EndCause::Unavailable {
+                reason: reason.clone(),
+            });
         }
         inner.outage = reason;
     }
@@ -239,44 +218,11 @@ impl Inner {
         (comments, next, examined)
     }
 
-    fn register(&mut self, me: &Arc<Mutex<Inner>>, user: Option<String>, queue: usize) -> Live {
-        let (sender, receiver) = mpsc::channel(queue);
-        let ended = Arc::new(OnceLock::new());
-        let number = self.next_registration;
-        self.next_registration += 1;
-        if let Some(user) = &user {
-            self.by_user.entry(user.clone()).or_default().push(number);
-        }
-        self.subscribers.insert(
-            number,
-            Subscriber {
-                user,
-                sender,
-                ended: ended.clone(),
-            },
-        );
-        Live {
-            receiver,
-            ended,
-            registration: Box::new(Registration {
-                inner: Arc::downgrade(me),
-                number,
-            }),
-        }
-    }
-
-    fn unregister(&mut self, number: u64) {
-        let Some(subscriber) = self.subscribers.remove(&number) else {
-            return;
-        };
-        if let Some(user) = subscriber.user {
-            if let Some(numbers) = self.by_user.get_mut(&user) {
-                numbers.retain(|n| *n != number);
-                if numbers.is_empty() {
-                    self.by_user.remove(&user);
-                }
-            }
-        }
+    /// Registers a live subscriber to `user`'s comments; `me` is this `Inner`'s mutex, the
+    /// caller holding its lock.
+    fn register(&mut self, me: &Arc<Mutex<Inner>>, user: Option<String>) -> Live {
+        let me: Weak<Mutex<Inner>> = Arc::downgrade(me);
+        self.fanout.register(user, me)
     }
 
     /// Stores `stored` at the end of the history and its indexes, evicting the oldest.
@@ -309,28 +255,12 @@ impl Inner {
         }
         self.history.push_back(stored);
     }
-
-    /// Queues `comment` for subscriber `number`; a full queue drops the subscriber.
-    fn deliver(&mut self, number: u64, comment: &Arc<StoredComment>) {
-        let Some(subscriber) = self.subscribers.get(&number) else {
-            return;
-        };
-        match subscriber.sender.try_send(comment.clone()) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                let _ = subscriber.ended.set(EndCause::Lagged);
-                self.unregister(number);
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => self.unregister(number),
-        }
-    }
 }
 
 /// Pages one subscription through the history, a short lock per step.
 struct MemoryPager {
     inner: Weak<Mutex<Inner>>,
     user: Option<String>,
-    queue: usize,
     examined: Arc<AtomicU64>,
     /// Set until the first step when the subscriber asked from cursor 0 ("from the oldest
     /// kept"): that step reads from whatever is oldest then, so an eviction between
@@ -356,8 +286,7 @@ impl Pager for MemoryPager {
         self.examined.fetch_add(examined, Ordering::Relaxed);
         // Caught up: join the fan-out under the same lock as the read, so nothing published
         // between the two is missed.
-        let live = (covered == guard.last_id)
-            .then(|| guard.register(&inner, self.user.clone(), self.queue));
+        let live = (covered == guard.last_id).then(|| guard.register(&inner, self.user.clone()));
         Ok(Catchup {
             comments,
             covered,
@@ -378,13 +307,7 @@ impl Feed for MemoryFeed {
         inner.last_id = id;
         inner.store(stored.clone());
 
-        let recipients: Vec<u64> = match &stored.comment.to {
-            None => inner.subscribers.keys().copied().collect(),
-            Some(to) => inner.by_user.get(to).cloned().unwrap_or_default(),
-        };
-        for number in recipients {
-            inner.deliver(number, &stored);
-        }
+        inner.fanout.fan_out(&stored);
         // Only now is the comment in every recipient's queue: the horizon may pass it.
         self.horizon.store(id, Ordering::Release);
         self.published.fetch_add(1, Ordering::Relaxed);
@@ -424,7 +347,7 @@ impl Feed for MemoryFeed {
             Some(cursor) => inner.check_cursor(cursor)?,
         };
         if cursor == inner.last_id {
-            let live = inner.register(&self.inner, user, self.queue);
+            let live = inner.register(&self.inner, user);
             return Ok(Subscription::live(
                 live,
                 self.queue,
@@ -437,7 +360,6 @@ impl Feed for MemoryFeed {
         let pager = MemoryPager {
             inner: Arc::downgrade(&self.inner),
             user,
-            queue: self.queue,
             examined: self.examined.clone(),
             from_oldest,
         };

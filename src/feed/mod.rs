@@ -6,11 +6,15 @@
 //! several server instances) replaces the in-memory one (`memory.rs`) without touching them;
 //! `redis_server.rs` runs a private redis-server for its tests. What every
 //! backend shares lives beside the trait, not in a backend: rendering a comment's wire JSON
-//! and its publish time (`render.rs`), and the subscription a backend feeds
-//! (`subscription.rs`). `conformance.rs` holds the checks every backend passes unchanged.
+//! and its publish time (`render.rs`), the subscription a backend feeds (`subscription.rs`),
+//! and the live fan-out that feeds it (`fanout.rs`: the registry of live subscribers and
+//! their bounded queues, delivery to a comment's recipients, `Lagged` on a full queue, ending
+//! them all), which a backend embeds under the lock it fans out under and keeps its horizon
+//! beside. `conformance.rs` holds the checks every backend passes unchanged.
 
 #[cfg(test)]
 pub(crate) mod conformance;
+mod fanout;
 mod memory;
 pub mod redis;
 pub mod redis_server;

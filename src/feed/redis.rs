@@ -19,12 +19,13 @@
 //! # One reader per instance
 //! A task reads the stream with `XREAD BLOCK` from the last id it saw, on a connection of its
 //! own (a blocked command would stall the shared one), and fans each comment out to this
-//! instance's subscriptions through their bounded queues, as the memory feed does under its
-//! lock; the horizon is moved, under the same lock, only after a comment reached every
-//! queue. A subscription from an old cursor pages through the stream (`RedisPager`, one
-//! bounded `XRANGE` a step) and registers with the reader once a read reaches the stream's
-//! end, reading whatever the reader fanned out meanwhile too, so the page and the queue
-//! overlap rather than leave a gap.
+//! instance's subscriptions through their bounded queues with the `Fanout` the memory feed
+//! uses too (`fanout.rs`: the subscriber registry, delivery, `Lagged` on a full queue), kept
+//! here in the registry under its mutex; the horizon is moved, under the same lock, only
+//! after a comment reached every queue. A subscription from an old cursor pages through the
+//! stream (`RedisPager`, one bounded `XRANGE` a step) and registers with the reader once a
+//! read reaches the stream's end, reading whatever the reader fanned out meanwhile too, so
+//! the page and the queue overlap rather than leave a gap.
 //!
 //! # When Redis goes down
 //! Calls fail with `Unavailable` (publishes answer 503). The reader's `XREAD` fails too: it
@@ -34,16 +35,15 @@
 //! incarnation: the reader starts over from its base, and clients holding old cursors get
 //! `CursorFromEarlierFeed` (410), as after a restart of an in-memory server.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncConnectionConfig, Client, RedisError, Script, Value};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::fanout::{Fanout, Unregister};
 use super::{
     CATCHUP_PAGE, Catchup, Comment, Draft, EndCause, Feed, FeedError, FeedInfo, FeedOptions, Live,
     Page, Pager, StoredComment, Subscription, now_micros,
@@ -115,7 +115,8 @@ struct Core {
     /// Shared by publishes, reads and subscriptions' catch-up reads; reconnects by itself.
     connection: ConnectionManager,
     keys: Keys,
-    /// Capacity of each subscriber's queue.
+    /// Capacity of each subscriber's queue (the registry's `Fanout` sizes them), for the
+    /// `Lagged` error a subscription reports.
     queue: usize,
     /// What the reader and the subscriptions share.
     shared: Arc<Shared>,
@@ -142,40 +143,17 @@ struct Shared {
 }
 
 struct Registry {
-    /// Every live subscriber, by registration number.
-    subscribers: HashMap<u64, Subscriber>,
-    /// Registration numbers of the subscribers that named a user, by user.
-    by_user: HashMap<String, Vec<u64>>,
-    next_registration: u64,
+    /// This instance's live subscribers, which the reader fans out to under this lock.
+    fanout: Fanout,
     /// Set while the reader cannot read the stream: subscribing then fails with it, as a
     /// subscription would receive nothing.
     down: Option<String>,
 }
 
-struct Subscriber {
-    user: Option<String>,
-    sender: mpsc::Sender<Arc<StoredComment>>,
-    ended: Arc<OnceLock<EndCause>>,
-}
-
-/// A subscriber's parts of a `Subscription`, from the registry.
-struct Registered {
-    receiver: mpsc::Receiver<Arc<StoredComment>>,
-    ended: Arc<OnceLock<EndCause>>,
-    registration: Registration,
-}
-
-/// Removes a subscriber from the registry when its subscription is dropped.
-struct Registration {
-    shared: Weak<Shared>,
-    number: u64,
-}
-
-impl Drop for Registration {
-    fn drop(&mut self) {
-        if let Some(shared) = self.shared.upgrade() {
-            shared.lock().unregister(self.number);
-        }
+/// A dropped subscription leaves the fan-out under the registry's lock.
+impl Unregister for Shared {
+    fn unregister(&self, number: u64) {
+        self.lock().fanout.unregister(number);
     }
 }
 
@@ -186,51 +164,6 @@ impl Shared {
         self.registry
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-impl Registry {
-    fn unregister(&mut self, number: u64) {
-        let Some(subscriber) = self.subscribers.remove(&number) else {
-            return;
-        };
-        if let Some(user) = subscriber.user {
-            if let Some(numbers) = self.by_user.get_mut(&user) {
-                numbers.retain(|n| *n != number);
-                if numbers.is_empty() {
-                    self.by_user.remove(&user);
-                }
-            }
-        }
-    }
-
-    /// Ends every subscription with `cause` (they resume from their cursors).
-    fn end_all(&mut self, cause: &EndCause) {
-        for (_, subscriber) in self.subscribers.drain() {
-            let _ = subscriber.ended.set(cause.clone());
-        }
-        self.by_user.clear();
-    }
-
-    /// Queues `comment` for its recipients; a full queue drops that subscriber (`Lagged`).
-    fn fan_out(&mut self, comment: &Arc<StoredComment>) {
-        let recipients: Vec<u64> = match &comment.comment.to {
-            None => self.subscribers.keys().copied().collect(),
-            Some(to) => self.by_user.get(to).cloned().unwrap_or_default(),
-        };
-        for number in recipients {
-            let Some(subscriber) = self.subscribers.get(&number) else {
-                continue;
-            };
-            match subscriber.sender.try_send(comment.clone()) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    let _ = subscriber.ended.set(EndCause::Lagged);
-                    self.unregister(number);
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => self.unregister(number),
-            }
-        }
     }
 }
 
@@ -271,9 +204,7 @@ impl RedisFeed {
             .map_err(unreachable)?;
         let shared = Arc::new(Shared {
             registry: Mutex::new(Registry {
-                subscribers: HashMap::new(),
-                by_user: HashMap::new(),
-                next_registration: 0,
+                fanout: Fanout::new(options.queue),
                 down: None,
             }),
             horizon: Arc::new(AtomicU64::new(last)),
@@ -416,45 +347,17 @@ impl Core {
     /// Registers a subscriber with the reader; from now on it gets every comment the reader
     /// fans out, i.e. every comment after the horizon returned (read under the registry's
     /// lock, under which the reader fans out and moves the horizon).
-    fn register(&self, user: Option<String>) -> Result<(Registered, u64), FeedError> {
+    fn register(&self, user: Option<String>) -> Result<(Live, u64), FeedError> {
         let mut registry = self.shared.lock();
         if let Some(reason) = &registry.down {
             return Err(FeedError::Unavailable {
                 reason: reason.clone(),
             });
         }
-        let (sender, receiver) = mpsc::channel(self.queue);
-        let ended = Arc::new(OnceLock::new());
-        let number = registry.next_registration;
-        registry.next_registration += 1;
-        if let Some(user) = &user {
-            registry
-                .by_user
-                .entry(user.clone())
-                .or_default()
-                .push(number);
-        }
-        registry.subscribers.insert(
-            number,
-            Subscriber {
-                user,
-                sender,
-                ended: ended.clone(),
-            },
-        );
-        let registration = Registration {
-            shared: Arc::downgrade(&self.shared),
-            number,
-        };
+        let owner: Weak<Shared> = Arc::downgrade(&self.shared);
+        let live = registry.fanout.register(user, owner);
         let horizon = self.shared.horizon.load(Ordering::Acquire);
-        Ok((
-            Registered {
-                receiver,
-                ended,
-                registration,
-            },
-            horizon,
-        ))
+        Ok((live, horizon))
     }
 
     /// `Unavailable` while this instance's reader cannot read the stream.
@@ -540,10 +443,10 @@ impl Feed for RedisFeed {
         let Some(cursor) = cursor else {
             // From now on: registered first, at horizon P, the live queue gets every comment
             // after P <= the newest id read next; the overlap is dropped by the subscription.
-            let (registered, _) = core.register(user)?;
+            let (live, _) = core.register(user)?;
             let cursor = core.get_last_id().await?;
             return Ok(Subscription::live(
-                registered.into_live(),
+                live,
                 core.queue,
                 cursor,
                 core.shared.horizon.clone(),
@@ -585,16 +488,6 @@ impl Feed for RedisFeed {
     }
 }
 
-impl Registered {
-    fn into_live(self) -> Live {
-        Live {
-            receiver: self.receiver,
-            ended: self.ended,
-            registration: Box::new(self.registration),
-        }
-    }
-}
-
 /// Pages one subscription through the stream, a bounded read per step, and registers it
 /// with the reader once a read reaches the stream's end.
 struct RedisPager {
@@ -619,7 +512,7 @@ impl Pager for RedisPager {
         // reader's horizon H; if the reader has already fanned out comments past the read
         // (H > covered), those are not in the queue: read them too (the overlap with the
         // queue is dropped by the subscription).
-        let (registered, horizon) = core.register(self.user.clone())?;
+        let (live, horizon) = core.register(self.user.clone())?;
         let mut comments = page.comments;
         let mut covered = page.next;
         if horizon > covered {
@@ -630,7 +523,7 @@ impl Pager for RedisPager {
         Ok(Catchup {
             comments,
             covered,
-            live: Some(registered.into_live()),
+            live: Some(live),
         })
     }
 }
@@ -773,7 +666,7 @@ impl Reader {
         if registry.down.is_none() {
             tracing::warn!("the feed's reader lost Redis: {reason}");
         }
-        registry.end_all(&EndCause::Unavailable {
+        registry.fanout.end_all(&EndCause::Unavailable {
             reason: reason.clone(),
         });
         registry.down = Some(reason);
@@ -794,7 +687,7 @@ impl Reader {
                 // The history was trimmed past this reader before it read those comments:
                 // its subscribers cannot have them. They resume from their cursors and are
                 // told what was lost (`CursorExpired`).
-                registry.end_all(&EndCause::Unavailable {
+                registry.fanout.end_all(&EndCause::Unavailable {
                     reason: format!(
                         "this server fell behind the feed's history: comments {} to {} were \
                          evicted before it read them",
@@ -803,7 +696,7 @@ impl Reader {
                     ),
                 });
             }
-            registry.fan_out(&comment);
+            registry.fanout.fan_out(&comment);
             *position = id;
             // Only now is the comment in every recipient's queue: the horizon may pass it.
             self.shared.horizon.store(id, Ordering::Release);
