@@ -3,6 +3,8 @@
 
 // The four-pane page in a real headless Chromium (needs Debian's chromium, chromium-driver).
 mod browser;
+// `pushlab-loadgen conform` against pushlab-server and the Python example (python3-aiohttp).
+mod conform;
 // The module graph of src/: a DAG with model at the bottom.
 mod layout;
 // The load generator end to end: scenarios in, results folders out, against real servers.

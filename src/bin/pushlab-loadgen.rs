@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use pushlab::loadgen::conform::{self, ConformOptions, Verdict};
 use pushlab::loadgen::output::write_run_files;
 use pushlab::loadgen::runner::{self, RunOptions};
 use pushlab::loadgen::scenario::Scenario;
@@ -42,6 +43,19 @@ enum Command {
         /// No progress bar (it is also hidden when stderr is not a terminal).
         #[arg(long)]
         quiet: bool,
+    },
+    /// Checks, item by item, that a running server speaks pushlab's interface (README), so
+    /// `run --target` can measure it. Exits non-zero if any check fails.
+    Conform {
+        /// The server, e.g. http://127.0.0.1:8080. Loopback addresses only.
+        url: String,
+        /// How many comments the server keeps (pushlab-server's `--history`): the 410 check
+        /// publishes that many and two more. Without it, that check is not made.
+        #[arg(long)]
+        history: Option<u64>,
+        /// How long to wait for anything the server should send.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        wait: std::time::Duration,
     },
     /// Checks scenario files without running them.
     Validate {
@@ -98,6 +112,14 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
+        Command::Conform { url, history, wait } => {
+            let options = ConformOptions {
+                addr: parse_target("conform URL", &url)?,
+                history,
+                wait,
+            };
+            conform(options)
+        }
         Command::Report { run_dir } => {
             let summary = report::load_summary(&run_dir)?;
             for path in report::write_report(&run_dir, &summary)? {
@@ -113,7 +135,7 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
             quiet,
         } => {
             let scenario = Scenario::load(&scenario)?;
-            let target = target.map(|t| parse_target(&t)).transpose()?;
+            let target = target.map(|t| parse_target("--target", &t)).transpose()?;
             let options = RunOptions {
                 results_root: results,
                 target,
@@ -163,8 +185,31 @@ async fn run(scenario: Scenario, options: RunOptions) -> anyhow::Result<ExitCode
     })
 }
 
+#[tokio::main]
+async fn conform(options: ConformOptions) -> anyhow::Result<ExitCode> {
+    let report = conform::run(&options).await?;
+    println!("conform http://{}", report.target);
+    for finding in &report.findings {
+        let name = finding.check.name();
+        match &finding.verdict {
+            Verdict::Pass => println!("  pass         {name}"),
+            Verdict::Fail(reason) => println!("  FAIL         {name}: {reason}"),
+            Verdict::NotChecked(why) => println!("  not checked  {name}: {why}"),
+        }
+    }
+    let failures = report.failures();
+    let total = report.findings.len();
+    if failures == 0 {
+        println!("{total} checks: no failure");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("{total} checks: {failures} failed");
+        Ok(ExitCode::FAILURE)
+    }
+}
+
 /// `http://HOST:PORT` of a loopback server: load is only ever sent to this machine.
-fn parse_target(text: &str) -> anyhow::Result<SocketAddr> {
+fn parse_target(flag: &str, text: &str) -> anyhow::Result<SocketAddr> {
     let rest = text
         .strip_prefix("http://")
         .unwrap_or(text)
@@ -173,13 +218,11 @@ fn parse_target(text: &str) -> anyhow::Result<SocketAddr> {
         Ok(addr) => addr,
         Err(_) => match rest.strip_prefix("localhost:").map(str::parse::<u16>) {
             Some(Ok(port)) => SocketAddr::from(([127, 0, 0, 1], port)),
-            _ => bail!("--target {text:?}: expected http://IP:PORT, e.g. http://127.0.0.1:8080"),
+            _ => bail!("{flag} {text:?}: expected http://IP:PORT, e.g. http://127.0.0.1:8080"),
         },
     };
     if !addr.ip().is_loopback() {
-        bail!(
-            "--target {text:?}: pushlab only sends load to loopback addresses (127.0.0.0/8, ::1)"
-        );
+        bail!("{flag} {text:?}: pushlab only sends load to loopback addresses (127.0.0.0/8, ::1)");
     }
     Ok(addr)
 }
