@@ -32,24 +32,7 @@ async fn shutdown_closes_every_stream_cleanly() {
 
     // The clients read nothing until `stop` has returned: the WebSocket session waits up to
     // a second for a close reply that does not come, and `stop` waits for the session.
-    let live = server.state.stats.clone();
-    let started = Instant::now();
-    within("stop()", server.stop())
-        .await
-        .expect("serve returns Ok");
-    let took = started.elapsed();
-    assert!(took < Duration::from_secs(3), "stopped in {took:?}");
-    assert_eq!(
-        live.connections_live(),
-        0,
-        "stop returned with connections (an upgraded WebSocket?) still open"
-    );
-    let (code, _) = ws_close_frame(&mut ws).await;
-    assert_eq!(code, 1001, "going away");
-    assert!(
-        matches!(sse.next_block().await, Ok(None)),
-        "the SSE body ends cleanly"
-    );
+    assert_clean_stop(server, &mut ws, &mut sse).await;
     let reply = within("the long poll", long_poll).await.unwrap();
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.json()["comments"], serde_json::json!([]));

@@ -490,3 +490,27 @@ fn parse_block(block: &str) -> SseEvent {
     event.data = data.join("\n");
     event
 }
+
+/// Stops `server` and checks a clean shutdown: `stop` returns within 3 s with no connection
+/// left open, the WebSocket `ws` gets its 1001 close frame and the SSE body `sse` ends
+/// cleanly (with its terminating chunk).
+pub async fn assert_clean_stop(server: RunningServer, ws: &mut Ws, sse: &mut SseStream) {
+    let live = server.state.stats.clone();
+    let started = std::time::Instant::now();
+    within("stop()", server.stop())
+        .await
+        .expect("serve returns Ok");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "stopped in {took:?}");
+    assert_eq!(
+        live.connections_live(),
+        0,
+        "stop returned with connections (an upgraded WebSocket?) still open"
+    );
+    let (code, _) = ws_close_frame(ws).await;
+    assert_eq!(code, 1001, "going away");
+    assert!(
+        matches!(sse.next_block().await, Ok(None)),
+        "the SSE body ends cleanly"
+    );
+}
