@@ -116,6 +116,17 @@ impl StatsReader {
     }
 
     pub async fn read(&mut self) -> Result<StatsSnapshot, TargetError> {
+        // A reused connection may have been closed by the server's idle timeout just as we
+        // ask (a window longer than `--idle-timeout` between two reads): `/stats` is safe to
+        // ask again, so one failure on a reused connection is retried on a fresh one.
+        let reused = self.connection.as_ref().is_some_and(|c| c.is_open());
+        match self.read_once().await {
+            Err(TargetError::Stats(_)) if reused => self.read_once().await,
+            result => result,
+        }
+    }
+
+    async fn read_once(&mut self) -> Result<StatsSnapshot, TargetError> {
         if self.connection.as_ref().is_none_or(|c| !c.is_open()) {
             self.connection = Some(HttpConnection::open(&self.target, ByteMeter::new()).await?);
         }

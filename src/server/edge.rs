@@ -54,6 +54,11 @@ struct EdgeState {
     /// Counts the connection's requests, so a late "response done" of an earlier request
     /// cannot end a later one's `Busy`.
     generation: u64,
+    /// The task last parked on this connection's read: woken when the deadline changes, so
+    /// it re-arms its timer. Without it, a read that went pending while `Busy` (no deadline)
+    /// slept on until some older timer fired, and an idle timeout shorter than the header
+    /// timeout only took effect at the header deadline.
+    reader: Option<std::task::Waker>,
 }
 
 #[derive(Clone, Copy)]
@@ -84,6 +89,7 @@ impl Edge {
                     started: false,
                 },
                 generation: 0,
+                reader: None,
             }),
         })
     }
@@ -142,6 +148,18 @@ impl Edge {
                 cause: Timeout::Idle,
                 started: false,
             };
+            if let Some(reader) = state.reader.take() {
+                reader.wake();
+            }
+        }
+    }
+
+    /// Remembers the task waiting on the connection's read (see `EdgeState::reader`).
+    fn park_reader(&self, waker: &std::task::Waker) {
+        let mut state = self.lock();
+        match &state.reader {
+            Some(parked) if parked.will_wake(waker) => {}
+            _ => state.reader = Some(waker.clone()),
         }
     }
 
@@ -260,6 +278,7 @@ impl AsyncRead for EdgeStream {
                 Poll::Ready(Err(error))
             }
             Poll::Pending => {
+                this.edge.park_reader(cx.waker());
                 let Some((deadline, cause, started)) = this.edge.deadline() else {
                     return Poll::Pending;
                 };

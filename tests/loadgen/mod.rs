@@ -355,3 +355,30 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// The load generator's `/stats` reader keeps one connection between reads; a measured window
+/// longer than the server's idle timeout must not turn the closing read into an error.
+#[tokio::test]
+async fn stats_reads_survive_the_servers_idle_timeout() {
+    let server = pushlab::server::spawn(pushlab::server::ServerConfig {
+        idle_timeout: Duration::from_millis(200),
+        ..Default::default()
+    })
+    .await
+    .expect("binds 127.0.0.1:0");
+    let mut reader = pushlab::loadgen::target::StatsReader::new(server.addr);
+    reader.read().await.expect("the first read");
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        while server.state.snapshot().timeouts.idle == 0 {
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "the server closed the idle /stats connection"
+    );
+    let again = reader.read().await.expect("a read after the idle timeout");
+    assert!(again.timeouts.idle >= 1, "{:?}", again.timeouts);
+}
