@@ -117,9 +117,15 @@ impl Edge {
         }
     }
 
-    /// The read deadline in force, if any.
-    fn deadline(&self) -> Option<(Instant, Timeout, bool)> {
-        match self.lock().phase {
+    /// Parks `waker` as the connection's reader (see `EdgeState::reader`) and returns the
+    /// read deadline in force, if any: one lock for both, on every pending read.
+    fn park(&self, waker: &std::task::Waker) -> Option<(Instant, Timeout, bool)> {
+        let mut state = self.lock();
+        match &state.reader {
+            Some(parked) if parked.will_wake(waker) => {}
+            _ => state.reader = Some(waker.clone()),
+        }
+        match state.phase {
             Phase::Waiting {
                 deadline,
                 cause,
@@ -151,15 +157,6 @@ impl Edge {
             if let Some(reader) = state.reader.take() {
                 reader.wake();
             }
-        }
-    }
-
-    /// Remembers the task waiting on the connection's read (see `EdgeState::reader`).
-    fn park_reader(&self, waker: &std::task::Waker) {
-        let mut state = self.lock();
-        match &state.reader {
-            Some(parked) if parked.will_wake(waker) => {}
-            _ => state.reader = Some(waker.clone()),
         }
     }
 
@@ -278,8 +275,7 @@ impl AsyncRead for EdgeStream {
                 Poll::Ready(Err(error))
             }
             Poll::Pending => {
-                this.edge.park_reader(cx.waker());
-                let Some((deadline, cause, started)) = this.edge.deadline() else {
+                let Some((deadline, cause, started)) = this.edge.park(cx.waker()) else {
                     return Poll::Pending;
                 };
                 if this.sleep_until != Some(deadline) {
