@@ -530,11 +530,12 @@ impl Pager for RedisPager {
 
 /// The incarnation's base and the newest id, setting the base if this Redis has none (a
 /// fresh Redis, or one that lost its data): ids then continue above it.
+/// Used at connect and by the reader when Redis comes back after an outage.
 async fn incarnation(
-    connection: &mut ConnectionManager,
+    connection: &mut (impl redis::aio::ConnectionLike + Send),
     keys: &Keys,
 ) -> Result<(u64, u64), RedisError> {
-    let (_, base, last): ((), u64, Option<u64>) = redis::pipe()
+    let (base, last): (u64, Option<u64>) = redis::pipe()
         .cmd("SET")
         .arg(&keys.base)
         .arg(now_micros())
@@ -545,8 +546,7 @@ async fn incarnation(
         .cmd("GET")
         .arg(&keys.last_id)
         .query_async(connection)
-        .await
-        .map(|(base, last): (u64, Option<u64>)| ((), base, last))?;
+        .await?;
     Ok((base, last.unwrap_or(base)))
 }
 
@@ -580,23 +580,8 @@ impl Reader {
                 if self.shared.lock().down.is_some() {
                     // Back after an outage: did Redis keep the stream? (A Redis that lost its
                     // data gets a new incarnation base here.)
-                    let (_, base, last): ((), u64, Option<u64>) = redis::pipe()
-                        .cmd("SET")
-                        .arg(&self.keys.base)
-                        .arg(now_micros())
-                        .arg("NX")
-                        .ignore()
-                        .cmd("GET")
-                        .arg(&self.keys.base)
-                        .cmd("GET")
-                        .arg(&self.keys.last_id)
-                        .query_async(connection)
-                        .await
-                        .map(|(base, last): (u64, Option<u64>)| ((), base, last))?;
-                    return Ok::<_, RedisError>(Step::Recovered {
-                        base,
-                        last: last.unwrap_or(base),
-                    });
+                    let (base, last) = incarnation(connection, &self.keys).await?;
+                    return Ok::<_, RedisError>(Step::Recovered { base, last });
                 }
                 let reply: Value = redis::cmd("XREAD")
                     .arg("COUNT")
