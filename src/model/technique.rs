@@ -131,12 +131,11 @@ impl Technique {
         !matches!(self.descriptor().delivery, Delivery::Answers)
     }
 
-    /// Position in [`Technique::ALL`], for per-technique arrays.
-    pub fn index(self) -> usize {
-        Self::ALL
-            .iter()
-            .position(|t| *t == self)
-            .expect("ALL lists every variant")
+    /// Position in [`Technique::ALL`], for per-technique arrays: the declaration order,
+    /// which `ALL` follows (a test checks it). Called on every request and delivery, so no
+    /// search.
+    pub const fn index(self) -> usize {
+        self as usize
     }
 }
 
