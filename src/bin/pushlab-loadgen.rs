@@ -30,10 +30,11 @@ enum Command {
     Run {
         /// The scenario file (TOML; see scenarios/README.md).
         scenario: PathBuf,
-        /// Drive an already running server (e.g. http://127.0.0.1:8080) instead of starting
-        /// a fresh one per cell. Loopback addresses only.
-        #[arg(long)]
-        target: Option<String>,
+        /// Drive already running servers (e.g. http://127.0.0.1:8080) instead of starting
+        /// fresh ones per cell. Give it more than once (or comma-separated) for instances
+        /// sharing one feed: subscribers spread over them round-robin. Loopback addresses only.
+        #[arg(long, value_delimiter = ',')]
+        target: Vec<String>,
         /// Folder that receives the run folders.
         #[arg(long, default_value = "results")]
         results: PathBuf,
@@ -135,10 +136,13 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
             quiet,
         } => {
             let scenario = Scenario::load(&scenario)?;
-            let target = target.map(|t| parse_target("--target", &t)).transpose()?;
+            let targets = target
+                .iter()
+                .map(|t| parse_target("--target", t))
+                .collect::<anyhow::Result<Vec<_>>>()?;
             let options = RunOptions {
                 results_root: results,
-                target,
+                targets,
                 server_binary: server_binary.unwrap_or_else(sibling_server_binary),
                 progress: !quiet,
                 interrupt: CancellationToken::new(),

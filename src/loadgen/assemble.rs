@@ -8,9 +8,10 @@ use hdrhistogram::Histogram;
 use super::observations::{CellObservations, ClientDelta, Settled, Window};
 use super::warning::Warning;
 use crate::model::results::{
-    ByteAgreement, CellResult, ClientTotals, Deliveries, KernelTotals, LatencySummary, LoadgenUse,
-    PerDelivery, PercentilePoint, ServerTotals,
+    ByteAgreement, CellResult, ClientTotals, Deliveries, InstanceTotals, KernelTotals,
+    LatencySummary, LoadgenUse, PerDelivery, PercentilePoint, RedisUse, ServerTotals,
 };
+use crate::model::scenario::FeedKind;
 use crate::report::fmt::format_rate;
 
 /// A core share above which the load generator may have limited what it measured.
@@ -54,6 +55,9 @@ pub fn assemble(observations: CellObservations) -> CellResult {
         per_delivery: per_delivery(&client, &server, &o.merged.deliveries),
         timeline: o.merged.timeline.clone(),
         warnings: Vec::new(),
+        deployment: spec.deployment,
+        instances: instance_totals(o),
+        redis: redis_use(&o.window),
     };
     cell.warnings = warnings(&cell, o).iter().map(ToString::to_string).collect();
     cell
@@ -145,6 +149,62 @@ fn agreement(settled: &Settled) -> ByteAgreement {
         server_out: server.bytes_out,
         equal: client_up == server.bytes_in && client_down == server.bytes_out,
     }
+}
+
+/// Each instance's share, when there is more than one or they share a Redis feed (one
+/// in-memory server's figures are the cell's own, and runs before instances had none).
+fn instance_totals(o: &CellObservations) -> Vec<InstanceTotals> {
+    let instances = &o.settled.instances;
+    if instances.len() < 2 && o.spec.deployment.feed == FeedKind::Memory {
+        return Vec::new();
+    }
+    let w = &o.window;
+    instances
+        .iter()
+        .enumerate()
+        .map(|(i, instance)| {
+            let whole = if instance.restarted {
+                Default::default()
+            } else {
+                instance.after - instance.before
+            };
+            let cpu_seconds = match (
+                w.server_instances_start.get(i),
+                w.server_instances_end.get(i),
+            ) {
+                (Some(start), Some(end)) => end.since(start).map_or(0.0, |(_, cpu)| cpu),
+                _ => 0.0,
+            };
+            InstanceTotals {
+                url: instance.url.clone(),
+                subscribers: instance.subscribers,
+                connections_opened: whole.connections_opened,
+                comments_delivered: whole.comments_delivered,
+                agreement: ByteAgreement {
+                    client_up: instance.client_up,
+                    client_down: instance.client_down,
+                    server_in: whole.bytes_in,
+                    server_out: whole.bytes_out,
+                    equal: instance.client_up == whole.bytes_in
+                        && instance.client_down == whole.bytes_out,
+                },
+                cpu_seconds,
+                peak_rss_bytes: instance.peak_rss_bytes,
+                restarted: instance.restarted,
+            }
+        })
+        .collect()
+}
+
+/// Redis's share of the work within the window, when the cell started one.
+fn redis_use(window: &Window) -> Option<RedisUse> {
+    let (start, end) = (window.redis_start?, window.redis_end?);
+    Some(RedisUse {
+        cpu_seconds: (end.cpu_seconds - start.cpu_seconds).max(0.0),
+        commands: end.commands.saturating_sub(start.commands),
+        peak_memory_bytes: end.peak_memory_bytes,
+        rss_bytes: end.rss_bytes,
+    })
 }
 
 fn kernel_totals(settled: &Settled) -> KernelTotals {
@@ -274,12 +334,28 @@ fn kernel_mismatch(cell: &CellResult, _: &CellObservations) -> Option<Warning> {
 fn bytes_disagree(cell: &CellResult, o: &CellObservations) -> Option<Warning> {
     let a = &cell.agreement;
     // Across a restart the server's side is unknown, not different: `ServerRestarted` says so.
-    (!a.equal && !o.settled.server_restarted).then_some(Warning::BytesDisagree {
-        client_up: a.client_up,
-        server_in: a.server_in,
-        server_out: a.server_out,
-        client_down: a.client_down,
-    })
+    if o.settled.server_restarted {
+        return None;
+    }
+    if !a.equal {
+        return Some(Warning::BytesDisagree {
+            client_up: a.client_up,
+            server_in: a.server_in,
+            server_out: a.server_out,
+            client_down: a.client_down,
+        });
+    }
+    // Equal sums could hide two instances' errors that cancel out.
+    cell.instances
+        .iter()
+        .find(|i| !i.agreement.equal)
+        .map(|i| Warning::InstanceBytesDisagree {
+            url: i.url.clone(),
+            client_up: i.agreement.client_up,
+            server_in: i.agreement.server_in,
+            server_out: i.agreement.server_out,
+            client_down: i.agreement.client_down,
+        })
 }
 
 fn duplicates(cell: &CellResult, _: &CellObservations) -> Option<Warning> {
@@ -485,6 +561,7 @@ mod tests {
                 clients: 10,
                 rate: 2.5,
                 payload_bytes: 100,
+                deployment: Default::default(),
             },
             audience: Audience::Broadcast,
             external_target: false,
@@ -495,6 +572,10 @@ mod tests {
                 client_end,
                 server_start,
                 server_end,
+                server_instances_start: vec![server_start],
+                server_instances_end: vec![server_end],
+                redis_start: None,
+                redis_end: None,
                 runtime_lag: histogram_of(&[100, 200, 1_500]),
                 published: Published {
                     errors: 0,
@@ -521,6 +602,7 @@ mod tests {
                     segs_out: 100,
                     segs_in: 200,
                 },
+                instances: Vec::new(),
             },
             merged: CellRecord {
                 histogram: histogram_of(&[1_000, 2_000, 3_000]),

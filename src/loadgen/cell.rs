@@ -8,7 +8,6 @@
 //! an end-of-cell comment so each stops after a complete exchange, then compare the whole
 //! cell's bytes as counted at both ends.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -19,20 +18,21 @@ use tokio::task::{JoinError, JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use super::assemble::assemble;
+use super::deploy::{DeployPlan, Deployed, deploy};
 use super::observations::{
-    CellObservations, ClientMoment, CutOff, Ending, Published, ServerMoment, Settled, Window,
+    CellObservations, ClientMoment, CutOff, Ending, InstanceSettled, Published, ServerMoment,
+    Settled, Window,
 };
 use super::publisher::{PublishCounts, Publisher, user_name};
 use super::recorder::{self, CellProgress, Schedule, ScheduleStart, SeqSet, SubscriberRecord};
 use super::runner::{RunError, RunOptions};
-use super::target::{ServerLaunch, ServerProcess, StatsReader};
 use crate::model::ServerConfig;
 use crate::model::results::CellResult;
 use crate::model::scenario::{Audience, CellSpec, Scenario};
 use crate::model::stats::AccountStats;
 use crate::model::stats::StatsSnapshot;
 use crate::net::ByteMeter;
-use crate::techniques::{ClientCounters, ClientSettings, Subscriber, Target, Technique};
+use crate::techniques::{ClientCounters, ClientSettings, Subscriber, Technique};
 
 /// Runs one cell; returns its result and its latency histogram.
 pub async fn run_cell(
@@ -43,14 +43,13 @@ pub async fn run_cell(
     options: &RunOptions,
 ) -> Result<(CellResult, Histogram<u64>), RunError> {
     let plan = CellPlan::new(scenario, spec);
-    let mut target = start_target(scenario, &plan, index, run_dir, options).await?;
-    let start_cursor = start_cursor(&target.before);
-    let mut subscribers =
-        connect_subscribers(scenario, spec, &plan, target.addr, start_cursor).await;
+    let mut target = start_target(scenario, spec, &plan, index, run_dir, options).await?;
+    let start_cursor = start_cursor(&target.instances[0].before);
+    let mut subscribers = connect_subscribers(scenario, spec, &plan, &target, start_cursor).await;
     let observed = publish_and_observe(scenario, spec, &plan, &subscribers, &mut target).await?;
     let expected = expected_deliveries(scenario.audience, observed.accepted.len(), spec.clients);
     let (records, ending) = drain(scenario, &mut subscribers, &observed.publisher, expected).await;
-    let settled = settle(target, spec.technique, &subscribers.meter).await?;
+    let settled = settle(target, spec.technique, &subscribers).await?;
 
     let expectation = recorder::Expectation {
         schedule: &observed.schedule,
@@ -64,7 +63,7 @@ pub async fn run_cell(
         index,
         spec: *spec,
         audience: scenario.audience,
-        external_target: options.target.is_some(),
+        external_target: !options.targets.is_empty(),
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         ready: subscribers.ready,
         window: observed.window,
@@ -132,48 +131,27 @@ fn expected_deliveries(audience: Audience, accepted: u64, clients: u32) -> u64 {
     }
 }
 
-/// Phase 1: the server a cell drives, and its `/stats` before any subscriber connected.
-struct TargetUp {
-    /// `None` when driving `--target`.
-    server: Option<ServerProcess>,
-    addr: SocketAddr,
-    stats: StatsReader,
-    before: StatsSnapshot,
-}
-
+/// Phase 1: the servers a cell drives (its deployment, or `--target`), and each one's
+/// `/stats` before any subscriber connected.
 async fn start_target(
     scenario: &Scenario,
+    spec: &CellSpec,
     plan: &CellPlan,
     index: usize,
     run_dir: &Path,
     options: &RunOptions,
-) -> Result<TargetUp, RunError> {
-    let server = match options.target {
-        Some(_) => None,
-        None => {
-            let launch = ServerLaunch {
-                binary: options.server_binary.clone(),
-                args: server_config(scenario, plan).to_args(),
-                log: run_dir
-                    .join("logs")
-                    .join(format!("cell-{index:03}-server.log")),
-            };
-            Some(ServerProcess::start(&launch).await?)
-        }
-    };
-    let addr = server
-        .as_ref()
-        .map(|s| s.addr)
-        .or(options.target)
-        .expect("one of them is set");
-    let mut stats = StatsReader::new(addr);
-    let before = stats.read().await?;
-    Ok(TargetUp {
-        server,
-        addr,
-        stats,
-        before,
+) -> Result<Deployed, RunError> {
+    let log_stem = run_dir.join("logs").join(format!("cell-{index:03}"));
+    let deployed = deploy(&DeployPlan {
+        deployment: spec.deployment,
+        persistence: scenario.redis_persistence,
+        config: server_config(scenario, plan),
+        targets: &options.targets,
+        server_binary: &options.server_binary,
+        log_stem: &log_stem,
     })
+    .await?;
+    Ok(deployed)
 }
 
 /// Phase 2: the cell's subscribers, running, and what they share.
@@ -181,7 +159,9 @@ struct Subscribers {
     tasks: JoinSet<(u32, SubscriberRecord)>,
     /// Every subscriber stops on a child of it; the publisher on it.
     stop: CancellationToken,
-    meter: Arc<ByteMeter>,
+    /// One per server instance: subscriber `i` counts its bytes in `meters[i % instances]`,
+    /// so each instance's bytes can be held against its own count.
+    meters: Vec<Arc<ByteMeter>>,
     counters: Arc<ClientCounters>,
     progress: Arc<CellProgress>,
     /// How the subscribers learn the schedule once publishing starts.
@@ -199,13 +179,13 @@ async fn connect_subscribers(
     scenario: &Scenario,
     spec: &CellSpec,
     plan: &CellPlan,
-    addr: SocketAddr,
+    target: &Deployed,
     start_cursor: u64,
 ) -> Subscribers {
     let mut subscribers = Subscribers {
         tasks: JoinSet::new(),
         stop: CancellationToken::new(),
-        meter: ByteMeter::new(),
+        meters: target.instances.iter().map(|_| ByteMeter::new()).collect(),
         counters: Arc::new(ClientCounters::default()),
         progress: Arc::new(CellProgress::default()),
         started: Arc::default(),
@@ -214,7 +194,7 @@ async fn connect_subscribers(
     };
     for i in 0..spec.clients {
         let subscriber = Subscriber {
-            target: Target { addr },
+            target: target.subscriber_target(i),
             user: Some(user_name(i)),
             after: Some(start_cursor),
             settings: ClientSettings {
@@ -223,7 +203,7 @@ async fn connect_subscribers(
                 long_poll_timeout: scenario.long_poll_timeout,
                 ..ClientSettings::default()
             },
-            meter: subscribers.meter.clone(),
+            meter: subscribers.meters[i as usize % subscribers.meters.len()].clone(),
             counters: subscribers.counters.clone(),
             stop: subscribers.stop.child_token(),
         };
@@ -284,7 +264,7 @@ async fn publish_and_observe(
     spec: &CellSpec,
     plan: &CellPlan,
     subscribers: &Subscribers,
-    target: &mut TargetUp,
+    target: &mut Deployed,
 ) -> Result<Observed, RunError> {
     let schedule = Schedule {
         start: Instant::now() + Duration::from_millis(50),
@@ -296,7 +276,7 @@ async fn publish_and_observe(
     let (monitor, reconnects) = spawn_reconnect_monitor(subscribers.counters.clone(), schedule);
     let lag = spawn_lag_probe(schedule);
     let publisher = Arc::new(Publisher::new(
-        Target { addr: target.addr },
+        target.publish_targets(scenario.publish_to),
         spec.payload_bytes as usize,
         scenario.audience,
         spec.clients,
@@ -308,11 +288,13 @@ async fn publish_and_observe(
 
     let technique = spec.technique;
     tokio::time::sleep_until(schedule.window_start().into()).await;
-    let client_start = client_moment(&subscribers.counters, &subscribers.meter);
-    let server_start = server_moment(&target.stats.read().await?, technique);
+    let client_start = client_moment(&subscribers.counters, &subscribers.meters);
+    let server_instances_start = server_moments(&target.read_all().await?, technique);
+    let redis_start = target.redis_info().await?;
     tokio::time::sleep_until(schedule.window_end().into()).await;
-    let client_end = client_moment(&subscribers.counters, &subscribers.meter);
-    let server_end = server_moment(&target.stats.read().await?, technique);
+    let client_end = client_moment(&subscribers.counters, &subscribers.meters);
+    let server_instances_end = server_moments(&target.read_all().await?, technique);
+    let redis_end = target.redis_info().await?;
     monitor.abort();
     let runtime_lag = lag.await.unwrap_or_else(|_| recorder::new_histogram());
     let _ = publishing.await;
@@ -332,8 +314,12 @@ async fn publish_and_observe(
         window: Window {
             client_start,
             client_end,
-            server_start,
-            server_end,
+            server_start: ServerMoment::sum(&server_instances_start),
+            server_end: ServerMoment::sum(&server_instances_end),
+            server_instances_start,
+            server_instances_end,
+            redis_start,
+            redis_end,
             runtime_lag,
             published: published(counts),
         },
@@ -384,8 +370,8 @@ fn spawn_lag_probe(schedule: Schedule) -> JoinHandle<Histogram<u64>> {
     })
 }
 
-fn client_moment(counters: &ClientCounters, meter: &ByteMeter) -> ClientMoment {
-    let (bytes_up, bytes_down) = meter.totals();
+fn client_moment(counters: &ClientCounters, meters: &[Arc<ByteMeter>]) -> ClientMoment {
+    let (bytes_up, bytes_down) = byte_totals(meters);
     ClientMoment {
         counts: counters.snapshot(),
         bytes_up,
@@ -395,12 +381,23 @@ fn client_moment(counters: &ClientCounters, meter: &ByteMeter) -> ClientMoment {
     }
 }
 
-fn server_moment(snapshot: &StatsSnapshot, technique: Technique) -> ServerMoment {
-    ServerMoment {
-        account: account(snapshot, technique),
-        process: snapshot.process,
-        started_at_us: snapshot.started_at_us,
-    }
+/// Bytes up and down over all of the subscribers' meters.
+fn byte_totals(meters: &[Arc<ByteMeter>]) -> (u64, u64) {
+    meters
+        .iter()
+        .map(|m| m.totals())
+        .fold((0, 0), |(up, down), (u, d)| (up + u, down + d))
+}
+
+fn server_moments(snapshots: &[StatsSnapshot], technique: Technique) -> Vec<ServerMoment> {
+    snapshots
+        .iter()
+        .map(|snapshot| ServerMoment {
+            account: account(snapshot, technique),
+            process: snapshot.process,
+            started_at_us: snapshot.started_at_us,
+        })
+        .collect()
 }
 
 fn account(snapshot: &StatsSnapshot, technique: Technique) -> AccountStats {
@@ -488,32 +485,73 @@ async fn join_subscribers(
     (records, cut_off)
 }
 
-/// Phase 5: waits for the server to see every subscriber connection closed, stops it, and
-/// takes the whole cell's counts at both ends and the kernel's.
+/// Phase 5: waits for every instance to see every subscriber connection closed, stops
+/// them, and takes the whole cell's counts at both ends, per instance, and the kernel's.
 async fn settle(
-    mut target: TargetUp,
+    mut target: Deployed,
     technique: Technique,
-    meter: &ByteMeter,
+    subscribers: &Subscribers,
 ) -> Result<Settled, RunError> {
     let close_deadline = Instant::now() + Duration::from_secs(5);
-    let mut last = target.stats.read().await?;
-    while account(&last, technique).connections_open > 0 && Instant::now() < close_deadline {
+    let mut last = target.read_all().await?;
+    while last
+        .iter()
+        .any(|snapshot| account(snapshot, technique).connections_open > 0)
+        && Instant::now() < close_deadline
+    {
         tokio::time::sleep(Duration::from_millis(20)).await;
-        last = target.stats.read().await?;
+        last = target.read_all().await?;
     }
-    if let Some(server) = target.server {
-        server.stop().await;
+    let clients = u64::from(subscribers.clients);
+    let count = target.instances.len() as u64;
+    let instances: Vec<InstanceSettled> = target
+        .instances
+        .iter()
+        .zip(&last)
+        .zip(&subscribers.meters)
+        .enumerate()
+        .map(|(i, ((instance, after), meter))| {
+            let (client_up, client_down) = meter.totals();
+            InstanceSettled {
+                url: format!("http://{}", instance.addr),
+                // Round-robin: the first `clients % count` instances get one more.
+                subscribers: clients / count + u64::from((i as u64) < clients % count),
+                before: account(&instance.before, technique),
+                after: account(after, technique),
+                restarted: after.started_at_us != instance.before.started_at_us,
+                client_up,
+                client_down,
+                peak_rss_bytes: after.process.peak_rss_bytes,
+            }
+        })
+        .collect();
+    target.stop().await;
+    let (client_up, client_down) = byte_totals(&subscribers.meters);
+    let mut kernel_sockets = 0;
+    let mut kernel = crate::net::KernelCount::default();
+    for meter in &subscribers.meters {
+        let (sockets, count) = meter.kernel_totals();
+        kernel_sockets += sockets;
+        kernel.bytes_acked += count.bytes_acked;
+        kernel.bytes_received += count.bytes_received;
+        kernel.segs_out += count.segs_out;
+        kernel.segs_in += count.segs_in;
     }
-    let (client_up, client_down) = meter.totals();
-    let (kernel_sockets, kernel) = meter.kernel_totals();
     Ok(Settled {
-        server_before: account(&target.before, technique),
-        server_after: account(&last, technique),
-        server_restarted: last.started_at_us != target.before.started_at_us,
+        server_before: instances
+            .iter()
+            .map(|i| i.before)
+            .fold(Default::default(), |a, b| a + b),
+        server_after: instances
+            .iter()
+            .map(|i| i.after)
+            .fold(Default::default(), |a, b| a + b),
+        server_restarted: instances.iter().any(|i| i.restarted),
         client_up,
         client_down,
         kernel_sockets,
         kernel,
+        instances,
     })
 }
 
@@ -536,6 +574,7 @@ mod tests {
             clients: 10,
             rate,
             payload_bytes: 100,
+            deployment: Default::default(),
         }
     }
 

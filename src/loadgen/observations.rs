@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
+use super::deploy::RedisInfo;
 use super::recorder::CellRecord;
 use super::scenario::{Audience, CellSpec};
 use crate::model::stats::{AccountStats, ClientCounts, ProcessStats};
@@ -81,6 +82,23 @@ pub struct ServerMoment {
 }
 
 impl ServerMoment {
+    /// Several instances' moments as one: counts, CPU and memory added up. Its start time is
+    /// the sum of theirs, which changes whenever any of them restarts, so `since` refuses to
+    /// subtract across any instance's restart.
+    pub fn sum(moments: &[ServerMoment]) -> ServerMoment {
+        moments
+            .iter()
+            .fold(ServerMoment::default(), |total, moment| ServerMoment {
+                account: total.account + moment.account,
+                process: ProcessStats {
+                    cpu_seconds: total.process.cpu_seconds + moment.process.cpu_seconds,
+                    rss_bytes: total.process.rss_bytes + moment.process.rss_bytes,
+                    peak_rss_bytes: total.process.peak_rss_bytes + moment.process.peak_rss_bytes,
+                },
+                started_at_us: total.started_at_us.wrapping_add(moment.started_at_us),
+            })
+    }
+
     /// `self - start` when both are of the same server process; `None` across a restart.
     pub fn since(&self, start: &ServerMoment) -> Option<(AccountStats, f64)> {
         (self.started_at_us == start.started_at_us).then(|| {
@@ -109,8 +127,15 @@ pub struct Published {
 pub struct Window {
     pub client_start: ClientMoment,
     pub client_end: ClientMoment,
+    /// Every instance's moments summed: `ServerMoment::sum` of the two lists below.
     pub server_start: ServerMoment,
     pub server_end: ServerMoment,
+    /// Each instance's, in instance order.
+    pub server_instances_start: Vec<ServerMoment>,
+    pub server_instances_end: Vec<ServerMoment>,
+    /// The cell's Redis's `INFO`, when it started one.
+    pub redis_start: Option<RedisInfo>,
+    pub redis_end: Option<RedisInfo>,
     /// How late the subscribers' runtime woke a 1 ms timer, microseconds.
     pub runtime_lag: Histogram<u64>,
     pub published: Published,
@@ -136,7 +161,7 @@ pub struct CutOff {
 }
 
 /// Whole-cell counts, taken once the server saw every subscriber connection closed.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Settled {
     /// The technique's account before the subscribers connected, and after they closed.
     pub server_before: AccountStats,
@@ -150,4 +175,22 @@ pub struct Settled {
     /// The kernel's totals over the subscribers' closed sockets, and how many sockets.
     pub kernel_sockets: u64,
     pub kernel: KernelCount,
+    /// Each instance's own, whose sums are the fields above.
+    pub instances: Vec<InstanceSettled>,
+}
+
+/// One instance's whole-cell counts.
+#[derive(Debug, Clone, Default)]
+pub struct InstanceSettled {
+    pub url: String,
+    /// Subscribers the load generator spread to it.
+    pub subscribers: u64,
+    pub before: AccountStats,
+    pub after: AccountStats,
+    /// Its start time changed between `before` and `after`.
+    pub restarted: bool,
+    /// Bytes its subscribers sent and received, counted at their sockets.
+    pub client_up: u64,
+    pub client_down: u64,
+    pub peak_rss_bytes: u64,
 }

@@ -5,7 +5,7 @@
 use std::fmt;
 
 use crate::model::ServerConfig;
-use crate::model::scenario::Scenario;
+use crate::model::scenario::{FeedKind, Scenario};
 
 /// Descriptors the load generator holds besides its subscribers' sockets: the runtime,
 /// standard streams, log files, the /stats and publisher connections, with a margin.
@@ -57,7 +57,19 @@ pub fn check(scenario: &Scenario, own_server: bool) -> Result<Preflight, Preflig
     let publisher_connections = ((max_rate * 0.05).ceil() as u64).clamp(2, 256);
     let fd_limit = crate::sys::raise_open_files_limit();
     let loadgen_fds_needed = clients + publisher_connections + LOADGEN_BASE_FDS;
-    let server_fds_needed = clients + publisher_connections + SERVER_BASE_FDS;
+    // Each instance is a process of its own and gets its round-robin share of the clients.
+    let clients_per_instance = scenario
+        .clients
+        .iter()
+        .flat_map(|&c| {
+            scenario
+                .deployments
+                .iter()
+                .map(move |d| u64::from(c).div_ceil(u64::from(d.instances)))
+        })
+        .max()
+        .unwrap_or(0);
+    let server_fds_needed = clients_per_instance + publisher_connections + SERVER_BASE_FDS;
     let (port_low, port_high) = ephemeral_port_range();
     let sockstat = std::fs::read_to_string("/proc/net/sockstat").unwrap_or_default();
     let time_wait = sockstat_field(&sockstat, "tw");
@@ -83,9 +95,20 @@ pub fn check(scenario: &Scenario, own_server: bool) -> Result<Preflight, Preflig
     let server_connection_cap = ServerConfig::default().max_connections as u64;
     if own_server && server_fds_needed > fd_limit.min(server_connection_cap) {
         return Err(PreflightError(format!(
-            "the largest cell has {clients} clients, so the server needs about {server_fds_needed} \
-             connections, above its limit of {} (open files {fd_limit}, connection cap {server_connection_cap}).",
+            "the largest cell gives {clients_per_instance} clients to one server instance, so it needs about \
+             {server_fds_needed} connections, above its limit of {} (open files {fd_limit}, connection cap \
+             {server_connection_cap}). Spread them over more instances (`[server] instances` with feed = \"redis\").",
             fd_limit.min(server_connection_cap)
+        )));
+    }
+    let needs_redis = scenario
+        .deployments
+        .iter()
+        .any(|d| d.feed == FeedKind::Redis);
+    if own_server && needs_redis && !on_path("redis-server") {
+        return Err(PreflightError(format!(
+            "the scenario's feed = \"redis\" needs redis-server, which was not found on PATH: {}",
+            crate::feed::redis_server::INSTALL_HINT
         )));
     }
     if preflight.ports_needed > ports_available {
@@ -97,6 +120,17 @@ pub fn check(scenario: &Scenario, own_server: bool) -> Result<Preflight, Preflig
         )));
     }
     Ok(preflight)
+}
+
+/// Whether `program` is an executable file in one of PATH's directories.
+fn on_path(program: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            std::fs::metadata(dir.join(program))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
 }
 
 fn ephemeral_port_range() -> (u64, u64) {
@@ -144,6 +178,27 @@ rate = 1
         let scenario = Scenario::parse(text, "big.toml").unwrap();
         let error = check(&scenario, true).unwrap_err().to_string();
         assert!(error.contains("50000 clients"), "{error}");
+    }
+
+    #[test]
+    fn instances_share_the_clients_and_redis_must_be_installed() {
+        let text = r#"
+name = "wide"
+description = "more clients than one server may hold"
+techniques = ["sse"]
+clients = [19000]
+duration = "1s"
+[publish]
+rate = 1
+[server]
+feed = "redis"
+instances = 2
+"#;
+        let scenario = Scenario::parse(text, "wide.toml").unwrap();
+        let preflight = check(&scenario, false).unwrap();
+        assert_eq!(preflight.server_fds_needed, 9_500 + 2 + SERVER_BASE_FDS);
+        assert!(on_path("sh"));
+        assert!(!on_path("no-such-program-pushlab"));
     }
 
     #[test]

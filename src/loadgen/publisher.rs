@@ -75,8 +75,8 @@ impl PublishCounts {
 
 /// Publishes on its own connections, whose bytes are kept apart from the subscribers'.
 pub struct Publisher {
-    target: Target,
-    pool: Arc<Mutex<Vec<HttpConnection>>>,
+    /// The instances posted to, comment `seq` to `targets[seq % len]`, each with its pool.
+    targets: Vec<(Target, Pool)>,
     pub meter: Arc<ByteMeter>,
     pub counts: Arc<PublishCounts>,
     payload_bytes: usize,
@@ -87,7 +87,7 @@ pub struct Publisher {
 impl Publisher {
     /// A publisher for a cell with `measured` measured comments.
     pub fn new(
-        target: Target,
+        targets: Vec<Target>,
         payload_bytes: usize,
         audience: Audience,
         clients: u32,
@@ -97,9 +97,9 @@ impl Publisher {
             accepted: SeqSet::new(measured).into(),
             ..Default::default()
         };
+        assert!(!targets.is_empty(), "a publisher needs a target");
         Self {
-            target,
-            pool: Arc::default(),
+            targets: targets.into_iter().map(|t| (t, Pool::default())).collect(),
             meter: ByteMeter::new(),
             counts: Arc::new(counts),
             payload_bytes,
@@ -162,9 +162,10 @@ impl Publisher {
             let index = schedule
                 .is_measured(seq)
                 .then(|| (seq - schedule.first_measured) as usize);
+            let (target, pool) = &self.targets[seq as usize % self.targets.len()];
             let (pool, target, meter, counts) = (
-                self.pool.clone(),
-                self.target.clone(),
+                pool.clone(),
+                target.clone(),
                 self.meter.clone(),
                 self.counts.clone(),
             );
@@ -204,17 +205,24 @@ impl Publisher {
         }
     }
 
-    /// Publishes the end-of-cell comment to everyone.
+    /// Publishes the end-of-cell comment to everyone (through the first instance: the
+    /// instances share one feed).
     pub async fn publish_end(&self) -> Result<(), ClientError> {
         let body = serde_json::json!({ "from": "publisher", "text": END_TEXT }).to_string();
-        post(&self.pool, &self.target, &self.meter, &body, || {}).await
+        let (target, pool) = &self.targets[0];
+        post(pool, target, &self.meter, &body, || {}).await
     }
 
-    /// Closes the pool's connections.
+    /// Closes the pools' connections.
     pub async fn close(&self) {
-        self.pool.lock().await.clear();
+        for (_, pool) in &self.targets {
+            pool.lock().await.clear();
+        }
     }
 }
+
+/// Idle keep-alive connections to one instance.
+type Pool = Arc<Mutex<Vec<HttpConnection>>>;
 
 /// How long one publish may take before it counts as failed: a stalled server must not hang
 /// the cell.

@@ -8,6 +8,7 @@ use hdrhistogram::Histogram;
 use tokio_util::sync::CancellationToken;
 
 use super::cell::run_cell;
+use super::deploy::DeployError;
 use super::preflight::{self, Preflight, PreflightError};
 use super::target::TargetError;
 use crate::model::results::{CellResult, Machine, RunSummary, SCHEMA_VERSION};
@@ -19,8 +20,8 @@ use crate::report::fmt::{format_rate, format_us};
 pub struct RunOptions {
     /// Where `<scenario>/<timestamp>/` folders go.
     pub results_root: PathBuf,
-    /// Drive this server instead of starting one per cell.
-    pub target: Option<std::net::SocketAddr>,
+    /// Drive these servers instead of starting them per cell (subscribers spread over them).
+    pub targets: Vec<std::net::SocketAddr>,
     /// The `pushlab-server` binary to start per cell.
     pub server_binary: PathBuf,
     /// Show a progress bar (on a terminal).
@@ -36,6 +37,8 @@ pub enum RunError {
     Preflight(#[from] PreflightError),
     #[error(transparent)]
     Target(#[from] TargetError),
+    #[error(transparent)]
+    Deploy(#[from] DeployError),
     #[error("writing results to {path}: {source}")]
     Write {
         path: PathBuf,
@@ -65,7 +68,7 @@ pub async fn run(
     options: &RunOptions,
     on_cell: &mut CellDone<'_>,
 ) -> Result<RunOutput, RunError> {
-    let preflight = preflight::check(scenario, options.target.is_none())?;
+    let preflight = preflight::check(scenario, options.targets.is_empty())?;
     let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let run_dir = options
         .results_root
@@ -79,7 +82,14 @@ pub async fn run(
         schema_version: SCHEMA_VERSION,
         pushlab_version: env!("CARGO_PKG_VERSION").to_string(),
         started_at,
-        target: options.target.map(|addr| format!("http://{addr}")),
+        target: (!options.targets.is_empty()).then(|| {
+            let urls: Vec<String> = options
+                .targets
+                .iter()
+                .map(|a| format!("http://{a}"))
+                .collect();
+            urls.join(" ")
+        }),
         scenario: scenario.clone(),
         machine: describe_machine(preflight.fd_limit),
         cells: Vec::new(),

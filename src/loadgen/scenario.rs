@@ -8,7 +8,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::model::ServerConfig;
-pub use crate::model::scenario::{Audience, CellSpec, Scenario};
+pub use crate::model::scenario::{
+    Audience, CellSpec, Deployment, FeedKind, PublishTo, RedisPersistence, Scenario,
+};
 use crate::model::technique::Technique;
 
 /// A scenario file that cannot be used, naming the file and the key.
@@ -88,7 +90,24 @@ struct RawLongPolling {
 struct RawServer {
     sse_heartbeat: Option<String>,
     subscriber_queue: Option<i64>,
+    feed: Option<String>,
+    instances: Option<i64>,
+    deployments: Option<Vec<RawDeployment>>,
+    publish_to: Option<String>,
+    redis_persistence: Option<String>,
 }
+
+/// One entry of `[server] deployments`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDeployment {
+    feed: String,
+    instances: Option<i64>,
+}
+
+/// The most server instances one cell may start: each is a process with its own file limit,
+/// and two cores gain nothing from more.
+const MAX_INSTANCES: u32 = 16;
 
 impl Scenario {
     /// Reads and checks a scenario file.
@@ -159,7 +178,7 @@ impl Validator<'_> {
             raw.short_polling.as_ref(),
             raw.long_polling.as_ref(),
         )?;
-        let (sse_heartbeat, subscriber_queue) = self.server(raw.server)?;
+        let server = self.server(raw.server)?;
         Ok(Scenario {
             name,
             description: raw.description.trim().to_string(),
@@ -173,8 +192,11 @@ impl Validator<'_> {
             drain: timing.drain,
             poll_interval: timing.poll_interval,
             long_poll_timeout: timing.long_poll_timeout,
-            sse_heartbeat,
-            subscriber_queue,
+            sse_heartbeat: server.sse_heartbeat,
+            subscriber_queue: server.subscriber_queue,
+            deployments: server.deployments,
+            publish_to: server.publish_to,
+            redis_persistence: server.redis_persistence,
         })
     }
 
@@ -326,13 +348,18 @@ impl Validator<'_> {
         })
     }
 
-    /// The server's SSE heartbeat and per-subscriber queue.
-    fn server(&self, raw: Option<RawServer>) -> Result<(Duration, u32), ScenarioError> {
+    /// The `[server]` table: the server's settings and how it is deployed.
+    fn server(&self, raw: Option<RawServer>) -> Result<ServerSettings, ScenarioError> {
         // Unset keys keep the server's own defaults, defined once in `ServerConfig`.
         let defaults = ServerConfig::default();
         let server = raw.unwrap_or(RawServer {
             sse_heartbeat: None,
             subscriber_queue: None,
+            feed: None,
+            instances: None,
+            deployments: None,
+            publish_to: None,
+            redis_persistence: None,
         });
         let sse_heartbeat = match &server.sse_heartbeat {
             Some(text) => self.positive_duration("server.sse_heartbeat", text)?,
@@ -350,8 +377,122 @@ impl Validator<'_> {
                     )
                 })?,
         };
-        Ok((sse_heartbeat, subscriber_queue))
+        let deployments = self.deployments(&server)?;
+        let publish_to = match server.publish_to.as_deref() {
+            None | Some("one") => PublishTo::One,
+            Some("all") => PublishTo::All,
+            Some(other) => {
+                return Err(self.invalid(
+                    "server.publish_to",
+                    format!("expected \"one\" or \"all\", got {other:?}"),
+                ));
+            }
+        };
+        let redis_persistence = match server.redis_persistence.as_deref() {
+            None | Some("none") => RedisPersistence::None,
+            Some("append-only") => RedisPersistence::AppendOnly,
+            Some(other) => {
+                return Err(self.invalid(
+                    "server.redis_persistence",
+                    format!("expected \"none\" or \"append-only\", got {other:?}"),
+                ));
+            }
+        };
+        Ok(ServerSettings {
+            sse_heartbeat,
+            subscriber_queue,
+            deployments,
+            publish_to,
+            redis_persistence,
+        })
     }
+
+    /// `feed` and `instances` name one deployment; `deployments` lists several to compare.
+    fn deployments(&self, server: &RawServer) -> Result<Vec<Deployment>, ScenarioError> {
+        let Some(list) = &server.deployments else {
+            let feed = server.feed.as_deref().unwrap_or("memory");
+            return Ok(vec![self.deployment(
+                "server.feed",
+                "server.instances",
+                feed,
+                server.instances,
+            )?]);
+        };
+        if server.feed.is_some() || server.instances.is_some() {
+            return Err(self.invalid(
+                "server.deployments",
+                "give either `feed` and `instances` or a `deployments` list, not both",
+            ));
+        }
+        if list.is_empty() {
+            return Err(self.invalid("server.deployments", "must hold at least one deployment"));
+        }
+        let mut deployments = Vec::new();
+        for (i, raw) in list.iter().enumerate() {
+            let deployment = self.deployment(
+                &format!("server.deployments[{i}].feed"),
+                &format!("server.deployments[{i}].instances"),
+                &raw.feed,
+                raw.instances,
+            )?;
+            if deployments.contains(&deployment) {
+                return Err(self.invalid(
+                    "server.deployments",
+                    format!("lists {} twice", deployment.label()),
+                ));
+            }
+            deployments.push(deployment);
+        }
+        Ok(deployments)
+    }
+
+    fn deployment(
+        &self,
+        feed_key: &str,
+        instances_key: &str,
+        feed: &str,
+        instances: Option<i64>,
+    ) -> Result<Deployment, ScenarioError> {
+        let feed = match feed {
+            "memory" => FeedKind::Memory,
+            "redis" => FeedKind::Redis,
+            other => {
+                return Err(self.invalid(
+                    feed_key,
+                    format!("expected \"memory\" or \"redis\", got {other:?}"),
+                ));
+            }
+        };
+        let instances = match instances {
+            None => 1,
+            Some(n) => u32::try_from(n)
+                .ok()
+                .filter(|n| (1..=MAX_INSTANCES).contains(n))
+                .ok_or_else(|| {
+                    self.invalid(
+                        instances_key,
+                        format!("must be from 1 to {MAX_INSTANCES}, got {n}"),
+                    )
+                })?,
+        };
+        if feed == FeedKind::Memory && instances > 1 {
+            return Err(self.invalid(
+                instances_key,
+                "the in-memory feed lives inside one process, so instances cannot share it: \
+                 use feed = \"redis\" for several instances",
+            ));
+        }
+        Ok(Deployment { feed, instances })
+    }
+}
+
+/// The `[server]` table, checked.
+struct ServerSettings {
+    sse_heartbeat: Duration,
+    subscriber_queue: u32,
+    deployments: Vec<Deployment>,
+    publish_to: PublishTo,
+    redis_persistence: RedisPersistence,
 }
 
 /// A scenario's durations, checked.
@@ -401,5 +542,57 @@ rate = 10
         let empty = GOOD.replace("[\"sse\", \"websocket\"]", "[]");
         let error = Scenario::parse(&empty, "t.toml").unwrap_err().to_string();
         assert!(error.contains("`techniques`"), "{error}");
+    }
+
+    #[test]
+    fn deployments_default_to_one_in_memory_server_and_sweep_when_listed() {
+        let scenario = Scenario::parse(GOOD, "t.toml").unwrap();
+        assert_eq!(scenario.deployments, [Deployment::default()]);
+        assert_eq!(scenario.publish_to, PublishTo::One);
+        let listed = format!(
+            "{GOOD}[server]\npublish_to = \"all\"\ndeployments = [{{ feed = \"memory\" }}, \
+             {{ feed = \"redis\", instances = 3 }}]\n"
+        );
+        let scenario = Scenario::parse(&listed, "t.toml").unwrap();
+        assert_eq!(scenario.publish_to, PublishTo::All);
+        assert_eq!(scenario.cells().len(), 8);
+        assert_eq!(scenario.cells()[2].deployment.label(), "redis x3");
+        let one = format!("{GOOD}[server]\nfeed = \"redis\"\ninstances = 2\n");
+        let scenario = Scenario::parse(&one, "t.toml").unwrap();
+        assert_eq!(
+            scenario.deployments,
+            [Deployment {
+                feed: FeedKind::Redis,
+                instances: 2
+            }]
+        );
+    }
+
+    #[test]
+    fn deployment_errors_name_the_key() {
+        let cases = [
+            ("instances = 3", "`server.instances`"),
+            ("feed = \"etcd\"", "`server.feed`"),
+            ("feed = \"redis\"\ninstances = 0", "`server.instances`"),
+            ("publish_to = \"some\"", "`server.publish_to`"),
+            ("redis_persistence = \"rdb\"", "`server.redis_persistence`"),
+            (
+                "feed = \"redis\"\ndeployments = [{ feed = \"redis\" }]",
+                "`server.deployments`",
+            ),
+            (
+                "deployments = [{ feed = \"redis\", instances = 99 }]",
+                "`server.deployments[0].instances`",
+            ),
+            (
+                "deployments = [{ feed = \"redis\" }, { feed = \"redis\", instances = 1 }]",
+                "`server.deployments`",
+            ),
+        ];
+        for (table, key) in cases {
+            let text = format!("{GOOD}[server]\n{table}\n");
+            let error = Scenario::parse(&text, "t.toml").unwrap_err().to_string();
+            assert!(error.contains(key), "{table}: {error}");
+        }
     }
 }

@@ -52,6 +52,14 @@ pub enum Warning {
         server_out: u64,
         client_down: u64,
     },
+    /// The sums agree but one instance's bytes do not.
+    InstanceBytesDisagree {
+        url: String,
+        client_up: u64,
+        server_in: u64,
+        server_out: u64,
+        client_down: u64,
+    },
     Duplicates {
         count: u64,
     },
@@ -158,6 +166,16 @@ impl fmt::Display for Warning {
                 f,
                 "bytes differ between the ends: client sent {client_up} B, server received {server_in} B; server sent {server_out} B, client received {client_down} B"
             ),
+            Warning::InstanceBytesDisagree {
+                url,
+                client_up,
+                server_in,
+                server_out,
+                client_down,
+            } => write!(
+                f,
+                "bytes differ between the ends at instance {url}: its clients sent {client_up} B, it received {server_in} B; it sent {server_out} B, its clients received {client_down} B"
+            ),
             Warning::Duplicates { count } => write!(f, "{count} duplicate deliveries"),
             Warning::OutOfOrder { count } => write!(f, "{count} deliveries out of id order"),
             Warning::UnexpectedDeliveries { count } => write!(
@@ -233,7 +251,7 @@ mod tests {
     fn renders_the_published_wording() {
         let mut cases = wording_around_the_window();
         cases.extend(wording_of_the_figures());
-        assert_eq!(cases.len(), 21, "one case per rule");
+        assert_eq!(cases.len(), 22, "one case per variant");
         for (warning, text) in cases {
             assert_eq!(warning.to_string(), text, "{warning:?}");
         }
@@ -290,6 +308,16 @@ mod tests {
                     client_down: 19,
                 },
                 "bytes differ between the ends: client sent 10 B, server received 11 B; server sent 20 B, client received 19 B",
+            ),
+            (
+                Warning::InstanceBytesDisagree {
+                    url: "http://127.0.0.1:9".into(),
+                    client_up: 10,
+                    server_in: 11,
+                    server_out: 20,
+                    client_down: 20,
+                },
+                "bytes differ between the ends at instance http://127.0.0.1:9: its clients sent 10 B, it received 11 B; it sent 20 B, its clients received 20 B",
             ),
         ]
     }

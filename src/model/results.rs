@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::scenario::{Audience, Scenario};
+use super::scenario::{Audience, Deployment, Scenario};
 use super::technique::Technique;
 
 /// Bumped whenever a field changes meaning or is removed.
@@ -18,7 +18,8 @@ pub struct RunSummary {
     pub pushlab_version: String,
     /// UTC start time, RFC 3339.
     pub started_at: String,
-    /// `http://...` of the server when driven with `--target`; `None` when the load
+    /// `http://...` of the server when driven with `--target` (several separated by spaces);
+    /// `None` when the load
     /// generator started a fresh server per cell.
     pub target: Option<String>,
     pub scenario: Scenario,
@@ -73,6 +74,51 @@ pub struct CellResult {
     pub timeline: Vec<TimelinePoint>,
     /// Anything a reader must know before trusting the cell (loss, generator-bound, ...).
     pub warnings: Vec<String>,
+    /// How the server was deployed; left out for one in-memory server, as before the key.
+    #[serde(default, skip_serializing_if = "Deployment::is_default")]
+    pub deployment: Deployment,
+    /// Each server instance's share, when the cell ran several or a Redis feed; `server`
+    /// and `agreement` are their sums.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instances: Vec<InstanceTotals>,
+    /// The Redis the load generator started for the cell, from its own `INFO`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RedisUse>,
+}
+
+/// One server instance of a cell: whom it served and what it counted.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InstanceTotals {
+    /// `http://...` of the instance.
+    pub url: String,
+    /// Subscribers the load generator spread to it (round-robin).
+    pub subscribers: u64,
+    /// Connections of the cell's technique it served over the whole cell, reconnections
+    /// included.
+    pub connections_opened: u64,
+    /// Comments it handed to subscribers over the whole cell.
+    pub comments_delivered: u64,
+    /// Whole-cell bytes of its subscribers' connections, counted at both ends.
+    pub agreement: ByteAgreement,
+    /// CPU seconds it used within the window.
+    pub cpu_seconds: f64,
+    pub peak_rss_bytes: u64,
+    /// True when it restarted during the cell (its counts then do not subtract).
+    pub restarted: bool,
+}
+
+/// A Redis's own figures over a cell's window, from `INFO`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct RedisUse {
+    /// `used_cpu_sys + used_cpu_user` within the window.
+    pub cpu_seconds: f64,
+    /// `total_commands_processed` within the window.
+    pub commands: u64,
+    /// `used_memory_peak`: the allocator's peak over the Redis's life (the cell's own, as
+    /// each cell starts a fresh Redis).
+    pub peak_memory_bytes: u64,
+    /// `used_memory_rss` at the end of the window.
+    pub rss_bytes: u64,
 }
 
 /// Delivery latency: from the moment a comment was scheduled to be published to the moment

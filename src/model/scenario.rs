@@ -59,6 +59,110 @@ pub struct Scenario {
     pub sse_heartbeat: Duration,
     /// The server's per-subscriber queue when the load generator starts the server.
     pub subscriber_queue: u32,
+    /// How the load generator deploys the server for each cell, swept like the other keys:
+    /// one process with its in-memory feed (the default), or instances over a Redis feed.
+    #[serde(
+        default = "Deployment::single",
+        skip_serializing_if = "Deployment::are_single"
+    )]
+    pub deployments: Vec<Deployment>,
+    /// Which instances the publisher posts to when there are several.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub publish_to: PublishTo,
+    /// Whether the Redis the load generator starts keeps its data on disk.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub redis_persistence: RedisPersistence,
+}
+
+/// Where the server keeps its feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FeedKind {
+    /// In the server process: history dies with it, and only one process can serve it.
+    Memory,
+    /// In a Redis the load generator starts: instances share it and a restart loses nothing.
+    Redis,
+}
+
+impl FeedKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            FeedKind::Memory => "memory",
+            FeedKind::Redis => "redis",
+        }
+    }
+}
+
+/// How a cell's server is deployed: its feed, and how many instances serve it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Deployment {
+    pub feed: FeedKind,
+    pub instances: u32,
+}
+
+impl Default for Deployment {
+    fn default() -> Self {
+        Deployment {
+            feed: FeedKind::Memory,
+            instances: 1,
+        }
+    }
+}
+
+impl Deployment {
+    /// The default list: one in-memory server, what every run before deployments used.
+    pub fn single() -> Vec<Deployment> {
+        vec![Deployment::default()]
+    }
+
+    pub fn is_default(&self) -> bool {
+        *self == Deployment::default()
+    }
+
+    /// True for the default list, which results files leave out (as runs before it did).
+    pub fn are_single(deployments: &[Deployment]) -> bool {
+        deployments == Deployment::single().as_slice()
+    }
+
+    /// "memory", "redis x3": short enough for chart ticks and file names.
+    pub fn label(&self) -> String {
+        if self.instances == 1 {
+            self.feed.name().to_string()
+        } else {
+            format!("{} x{}", self.feed.name(), self.instances)
+        }
+    }
+
+    /// A number that orders deployments and tells them apart: 0 for the in-memory feed, the
+    /// instance count over Redis (the in-memory feed runs on one instance only).
+    pub fn code(&self) -> u32 {
+        match self.feed {
+            FeedKind::Memory => 0,
+            FeedKind::Redis => self.instances,
+        }
+    }
+}
+
+/// Which instances get the publishes when there are several.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PublishTo {
+    /// Every comment to the first instance.
+    #[default]
+    One,
+    /// Comments to the instances in turn.
+    All,
+}
+
+/// Whether the Redis the load generator starts keeps its data across its own restart.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RedisPersistence {
+    /// `--save "" --appendonly no`.
+    #[default]
+    None,
+    /// `--appendonly yes --appendfsync always`.
+    AppendOnly,
 }
 
 /// One cell of a scenario: a technique at one point of every sweep.
@@ -68,6 +172,7 @@ pub struct CellSpec {
     pub clients: u32,
     pub rate: f64,
     pub payload_bytes: u32,
+    pub deployment: Deployment,
 }
 
 impl Scenario {
@@ -78,13 +183,16 @@ impl Scenario {
         for &payload_bytes in &self.payload_bytes {
             for &rate in &self.rates {
                 for &clients in &self.clients {
-                    for &technique in &self.techniques {
-                        cells.push(CellSpec {
-                            technique,
-                            clients,
-                            rate,
-                            payload_bytes,
-                        });
+                    for &deployment in &self.deployments {
+                        for &technique in &self.techniques {
+                            cells.push(CellSpec {
+                                technique,
+                                clients,
+                                rate,
+                                payload_bytes,
+                                deployment,
+                            });
+                        }
                     }
                 }
             }
@@ -96,6 +204,11 @@ impl Scenario {
     pub fn cell_time(&self) -> Duration {
         self.warmup + self.duration
     }
+}
+
+/// Keys at their default are left out of results files, which then read as before they existed.
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 /// Durations in results files as humantime strings ("2s", "500ms"), as in scenario files.

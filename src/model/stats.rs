@@ -105,6 +105,14 @@ macro_rules! counts {
             }
         }
 
+        /// Across processes: several instances' counts, field by field (gauges add up too).
+        impl std::ops::Add for $plain {
+            type Output = $plain;
+            fn add(self, other: $plain) -> $plain {
+                $plain { $( $field: self.$field.saturating_add(other.$field), )* }
+            }
+        }
+
         impl $plain {
             /// Each count's name, Prometheus type, help text and value, in declaration order.
             pub fn fields(&self) -> Vec<(&'static str, &'static str, &'static str, u64)> {

@@ -6,6 +6,7 @@ use std::cmp::Ordering;
 
 use super::fmt::num;
 use crate::model::results::{CellResult, RunSummary};
+use crate::model::scenario::{Deployment, FeedKind};
 use crate::model::technique::Technique;
 
 /// A scenario key that a sweep can vary.
@@ -14,17 +15,39 @@ pub enum Dim {
     Clients,
     Rate,
     Payload,
+    /// The server's deployment, by `Deployment::code`: 0 for one in-memory server, n for n
+    /// instances over Redis.
+    Deployment,
 }
 
 impl Dim {
-    pub const ALL: [Dim; 3] = [Dim::Clients, Dim::Rate, Dim::Payload];
+    pub const ALL: [Dim; 4] = [Dim::Clients, Dim::Rate, Dim::Payload, Dim::Deployment];
 
     pub fn of(self, point: &Point) -> f64 {
         match self {
             Dim::Clients => f64::from(point.clients),
             Dim::Rate => point.rate,
             Dim::Payload => f64::from(point.payload_bytes),
+            Dim::Deployment => f64::from(point.deployment.code()),
         }
+    }
+
+    /// The deployment a `Dim::Deployment` value stands for.
+    fn deployment(value: f64) -> Deployment {
+        match value as u32 {
+            0 => Deployment::default(),
+            instances => Deployment {
+                feed: FeedKind::Redis,
+                instances,
+            },
+        }
+    }
+
+    /// Whether a point's value of this key goes into its description: a key that every run
+    /// before it had at one value (the deployment) is left out at that value, so those runs'
+    /// reports read as they did.
+    fn shown(self, point: &Point) -> bool {
+        self != Dim::Deployment || !point.deployment.is_default()
     }
 
     /// The chart axis title, with its unit.
@@ -33,6 +56,7 @@ impl Dim {
             Dim::Clients => "clients (concurrent subscribers)",
             Dim::Rate => "publish rate (comments per second)",
             Dim::Payload => "comment size (bytes)",
+            Dim::Deployment => "server deployment (in-memory feed, or instances over Redis)",
         }
     }
 
@@ -42,6 +66,7 @@ impl Dim {
             Dim::Clients => "clients",
             Dim::Rate => "rate",
             Dim::Payload => "payload",
+            Dim::Deployment => "deployment",
         }
     }
 
@@ -50,6 +75,7 @@ impl Dim {
             Dim::Clients => "client count",
             Dim::Rate => "publish rate",
             Dim::Payload => "comment size",
+            Dim::Deployment => "deployment",
         }
     }
 
@@ -61,12 +87,20 @@ impl Dim {
             Dim::Rate if value == 1.0 => "1 comment/s".into(),
             Dim::Rate => format!("{} comments/s", num(value)),
             Dim::Payload => format!("{} B comments", num(value)),
+            Dim::Deployment => match Dim::deployment(value) {
+                d if d.feed == FeedKind::Memory => "in-memory feed".into(),
+                d if d.instances == 1 => "Redis feed, 1 instance".into(),
+                d => format!("Redis feed, {} instances", d.instances),
+            },
         }
     }
 
-    /// A tick label: the bare number.
+    /// A tick label: the bare number, or the deployment's short label.
     pub fn tick(self, value: f64) -> String {
-        num(value)
+        match self {
+            Dim::Deployment => Dim::deployment(value).label(),
+            _ => num(value),
+        }
     }
 
     fn slug(self, value: f64) -> String {
@@ -75,6 +109,11 @@ impl Dim {
             Dim::Clients => format!("{value}-clients"),
             Dim::Rate => format!("{value}-per-s"),
             Dim::Payload => format!("{value}-bytes"),
+            Dim::Deployment => format!(
+                "{}-x{}",
+                Dim::deployment(value).feed.name(),
+                Dim::deployment(value).instances
+            ),
         }
     }
 }
@@ -86,6 +125,7 @@ pub struct Point {
     pub clients: u32,
     pub rate: f64,
     pub payload_bytes: u32,
+    pub deployment: Deployment,
 }
 
 impl Point {
@@ -94,15 +134,17 @@ impl Point {
             clients: cell.clients,
             rate: cell.rate,
             payload_bytes: cell.payload_bytes,
+            deployment: cell.deployment,
         }
     }
 
-    /// The order of `Scenario::cells`: payload, then rate, then clients.
+    /// The order of `Scenario::cells`: payload, then rate, then clients, then deployment.
     fn order(&self, other: &Point) -> Ordering {
         self.payload_bytes
             .cmp(&other.payload_bytes)
             .then(self.rate.total_cmp(&other.rate))
             .then(self.clients.cmp(&other.clients))
+            .then(self.deployment.code().cmp(&other.deployment.code()))
     }
 
     fn same_except(&self, other: &Point, dim: Dim) -> bool {
@@ -116,6 +158,7 @@ impl Point {
     pub fn describe(&self) -> String {
         Dim::ALL
             .iter()
+            .filter(|d| d.shown(self))
             .map(|d| d.describe(d.of(self)))
             .collect::<Vec<_>>()
             .join(" · ")
@@ -286,7 +329,7 @@ impl<'a> View<'a> {
         let point = &sweep.points[0];
         Dim::ALL
             .iter()
-            .filter(|&&d| d != sweep.dim)
+            .filter(|&&d| d != sweep.dim && d.shown(point))
             .map(|d| d.describe(d.of(point)))
             .collect::<Vec<_>>()
             .join(" · ")

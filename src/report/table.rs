@@ -32,7 +32,11 @@ pub fn render(summary: &RunSummary) -> String {
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     for cell in &summary.cells {
         rows.push(vec![
-            cell.technique.name().to_string(),
+            if cell.deployment.is_default() {
+                cell.technique.name().to_string()
+            } else {
+                format!("{} ({})", cell.technique.name(), cell.deployment.label())
+            },
             cell.clients.to_string(),
             format_rate(cell.rate),
             format!("{} B", cell.payload_bytes),

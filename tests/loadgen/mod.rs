@@ -382,3 +382,108 @@ async fn stats_reads_survive_the_servers_idle_timeout() {
     let again = reader.read().await.expect("a read after the idle timeout");
     assert!(again.timeouts.idle >= 1, "{:?}", again.timeouts);
 }
+
+/// `[server] feed = "redis"` and `instances`: the load generator starts its own redis-server
+/// and the instances, spreads the subscribers over them, and each instance's bytes agree.
+#[test]
+fn a_redis_deployment_spreads_subscribers_over_instances_and_loses_nothing() {
+    let server =
+        "[publish]\nrate = 20\n[server]\nfeed = \"redis\"\ninstances = 2\npublish_to = \"all\"\n";
+    let (summary, run, _dir) = run_scenario("scale", server);
+    assert_clean(&summary);
+    for cell in &summary.cells {
+        let name = cell.technique.name();
+        assert_eq!(cell.deployment.label(), "redis x2", "{name}");
+        assert_eq!(cell.instances.len(), 2, "{name}");
+        let spread: Vec<u64> = cell.instances.iter().map(|i| i.subscribers).collect();
+        assert_eq!(spread, [2, 1], "{name}: round-robin over 3 subscribers");
+        for instance in &cell.instances {
+            let a = &instance.agreement;
+            assert!(a.equal && a.client_down > 0, "{name}: {instance:?}");
+            assert!(
+                instance.connections_opened >= instance.subscribers,
+                "{name}"
+            );
+            assert!(instance.comments_delivered > 0, "{name}: {instance:?}");
+        }
+        // The instances' bytes add up to the cell's.
+        let down: u64 = cell.instances.iter().map(|i| i.agreement.server_out).sum();
+        assert_eq!(down, cell.agreement.server_out, "{name}");
+        let redis = cell.redis.expect("the cell started a Redis");
+        assert!(
+            redis.commands > 0 && redis.peak_memory_bytes > 0,
+            "{name}: {redis:?}"
+        );
+    }
+    let report = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(report.contains("## Server instances and Redis"), "{report}");
+}
+
+/// Several `--target` servers sharing one Redis feed: subscribers spread over them.
+#[tokio::test]
+async fn several_running_servers_can_be_the_targets() {
+    use pushlab::feed::redis_server::{Persistence, RedisServer};
+    let redis = RedisServer::start(Persistence::None).await.unwrap();
+    let start = |url: String| {
+        let mut child = Command::new(SERVER)
+            .args(["--bind", "127.0.0.1:0", "--feed", &url])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap()
+            .to_string();
+        (KillOnDrop(child), format!("http://{addr}"))
+    };
+    let (_a, url_a) = start(redis.url());
+    let (_b, url_b) = start(redis.url());
+    let dir = tempfile::tempdir().unwrap();
+    let file = scenario(dir.path(), "targets", "[publish]\nrate = 20\n");
+    let text = std::fs::read_to_string(&file).unwrap().replace(
+        r#"["short-polling", "long-polling", "websocket", "sse"]"#,
+        r#"["sse", "long-polling"]"#,
+    );
+    std::fs::write(&file, text).unwrap();
+    let results = dir.path().join("results");
+    let targets = format!("{url_a},{url_b}");
+    let output = tokio::task::spawn_blocking({
+        let (file, results) = (file.clone(), results.clone());
+        move || {
+            loadgen(&[
+                "run",
+                file.to_str().unwrap(),
+                "--target",
+                &targets,
+                "--results",
+                results.to_str().unwrap(),
+                "--quiet",
+            ])
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let run = run_dir(&results, "targets");
+    let summary: RunSummary =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary.target, Some(format!("{url_a} {url_b}")));
+    for cell in &summary.cells {
+        assert_eq!(cell.deliveries.missing, 0, "{:?}", cell.deliveries);
+        assert_eq!(cell.deliveries.delivered, cell.deliveries.expected);
+        let urls: Vec<&str> = cell.instances.iter().map(|i| i.url.as_str()).collect();
+        assert_eq!(urls, [url_a.as_str(), url_b.as_str()]);
+        assert!(cell.instances.iter().all(|i| i.agreement.equal));
+    }
+}

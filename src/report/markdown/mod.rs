@@ -7,13 +7,14 @@
 use std::fmt::Write as _;
 
 mod captions;
+mod deployments;
 
 use super::figures::{has_warnings, share};
 use super::fmt::{int, mib, num, pct};
 use super::models::{self, Model};
 use super::plan::{ChartPlan, Point, View};
 use crate::model::results::CellResult;
-use crate::model::scenario::Audience;
+use crate::model::scenario::{Audience, Deployment, PublishTo, RedisPersistence};
 
 /// The whole report, given the charts `charts::render` drew for the same view.
 pub fn render(view: &View, charts: &[ChartPlan]) -> String {
@@ -23,6 +24,7 @@ pub fn render(view: &View, charts: &[ChartPlan]) -> String {
     machine(&mut out, view);
     warnings(&mut out, view);
     summary_table(&mut out, view);
+    deployments::sections(&mut out, view);
     models(&mut out, view);
     captions::chart_sections(&mut out, view, charts);
     out
@@ -66,7 +68,7 @@ fn scenario(out: &mut String, view: &View) {
         Some(target) => format!("`{target}` (one server for every cell)"),
         None => "a fresh server per cell, started by the load generator".into(),
     };
-    let rows = [
+    let mut rows = vec![
         (
             "techniques",
             list(s.techniques.iter().map(|t| t.name().to_string()).collect()),
@@ -107,6 +109,22 @@ fn scenario(out: &mut String, view: &View) {
             format!("{} comments", int(u64::from(s.subscriber_queue))),
         ),
         ("server", server),
+    ];
+    if !Deployment::are_single(&s.deployments) {
+        let labels = s.deployments.iter().map(Deployment::label).collect();
+        let publish_to = match s.publish_to {
+            PublishTo::One => "the first instance",
+            PublishTo::All => "the instances in turn",
+        };
+        let persistence = match s.redis_persistence {
+            RedisPersistence::None => "none (`--save \"\" --appendonly no`)",
+            RedisPersistence::AppendOnly => "append-only file, fsync always",
+        };
+        rows.push(("deployments", list(labels)));
+        rows.push(("publishes go to", publish_to.into()));
+        rows.push(("Redis persistence", persistence.into()));
+    }
+    rows.extend([
         (
             "cells",
             format!(
@@ -122,7 +140,7 @@ fn scenario(out: &mut String, view: &View) {
                 view.summary.pushlab_version, view.summary.started_at
             ),
         ),
-    ];
+    ]);
     out.push_str("## Scenario\n\n| parameter | value |\n| --- | --- |\n");
     for (key, value) in rows {
         let _ = writeln!(out, "| {key} | {} |", cell_text(&value));
@@ -327,7 +345,7 @@ fn summary_table(out: &mut String, view: &View) {
         let _ = writeln!(
             out,
             "| {}{} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            cell.technique.name(),
+            technique_label(cell),
             if has_warnings(cell) { " ⚠" } else { "" },
             int(u64::from(cell.clients)),
             num(cell.rate),
@@ -358,6 +376,15 @@ fn summary_table(out: &mut String, view: &View) {
         );
     }
     out.push('\n');
+}
+
+/// The technique, and its deployment when it is not one in-memory server.
+fn technique_label(cell: &CellResult) -> String {
+    if cell.deployment.is_default() {
+        cell.technique.name().to_string()
+    } else {
+        format!("{} · {}", cell.technique.name(), cell.deployment.label())
+    }
 }
 
 fn models(out: &mut String, view: &View) {

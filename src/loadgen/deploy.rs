@@ -1,0 +1,216 @@
+//! A cell's servers: a private redis-server when the deployment's feed needs one, then its
+//! server instances (or the `--target` servers), each with its own `/stats` reader. Also how
+//! the cell's clients are spread over them, and Redis's own `INFO` figures.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use super::target::{ServerLaunch, ServerProcess, StatsReader, TargetError};
+use crate::feed::redis_server::{Persistence, RedisServer, RedisServerError};
+use crate::model::scenario::{Deployment, FeedKind, PublishTo, RedisPersistence};
+use crate::model::server_config::FeedBackend;
+use crate::model::stats::StatsSnapshot;
+use crate::model::{ServerConfig, Target};
+
+/// Why a cell's servers could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error("the scenario's Redis feed: {0}")]
+    Redis(#[from] RedisServerError),
+    #[error("reading Redis INFO: {0}")]
+    RedisInfo(#[from] redis::RedisError),
+}
+
+/// What the cell asks for.
+pub struct DeployPlan<'a> {
+    pub deployment: Deployment,
+    pub persistence: RedisPersistence,
+    /// Every instance's settings; the feed is set here.
+    pub config: ServerConfig,
+    /// Already running servers to drive instead (`--target`): then nothing is started.
+    pub targets: &'a [SocketAddr],
+    pub server_binary: &'a Path,
+    /// Log files are `{log_stem}-server-{i}.log` (`-server.log` for a single instance).
+    pub log_stem: &'a Path,
+}
+
+/// One server a cell drives.
+pub struct Instance {
+    /// `None` when driving `--target`.
+    pub server: Option<ServerProcess>,
+    pub addr: SocketAddr,
+    pub stats: StatsReader,
+    /// Its `/stats` before any subscriber connected.
+    pub before: StatsSnapshot,
+}
+
+/// A cell's servers, stopped by `stop` (or killed when dropped).
+pub struct Deployed {
+    /// Kept alive for the cell; removed with its data directory when dropped.
+    pub redis: Option<RedisServer>,
+    pub instances: Vec<Instance>,
+}
+
+/// Starts Redis if the feed needs it, then the instances, and reads each one's `/stats`.
+pub async fn deploy(plan: &DeployPlan<'_>) -> Result<Deployed, DeployError> {
+    if !plan.targets.is_empty() {
+        let mut instances = Vec::new();
+        for &addr in plan.targets {
+            instances.push(Instance::read(None, addr).await?);
+        }
+        return Ok(Deployed {
+            redis: None,
+            instances,
+        });
+    }
+    let mut config = plan.config.clone();
+    let redis = match plan.deployment.feed {
+        FeedKind::Memory => None,
+        FeedKind::Redis => {
+            let persistence = match plan.persistence {
+                RedisPersistence::None => Persistence::None,
+                RedisPersistence::AppendOnly => Persistence::AppendOnly,
+            };
+            let redis = RedisServer::start(persistence).await?;
+            config.feed = FeedBackend::Redis { url: redis.url() };
+            Some(redis)
+        }
+    };
+    let count = plan.deployment.instances as usize;
+    let mut instances = Vec::new();
+    for i in 0..count {
+        let stem = plan.log_stem.display();
+        let log = if count == 1 {
+            format!("{stem}-server.log")
+        } else {
+            format!("{stem}-server-{i}.log")
+        };
+        let launch = ServerLaunch {
+            binary: plan.server_binary.to_path_buf(),
+            args: config.to_args(),
+            log: log.into(),
+        };
+        let server = ServerProcess::start(&launch).await?;
+        let addr = server.addr;
+        instances.push(Instance::read(Some(server), addr).await?);
+    }
+    Ok(Deployed { redis, instances })
+}
+
+impl Instance {
+    async fn read(server: Option<ServerProcess>, addr: SocketAddr) -> Result<Self, TargetError> {
+        let mut stats = StatsReader::new(addr);
+        let before = stats.read().await?;
+        Ok(Self {
+            server,
+            addr,
+            stats,
+            before,
+        })
+    }
+}
+
+impl Deployed {
+    /// Every instance's `/stats` now, in instance order.
+    pub async fn read_all(&mut self) -> Result<Vec<StatsSnapshot>, TargetError> {
+        let mut snapshots = Vec::with_capacity(self.instances.len());
+        for instance in &mut self.instances {
+            snapshots.push(instance.stats.read().await?);
+        }
+        Ok(snapshots)
+    }
+
+    /// The instance subscriber `i` connects to: round-robin, so each gets an equal share.
+    pub fn subscriber_target(&self, i: u32) -> Target {
+        let n = self.instances.len();
+        Target {
+            addr: self.instances[i as usize % n].addr,
+        }
+    }
+
+    /// The instances the publisher posts to, in turn.
+    pub fn publish_targets(&self, publish_to: PublishTo) -> Vec<Target> {
+        let targets = self.instances.iter().map(|i| Target { addr: i.addr });
+        match publish_to {
+            PublishTo::One => targets.take(1).collect(),
+            PublishTo::All => targets.collect(),
+        }
+    }
+
+    /// Redis's figures now, when the cell started one.
+    pub async fn redis_info(&self) -> Result<Option<RedisInfo>, DeployError> {
+        let Some(redis) = &self.redis else {
+            return Ok(None);
+        };
+        let client = redis::Client::open(redis.url())?;
+        let mut connection = client.get_multiplexed_async_connection().await?;
+        let text: String = redis::cmd("INFO")
+            .arg("all")
+            .query_async(&mut connection)
+            .await?;
+        Ok(Some(RedisInfo::parse(&text)))
+    }
+
+    /// Stops every instance the cell started (SIGTERM, then kill), then Redis.
+    pub async fn stop(self) {
+        for instance in self.instances {
+            if let Some(server) = instance.server {
+                server.stop().await;
+            }
+        }
+        drop(self.redis);
+    }
+}
+
+/// The `INFO` fields the report uses.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RedisInfo {
+    /// `used_cpu_sys + used_cpu_user`, seconds since Redis started.
+    pub cpu_seconds: f64,
+    pub commands: u64,
+    pub peak_memory_bytes: u64,
+    pub rss_bytes: u64,
+}
+
+impl RedisInfo {
+    /// Reads `key:value` lines; a missing field reads as zero.
+    pub fn parse(text: &str) -> RedisInfo {
+        let field = |name: &str| -> f64 {
+            text.lines()
+                .filter_map(|line| line.trim_end().split_once(':'))
+                .find(|(key, _)| *key == name)
+                .and_then(|(_, value)| value.parse().ok())
+                .unwrap_or(0.0)
+        };
+        RedisInfo {
+            cpu_seconds: field("used_cpu_sys") + field("used_cpu_user"),
+            commands: field("total_commands_processed") as u64,
+            peak_memory_bytes: field("used_memory_peak") as u64,
+            rss_bytes: field("used_memory_rss") as u64,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_fields_are_read_by_name() {
+        let text = "# CPU\r\nused_cpu_sys:1.250000\r\nused_cpu_user:0.750000\r\n\
+                    used_cpu_sys_children:9.0\r\n# Stats\r\ntotal_commands_processed:4242\r\n\
+                    # Memory\r\nused_memory_peak:1048576\r\nused_memory_rss:2097152\r\n";
+        assert_eq!(
+            RedisInfo::parse(text),
+            RedisInfo {
+                cpu_seconds: 2.0,
+                commands: 4242,
+                peak_memory_bytes: 1_048_576,
+                rss_bytes: 2_097_152,
+            }
+        );
+        assert_eq!(RedisInfo::parse(""), RedisInfo::default());
+    }
+}
