@@ -8,7 +8,7 @@ use hdrhistogram::Histogram;
 use super::observations::{CellObservations, ClientDelta, Settled, Window};
 use super::warning::Warning;
 use crate::model::results::{
-    ByteAgreement, CellResult, ClientTotals, Deliveries, InstanceTotals, KernelTotals,
+    ByteAgreement, CellResult, ClientTotals, Deliveries, IdleMemory, InstanceTotals, KernelTotals,
     LatencySummary, LoadgenUse, PerDelivery, PercentilePoint, RedisUse, ServerTotals,
 };
 use crate::model::scenario::FeedKind;
@@ -58,6 +58,7 @@ pub fn assemble(observations: CellObservations) -> CellResult {
         deployment: spec.deployment,
         instances: instance_totals(o),
         redis: redis_use(&o.window),
+        idle_memory: idle_memory(o),
     };
     cell.warnings = warnings(&cell, o).iter().map(ToString::to_string).collect();
     cell
@@ -194,6 +195,17 @@ fn instance_totals(o: &CellObservations) -> Vec<InstanceTotals> {
             }
         })
         .collect()
+}
+
+/// What the idle connections cost the servers, when every subscriber connected and the
+/// servers report their memory (a `--target` without it reports zero).
+fn idle_memory(o: &CellObservations) -> Option<IdleMemory> {
+    (o.ready > 0 && o.rss_before > 0 && o.rss_connected > 0).then(|| IdleMemory {
+        connections: o.ready,
+        rss_before_bytes: o.rss_before,
+        rss_connected_bytes: o.rss_connected,
+        bytes_per_connection: o.rss_connected.saturating_sub(o.rss_before) as f64 / o.ready as f64,
+    })
 }
 
 /// Redis's share of the work within the window, when the cell started one.
@@ -567,6 +579,8 @@ mod tests {
             external_target: false,
             cores: 2,
             ready: 10,
+            rss_before: 10 << 20,
+            rss_connected: (10 << 20) + 10 * 8192,
             window: Window {
                 client_start,
                 client_end,
@@ -633,6 +647,10 @@ mod tests {
         assert_eq!(cell.window_seconds, 10.0);
         assert_eq!(cell.histogram_text_file, "cell-003-sse-c10-r2.5-p100.hgrm");
         assert_eq!(cell.histogram_file, "cell-003-sse-c10-r2.5-p100.hist");
+        let idle = cell.idle_memory.expect("every subscriber was connected");
+        assert_eq!((idle.connections, idle.bytes_per_connection), (10, 8192.0));
+        // One in-memory server: no per-instance or Redis figures.
+        assert!(cell.instances.is_empty() && cell.redis.is_none());
         assert_eq!(
             cell.client,
             ClientTotals {

@@ -46,6 +46,13 @@ pub async fn run_cell(
     let mut target = start_target(scenario, spec, &plan, index, run_dir, options).await?;
     let start_cursor = start_cursor(&target.instances[0].before);
     let mut subscribers = connect_subscribers(scenario, spec, &plan, &target, start_cursor).await;
+    // Every subscriber connected and nothing published yet: what idle connections hold.
+    let rss_connected = rss(&target.read_all().await?);
+    let rss_before = target
+        .instances
+        .iter()
+        .map(|i| i.before.process.rss_bytes)
+        .sum();
     let observed = publish_and_observe(scenario, spec, &plan, &subscribers, &mut target).await?;
     let expected = expected_deliveries(scenario.audience, observed.accepted.len(), spec.clients);
     let (records, ending) = drain(scenario, &mut subscribers, &observed.publisher, expected).await;
@@ -66,6 +73,8 @@ pub async fn run_cell(
         external_target: !options.targets.is_empty(),
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         ready: subscribers.ready,
+        rss_before,
+        rss_connected,
         window: observed.window,
         ending,
         settled,
@@ -379,6 +388,11 @@ fn client_moment(counters: &ClientCounters, meters: &[Arc<ByteMeter>]) -> Client
         cpu_seconds: crate::sys::cpu_seconds(),
         at: Instant::now(),
     }
+}
+
+/// The instances' resident memory, summed.
+fn rss(snapshots: &[StatsSnapshot]) -> u64 {
+    snapshots.iter().map(|s| s.process.rss_bytes).sum()
 }
 
 /// Bytes up and down over all of the subscribers' meters.

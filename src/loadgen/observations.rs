@@ -25,6 +25,9 @@ pub struct CellObservations {
     pub cores: usize,
     /// Subscribers connected when publishing began.
     pub ready: u64,
+    /// The servers' summed `VmRSS` before the subscribers connected and once they were.
+    pub rss_before: u64,
+    pub rss_connected: u64,
     pub window: Window,
     pub ending: Ending,
     pub settled: Settled,

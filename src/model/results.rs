@@ -84,6 +84,23 @@ pub struct CellResult {
     /// The Redis the load generator started for the cell, from its own `INFO`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redis: Option<RedisUse>,
+    /// The servers' resident memory before the subscribers connected and once all were
+    /// connected, before anything was published: what an idle connection costs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_memory: Option<IdleMemory>,
+}
+
+/// Server memory held by idle subscriber connections (all instances summed).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct IdleMemory {
+    /// Subscribers connected when `rss_connected_bytes` was read.
+    pub connections: u64,
+    /// `VmRSS` before the first subscriber connected.
+    pub rss_before_bytes: u64,
+    /// `VmRSS` once they were all connected, before the first publish.
+    pub rss_connected_bytes: u64,
+    /// `(rss_connected_bytes - rss_before_bytes) / connections`.
+    pub bytes_per_connection: f64,
 }
 
 /// One server instance of a cell: whom it served and what it counted.
