@@ -59,6 +59,7 @@ pub fn assemble(observations: CellObservations) -> CellResult {
         instances: instance_totals(o),
         redis: redis_use(&o.window),
         idle_memory: idle_memory(o),
+        server_unavailable: !o.server_figures,
     };
     cell.warnings = warnings(&cell, o).iter().map(ToString::to_string).collect();
     cell
@@ -156,7 +157,7 @@ fn agreement(settled: &Settled) -> ByteAgreement {
 /// in-memory server's figures are the cell's own, and runs before instances had none).
 fn instance_totals(o: &CellObservations) -> Vec<InstanceTotals> {
     let instances = &o.settled.instances;
-    if instances.len() < 2 && o.spec.deployment.feed == FeedKind::Memory {
+    if !o.server_figures || (instances.len() < 2 && o.spec.deployment.feed == FeedKind::Memory) {
         return Vec::new();
     }
     let w = &o.window;
@@ -200,11 +201,14 @@ fn instance_totals(o: &CellObservations) -> Vec<InstanceTotals> {
 /// What the idle connections cost the servers, when every subscriber connected and the
 /// servers report their memory (a `--target` without it reports zero).
 fn idle_memory(o: &CellObservations) -> Option<IdleMemory> {
-    (o.ready > 0 && o.rss_before > 0 && o.rss_connected > 0).then(|| IdleMemory {
-        connections: o.ready,
-        rss_before_bytes: o.rss_before,
-        rss_connected_bytes: o.rss_connected,
-        bytes_per_connection: o.rss_connected.saturating_sub(o.rss_before) as f64 / o.ready as f64,
+    (o.server_figures && o.ready > 0 && o.rss_before > 0 && o.rss_connected > 0).then(|| {
+        IdleMemory {
+            connections: o.ready,
+            rss_before_bytes: o.rss_before,
+            rss_connected_bytes: o.rss_connected,
+            bytes_per_connection: o.rss_connected.saturating_sub(o.rss_before) as f64
+                / o.ready as f64,
+        }
     })
 }
 
@@ -236,7 +240,7 @@ type Rule = fn(&CellResult, &CellObservations) -> Option<Warning>;
 
 /// Every rule, in the order their warnings are listed (the order published runs have):
 /// loss first, then what happened around the window, then what the window's figures show.
-const RULES: [Rule; 21] = [
+const RULES: [Rule; 22] = [
     loss,
     lost_to_restart,
     not_all_ready,
@@ -258,6 +262,7 @@ const RULES: [Rule; 21] = [
     client_errors,
     external_target,
     server_restarted,
+    server_unavailable,
 ];
 
 /// What a reader must know before trusting the cell.
@@ -345,8 +350,9 @@ fn kernel_mismatch(cell: &CellResult, _: &CellObservations) -> Option<Warning> {
 
 fn bytes_disagree(cell: &CellResult, o: &CellObservations) -> Option<Warning> {
     let a = &cell.agreement;
-    // Across a restart the server's side is unknown, not different: `ServerRestarted` says so.
-    if o.settled.server_restarted {
+    // Across a restart the server's side is unknown, not different: `ServerRestarted` says
+    // so; without `/stats` it was never known, and `ServerUnavailable` says that.
+    if o.settled.server_restarted || !o.server_figures {
         return None;
     }
     if !a.equal {
@@ -450,7 +456,12 @@ fn client_errors(cell: &CellResult, _: &CellObservations) -> Option<Warning> {
 }
 
 fn external_target(_: &CellResult, o: &CellObservations) -> Option<Warning> {
-    o.external_target.then_some(Warning::ExternalTarget)
+    // Without `/stats` there are no server figures to qualify: `ServerUnavailable` says so.
+    (o.external_target && o.server_figures).then_some(Warning::ExternalTarget)
+}
+
+fn server_unavailable(_: &CellResult, o: &CellObservations) -> Option<Warning> {
+    (!o.server_figures).then_some(Warning::ServerUnavailable)
 }
 
 /// The summary figures of a histogram, with HdrHistogram's percentile ticks for charts.
@@ -579,6 +590,7 @@ mod tests {
             external_target: false,
             cores: 2,
             ready: 10,
+            server_figures: true,
             rss_before: 10 << 20,
             rss_connected: (10 << 20) + 10 * 8192,
             window: Window {
@@ -896,6 +908,8 @@ mod tests {
                 |o| o.window.server_end.started_at_us += 1,
                 Warning::ServerRestarted,
             ),
+            // Last too: without `/stats` there are no server figures for rules to check.
+            (|o| o.server_figures = false, Warning::ServerUnavailable),
         ]
     }
 
@@ -914,7 +928,9 @@ mod tests {
     #[test]
     fn warnings_keep_the_published_order_with_loss_first() {
         let mut rules = each_rule();
-        // A restart leaves the server's figures unknown, so rules on them cannot fire with it.
+        // A restart, or no `/stats`, leaves the server's figures unknown, so rules on them
+        // cannot fire with them.
+        rules.pop();
         rules.pop();
         let every_tweak = || {
             let mut o = quiet();

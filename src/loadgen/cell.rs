@@ -44,7 +44,9 @@ pub async fn run_cell(
 ) -> Result<(CellResult, Histogram<u64>), RunError> {
     let plan = CellPlan::new(scenario, spec);
     let mut target = start_target(scenario, spec, &plan, index, run_dir, options).await?;
-    let start_cursor = start_cursor(&target.instances[0].before);
+    let start_cursor = target
+        .newest_id
+        .unwrap_or_else(|| start_cursor(&target.instances[0].before));
     let mut subscribers = connect_subscribers(scenario, spec, &plan, &target, start_cursor).await;
     // Every subscriber connected and nothing published yet: what idle connections hold.
     let rss_connected = rss(&target.read_all().await?);
@@ -56,6 +58,7 @@ pub async fn run_cell(
     let observed = publish_and_observe(scenario, spec, &plan, &subscribers, &mut target).await?;
     let expected = expected_deliveries(scenario.audience, observed.accepted.len(), spec.clients);
     let (records, ending) = drain(scenario, &mut subscribers, &observed.publisher, expected).await;
+    let server_figures = target.has_server_figures();
     let settled = settle(target, spec.technique, &subscribers).await?;
 
     let expectation = recorder::Expectation {
@@ -73,6 +76,7 @@ pub async fn run_cell(
         external_target: !options.targets.is_empty(),
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         ready: subscribers.ready,
+        server_figures,
         rss_before,
         rss_connected,
         window: observed.window,

@@ -7,10 +7,12 @@ use std::path::Path;
 
 use super::target::{ServerLaunch, ServerProcess, StatsReader, TargetError};
 use crate::feed::redis_server::{Persistence, RedisServer, RedisServerError};
+use crate::http::client::{ClientError, HttpConnection};
 use crate::model::scenario::{Deployment, FeedKind, PublishTo, RedisPersistence};
 use crate::model::server_config::FeedBackend;
 use crate::model::stats::StatsSnapshot;
 use crate::model::{ServerConfig, Target};
+use crate::net::ByteMeter;
 
 /// Why a cell's servers could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -41,8 +43,9 @@ pub struct Instance {
     /// `None` when driving `--target`.
     pub server: Option<ServerProcess>,
     pub addr: SocketAddr,
-    pub stats: StatsReader,
-    /// Its `/stats` before any subscriber connected.
+    /// `None` for a `--target` server without `/stats`: its figures are unavailable.
+    pub stats: Option<StatsReader>,
+    /// Its `/stats` before any subscriber connected (all zero without `/stats`).
     pub before: StatsSnapshot,
 }
 
@@ -51,6 +54,9 @@ pub struct Deployed {
     /// Kept alive for the cell; removed with its data directory when dropped.
     pub redis: Option<RedisServer>,
     pub instances: Vec<Instance>,
+    /// The feed's newest id as a poll reported it, for a server without `/stats` (whose
+    /// `/stats` would say): where the cell's subscribers start.
+    pub newest_id: Option<u64>,
 }
 
 /// Starts Redis if the feed needs it, then the instances, and reads each one's `/stats`.
@@ -58,11 +64,16 @@ pub async fn deploy(plan: &DeployPlan<'_>) -> Result<Deployed, DeployError> {
     if !plan.targets.is_empty() {
         let mut instances = Vec::new();
         for &addr in plan.targets {
-            instances.push(Instance::read(None, addr).await?);
+            instances.push(Instance::read_target(addr).await?);
         }
+        let newest_id = match instances.first() {
+            Some(first) if first.stats.is_none() => Some(newest_id(first.addr).await?),
+            _ => None,
+        };
         return Ok(Deployed {
             redis: None,
             instances,
+            newest_id,
         });
     }
     let mut config = plan.config.clone();
@@ -96,7 +107,27 @@ pub async fn deploy(plan: &DeployPlan<'_>) -> Result<Deployed, DeployError> {
         let addr = server.addr;
         instances.push(Instance::read(Some(server), addr).await?);
     }
-    Ok(Deployed { redis, instances })
+    Ok(Deployed {
+        redis,
+        instances,
+        newest_id: None,
+    })
+}
+
+/// The newest id of a server's feed from the interface itself: a poll without `after` answers
+/// from now, and its `next` is the newest id. Without it, subscribers starting from 0 would
+/// get every earlier cell's comments, end-of-cell comment included.
+async fn newest_id(addr: SocketAddr) -> Result<u64, TargetError> {
+    #[derive(serde::Deserialize)]
+    struct Page {
+        next: u64,
+    }
+    let target = Target { addr };
+    let mut connection = HttpConnection::open(&target, ByteMeter::new()).await?;
+    let body = connection.get("/poll?user=pushlab-cursor-probe").await?;
+    let page: Page =
+        serde_json::from_slice(&body).map_err(|e| TargetError::CursorProbe(e.to_string()))?;
+    Ok(page.next)
 }
 
 impl Instance {
@@ -106,20 +137,45 @@ impl Instance {
         Ok(Self {
             server,
             addr,
-            stats,
+            stats: Some(stats),
             before,
         })
+    }
+
+    /// A `--target` server: one that answers `/stats` with something other than pushlab's
+    /// figures (a 404, say) is still driven, with its own figures marked unavailable. A
+    /// server that cannot be reached at all is an error.
+    async fn read_target(addr: SocketAddr) -> Result<Self, TargetError> {
+        match Instance::read(None, addr).await {
+            Err(TargetError::Stats(ClientError::Status { .. }) | TargetError::StatsFormat(_)) => {
+                Ok(Self {
+                    server: None,
+                    addr,
+                    stats: None,
+                    before: StatsSnapshot::default(),
+                })
+            }
+            result => result,
+        }
     }
 }
 
 impl Deployed {
-    /// Every instance's `/stats` now, in instance order.
+    /// Every instance's `/stats` now, in instance order (all zero for one without it).
     pub async fn read_all(&mut self) -> Result<Vec<StatsSnapshot>, TargetError> {
         let mut snapshots = Vec::with_capacity(self.instances.len());
         for instance in &mut self.instances {
-            snapshots.push(instance.stats.read().await?);
+            snapshots.push(match &mut instance.stats {
+                Some(stats) => stats.read().await?,
+                None => StatsSnapshot::default(),
+            });
         }
         Ok(snapshots)
+    }
+
+    /// True when every instance serves `/stats`, so the server side's figures exist.
+    pub fn has_server_figures(&self) -> bool {
+        self.instances.iter().all(|i| i.stats.is_some())
     }
 
     /// The instance subscriber `i` connects to: round-robin, so each gets an equal share.

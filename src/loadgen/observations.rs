@@ -25,6 +25,9 @@ pub struct CellObservations {
     pub cores: usize,
     /// Subscribers connected when publishing began.
     pub ready: u64,
+    /// False when the server has no `/stats` (a `--target` of another implementation): its
+    /// side's figures are unavailable, not zero.
+    pub server_figures: bool,
     /// The servers' summed `VmRSS` before the subscribers connected and once they were.
     pub rss_before: u64,
     pub rss_connected: u64,

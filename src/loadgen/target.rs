@@ -32,6 +32,8 @@ pub enum TargetError {
     Stats(#[from] ClientError),
     #[error("unparsable /stats: {0}")]
     StatsFormat(String),
+    #[error("the server has no /stats, and its /poll did not say the newest id: {0}")]
+    CursorProbe(String),
 }
 
 /// How to start a server for a cell.

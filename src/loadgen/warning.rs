@@ -107,6 +107,8 @@ pub enum Warning {
     },
     /// The cell drove a server the load generator did not start.
     ExternalTarget,
+    /// The server has no `/stats`.
+    ServerUnavailable,
     /// Expected deliveries lost because the server restarted, and how many times
     /// subscribers were told so (a 410 naming the restart).
     LostToRestart {
@@ -221,6 +223,9 @@ impl fmt::Display for Warning {
             Warning::ExternalTarget => f.write_str(
                 "external server: its CPU, memory and counters include anything else it served",
             ),
+            Warning::ServerUnavailable => f.write_str(
+                "the server has no /stats: its figures (requests, bytes, CPU, memory) are unavailable, and bytes were counted at the subscribers only",
+            ),
             Warning::LostToRestart {
                 lost,
                 expected,
@@ -251,7 +256,7 @@ mod tests {
     fn renders_the_published_wording() {
         let mut cases = wording_around_the_window();
         cases.extend(wording_of_the_figures());
-        assert_eq!(cases.len(), 22, "one case per variant");
+        assert_eq!(cases.len(), 23, "one case per variant");
         for (warning, text) in cases {
             assert_eq!(warning.to_string(), text, "{warning:?}");
         }
@@ -380,6 +385,10 @@ mod tests {
             (
                 Warning::ExternalTarget,
                 "external server: its CPU, memory and counters include anything else it served",
+            ),
+            (
+                Warning::ServerUnavailable,
+                "the server has no /stats: its figures (requests, bytes, CPU, memory) are unavailable, and bytes were counted at the subscribers only",
             ),
             (
                 Warning::LostToRestart {

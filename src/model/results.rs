@@ -88,6 +88,11 @@ pub struct CellResult {
     /// connected, before anything was published: what an idle connection costs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_memory: Option<IdleMemory>,
+    /// True when the server had no `/stats` (a `--target` of another implementation): the
+    /// `server` figures, `agreement`'s server side and server CPU per delivery are
+    /// unavailable and left at zero; the subscribers' own figures stand.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub server_unavailable: bool,
 }
 
 /// Server memory held by idle subscriber connections (all instances summed).

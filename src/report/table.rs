@@ -53,8 +53,16 @@ pub fn render(summary: &RunSummary) -> String {
             cell.client.requests.to_string(),
             cell.client.empty_responses.to_string(),
             format!("{:.0}", cell.per_delivery.bytes),
-            format!("{:.1}", cell.per_delivery.server_cpu_us),
-            mib(cell.server.peak_rss_bytes),
+            if cell.server_unavailable {
+                "n/a".into()
+            } else {
+                format!("{:.1}", cell.per_delivery.server_cpu_us)
+            },
+            if cell.server_unavailable {
+                "n/a".into()
+            } else {
+                mib(cell.server.peak_rss_bytes)
+            },
             format!(
                 "{:.0}%{}",
                 cell.loadgen.core_share * 100.0,
@@ -64,7 +72,9 @@ pub fn render(summary: &RunSummary) -> String {
                     ""
                 }
             ),
-            if cell.agreement.equal {
+            if cell.server_unavailable {
+                "n/a".into()
+            } else if cell.agreement.equal {
                 "agree".into()
             } else {
                 "DIFFER".into()

@@ -154,3 +154,63 @@ async fn the_command_refuses_a_target_that_is_not_loopback() {
     assert!(!output.status.success());
     assert!(stderr.contains("loopback"), "{stderr}");
 }
+
+/// `run --target` at a server without `/stats`: the run completes with the subscribers'
+/// own figures, and marks the server's as unavailable rather than zero or disagreeing.
+#[tokio::test]
+async fn a_run_against_a_server_without_stats_reports_the_client_side_only() {
+    let server = NoteServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("nostats.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"nostats\"\ndescription = \"d\"\ntechniques = [\"sse\", \"long-polling\"]\n\
+         clients = 3\nduration = \"1s\"\nwarmup = \"300ms\"\ndrain = \"1s\"\n\
+         [publish]\nrate = 10\naudience = \"per-user\"\n",
+    )
+    .unwrap();
+    let results = dir.path().join("results");
+    let output = Command::new(LOADGEN)
+        .args(["run", scenario.to_str().unwrap(), "--quiet", "--results"])
+        .arg(&results)
+        .args(["--target", &format!("http://{}", server.addr)])
+        .output()
+        .await
+        .expect("pushlab-loadgen runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let run = std::fs::read_dir(results.join("nostats"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let summary: pushlab::model::results::RunSummary =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary.cells.len(), 2);
+    for cell in &summary.cells {
+        let name = cell.technique.name();
+        assert!(cell.server_unavailable, "{name}");
+        assert!(
+            cell.deliveries.delivered > 0,
+            "{name}: {:?}",
+            cell.deliveries
+        );
+        assert!(cell.agreement.client_down > 0, "{name}");
+        assert_eq!(cell.server.bytes_out, 0, "{name}");
+        assert!(cell.idle_memory.is_none(), "{name}");
+        assert!(
+            cell.warnings.iter().any(|w| w.contains("no /stats")),
+            "{name}: {:?}",
+            cell.warnings
+        );
+        assert!(
+            !cell.warnings.iter().any(|w| w.contains("bytes differ")),
+            "{name}: {:?}",
+            cell.warnings
+        );
+    }
+    let report = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(report.contains("| n/a |"), "{report}");
+    server.stop().await;
+}

@@ -43,7 +43,14 @@ fn metrics() -> [Metric; 3] {
             name: "server CPU µs",
             unit: "server CPU µs",
             payload: false,
-            pick: |c| c.per_delivery.server_cpu_us,
+            // Not a bar at all where the server had no `/stats` (skipped as non-finite).
+            pick: |c| {
+                if c.server_unavailable {
+                    f64::NAN
+                } else {
+                    c.per_delivery.server_cpu_us
+                }
+            },
         },
     ]
 }
@@ -195,6 +202,7 @@ fn bars(
     let widest = view
         .cells
         .iter()
+        .filter(|c| pick(c).is_finite())
         .map(|c| text_width(root, &num(pick(c)), &value_style))
         .max()
         .unwrap_or(0) as i32;

@@ -194,11 +194,11 @@ pub(super) fn server(root: &Area, view: &View, plan: &ChartPlan, sweep: &Sweep) 
     let (left, right) = body.split_horizontally(w / 2);
     let mut chart = plot(&left, &x, &cpu, caption("server CPU"))?;
     sweep_series(root, &mut chart, view, sweep, &x, &cpu, &|c| {
-        Some(figures::server_cpu_percent(c))
+        (!c.server_unavailable).then(|| figures::server_cpu_percent(c))
     })?;
     let mut chart = plot(&right, &x, &rss, caption("server peak resident memory"))?;
     sweep_series(root, &mut chart, view, sweep, &x, &rss, &|c| {
-        Some(in_mib(c.server.peak_rss_bytes))
+        (!c.server_unavailable).then(|| in_mib(c.server.peak_rss_bytes))
     })?;
     Ok(())
 }

@@ -225,18 +225,15 @@ fn sweep_server_text(view: &View, sweep: &Sweep) -> Vec<String> {
         along(
             view,
             sweep,
-            &|c| Some(figures::server_cpu_percent(c)),
+            &|c| (!c.server_unavailable).then(|| figures::server_cpu_percent(c)),
             &|v| format!("{}%", num(v)),
             &|v| format!("{}%", num(v))
         )
         .join("; ")
     )];
-    let low = cells
-        .iter()
-        .min_by_key(|c| (c.server.peak_rss_bytes, c.technique));
-    let high = cells
-        .iter()
-        .max_by_key(|c| (c.server.peak_rss_bytes, c.technique));
+    let measured = || cells.iter().filter(|c| !c.server_unavailable);
+    let low = measured().min_by_key(|c| (c.server.peak_rss_bytes, c.technique));
+    let high = measured().max_by_key(|c| (c.server.peak_rss_bytes, c.technique));
     if let (Some(lo), Some(hi)) = (low, high) {
         text.push(format!(
             "At {last}, the server's peak resident memory ran from {} ({}) to {} ({}).",
@@ -264,13 +261,17 @@ fn cost_text(view: &View) -> Vec<String> {
             } else {
                 0.0
             };
+            let cpu = if c.server_unavailable {
+                "server CPU unavailable".to_string()
+            } else {
+                format!("{} µs of server CPU", num(p.server_cpu_us))
+            };
             format!(
-                "{} {} requests, {} bytes ({} protocol overhead), {} µs of server CPU",
+                "{} {} requests, {} bytes ({} protocol overhead), {cpu}",
                 c.technique.name(),
                 num(p.requests),
                 num(p.bytes),
                 pct(overhead),
-                num(p.server_cpu_us)
             )
         })
         .collect();

@@ -361,14 +361,16 @@ fn summary_table(out: &mut String, view: &View) {
             int(cell.client.requests),
             empty,
             num(cell.per_delivery.bytes),
-            num(cell.per_delivery.server_cpu_us),
-            mib(cell.server.peak_rss_bytes),
+            server_figure(cell, num(cell.per_delivery.server_cpu_us)),
+            server_figure(cell, mib(cell.server.peak_rss_bytes)),
             if cell.loadgen.generator_bound {
                 "**yes**"
             } else {
                 "no"
             },
-            if cell.agreement.equal {
+            if cell.server_unavailable {
+                "n/a"
+            } else if cell.agreement.equal {
                 "yes"
             } else {
                 "**no**"
@@ -376,6 +378,15 @@ fn summary_table(out: &mut String, view: &View) {
         );
     }
     out.push('\n');
+}
+
+/// A server figure, or "n/a" when the server had no `/stats`.
+fn server_figure(cell: &CellResult, figure: String) -> String {
+    if cell.server_unavailable {
+        "n/a".into()
+    } else {
+        figure
+    }
 }
 
 /// The technique, and its deployment when it is not one in-memory server.
