@@ -487,3 +487,29 @@ async fn several_running_servers_can_be_the_targets() {
         assert!(cell.instances.iter().all(|i| i.agreement.equal));
     }
 }
+
+/// A Redis scenario on a machine without redis-server stops before running and says how to
+/// install it.
+#[test]
+fn a_redis_scenario_without_redis_server_says_how_to_install_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = scenario(
+        dir.path(),
+        "noredis",
+        "[publish]\nrate = 5\n[server]\nfeed = \"redis\"\n",
+    );
+    let output = Command::new(LOADGEN)
+        .args(["run", file.to_str().unwrap(), "--quiet", "--results"])
+        .arg(dir.path().join("results"))
+        .args(["--server-binary", SERVER])
+        // A PATH with no redis-server on it.
+        .env("PATH", dir.path())
+        .output()
+        .expect("the loadgen binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("redis-server") && stderr.contains("apt-get install"),
+        "{stderr}"
+    );
+}
