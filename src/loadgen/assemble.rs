@@ -485,6 +485,7 @@ mod tests {
                 clients: 10,
                 rate: 2.5,
                 payload_bytes: 100,
+                link: None,
             },
             audience: Audience::Broadcast,
             external_target: false,

@@ -536,6 +536,7 @@ mod tests {
             clients: 10,
             rate,
             payload_bytes: 100,
+            link: None,
         }
     }
 

@@ -9,6 +9,7 @@
 pub mod assemble;
 pub mod cell;
 pub mod conform;
+pub mod link;
 pub mod observations;
 pub mod output;
 pub mod preflight;
