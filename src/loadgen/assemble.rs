@@ -54,6 +54,7 @@ pub fn assemble(observations: CellObservations) -> CellResult {
         per_delivery: per_delivery(&client, &server, &o.merged.deliveries),
         timeline: o.merged.timeline.clone(),
         warnings: Vec::new(),
+        link: spec.link,
     };
     cell.warnings = warnings(&cell, o).iter().map(ToString::to_string).collect();
     cell

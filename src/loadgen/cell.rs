@@ -19,6 +19,7 @@ use tokio::task::{JoinError, JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use super::assemble::assemble;
+use super::link::CellLinks;
 use super::observations::{
     CellObservations, ClientMoment, CutOff, Ending, Published, ServerMoment, Settled, Window,
 };
@@ -45,12 +46,31 @@ pub async fn run_cell(
     let plan = CellPlan::new(scenario, spec);
     let mut target = start_target(scenario, &plan, index, run_dir, options).await?;
     let start_cursor = start_cursor(&target.before);
-    let mut subscribers =
-        connect_subscribers(scenario, spec, &plan, target.addr, start_cursor).await;
-    let observed = publish_and_observe(scenario, spec, &plan, &subscribers, &mut target).await?;
+    let publisher_link = scenario.network.as_ref().and_then(|n| n.publisher);
+    let links = CellLinks::start(spec.link, publisher_link, target.addr)
+        .await
+        .map_err(RunError::Link)?;
+    let mut subscribers = connect_subscribers(
+        scenario,
+        spec,
+        &plan,
+        links.subscribers_addr(),
+        start_cursor,
+    )
+    .await;
+    let observed = publish_and_observe(
+        scenario,
+        spec,
+        &plan,
+        &subscribers,
+        &mut target,
+        links.publisher_addr(),
+    )
+    .await?;
     let expected = expected_deliveries(scenario.audience, observed.accepted.len(), spec.clients);
     let (records, ending) = drain(scenario, &mut subscribers, &observed.publisher, expected).await;
     let settled = settle(target, spec.technique, &subscribers.meter).await?;
+    drop(links);
 
     let expectation = recorder::Expectation {
         schedule: &observed.schedule,
@@ -285,6 +305,7 @@ async fn publish_and_observe(
     plan: &CellPlan,
     subscribers: &Subscribers,
     target: &mut TargetUp,
+    publish_to: SocketAddr,
 ) -> Result<Observed, RunError> {
     let schedule = Schedule {
         start: Instant::now() + Duration::from_millis(50),
@@ -296,7 +317,7 @@ async fn publish_and_observe(
     let (monitor, reconnects) = spawn_reconnect_monitor(subscribers.counters.clone(), schedule);
     let lag = spawn_lag_probe(schedule);
     let publisher = Arc::new(Publisher::new(
-        Target { addr: target.addr },
+        Target { addr: publish_to },
         spec.payload_bytes as usize,
         scenario.audience,
         spec.clients,

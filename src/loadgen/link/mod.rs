@@ -51,6 +51,45 @@ impl Drop for Relay {
     }
 }
 
+/// A cell's relays: the subscribers' (when the cell has a link) and the publisher's (when
+/// `[network.publisher]` sets one). Kept until the cell has settled, so connections close
+/// through them in order.
+pub struct CellLinks {
+    server: SocketAddr,
+    subscribers: Option<Relay>,
+    publisher: Option<Relay>,
+}
+
+impl CellLinks {
+    pub async fn start(
+        subscribers: Option<Link>,
+        publisher: Option<Link>,
+        server: SocketAddr,
+    ) -> io::Result<CellLinks> {
+        Ok(CellLinks {
+            server,
+            subscribers: match subscribers {
+                Some(link) => Some(Relay::start(link, server).await?),
+                None => None,
+            },
+            publisher: match publisher {
+                Some(link) => Some(Relay::start(link, server).await?),
+                None => None,
+            },
+        })
+    }
+
+    /// Where the subscribers connect: the relay, or the server itself.
+    pub fn subscribers_addr(&self) -> SocketAddr {
+        self.subscribers.as_ref().map_or(self.server, |r| r.addr)
+    }
+
+    /// Where the publisher connects.
+    pub fn publisher_addr(&self) -> SocketAddr {
+        self.publisher.as_ref().map_or(self.server, |r| r.addr)
+    }
+}
+
 /// What every connection over one relay shares: the link, the stalls' clock, and the
 /// aggregate token buckets.
 struct Shared {
