@@ -14,16 +14,43 @@ pub enum Dim {
     Clients,
     Rate,
     Payload,
+    /// The emulated link's round trip, ms (runs with a `[network]` table only).
+    Rtt,
+    /// The link's bandwidth per connection, kbit/s.
+    Bandwidth,
+    /// The link's bandwidth shared by all connections, kbit/s.
+    SharedBandwidth,
 }
 
 impl Dim {
-    pub const ALL: [Dim; 3] = [Dim::Clients, Dim::Rate, Dim::Payload];
+    pub const ALL: [Dim; 6] = [
+        Dim::Clients,
+        Dim::Rate,
+        Dim::Payload,
+        Dim::Rtt,
+        Dim::Bandwidth,
+        Dim::SharedBandwidth,
+    ];
 
     pub fn of(self, point: &Point) -> f64 {
         match self {
             Dim::Clients => f64::from(point.clients),
             Dim::Rate => point.rate,
             Dim::Payload => f64::from(point.payload_bytes),
+            Dim::Rtt => point.rtt_us.map_or(0.0, |us| us as f64 / 1000.0),
+            Dim::Bandwidth => point.bandwidth_bps.map_or(0.0, |b| b as f64 / 1000.0),
+            Dim::SharedBandwidth => point.aggregate_bps.map_or(0.0, |b| b as f64 / 1000.0),
+        }
+    }
+
+    /// Whether the point has this key at all: the link's keys only over an emulated link,
+    /// so runs on plain loopback describe their points as they always did.
+    pub fn applies(self, point: &Point) -> bool {
+        match self {
+            Dim::Clients | Dim::Rate | Dim::Payload => true,
+            Dim::Rtt => point.rtt_us.is_some(),
+            Dim::Bandwidth => point.bandwidth_bps.is_some(),
+            Dim::SharedBandwidth => point.aggregate_bps.is_some(),
         }
     }
 
@@ -33,6 +60,9 @@ impl Dim {
             Dim::Clients => "clients (concurrent subscribers)",
             Dim::Rate => "publish rate (comments per second)",
             Dim::Payload => "comment size (bytes)",
+            Dim::Rtt => "round-trip time of the link (ms)",
+            Dim::Bandwidth => "bandwidth per connection (kbit/s)",
+            Dim::SharedBandwidth => "bandwidth shared by all subscribers (kbit/s)",
         }
     }
 
@@ -42,6 +72,9 @@ impl Dim {
             Dim::Clients => "clients",
             Dim::Rate => "rate",
             Dim::Payload => "payload",
+            Dim::Rtt => "rtt",
+            Dim::Bandwidth => "bandwidth",
+            Dim::SharedBandwidth => "shared-bandwidth",
         }
     }
 
@@ -50,6 +83,9 @@ impl Dim {
             Dim::Clients => "client count",
             Dim::Rate => "publish rate",
             Dim::Payload => "comment size",
+            Dim::Rtt => "round-trip time",
+            Dim::Bandwidth => "bandwidth per connection",
+            Dim::SharedBandwidth => "shared bandwidth",
         }
     }
 
@@ -61,6 +97,9 @@ impl Dim {
             Dim::Rate if value == 1.0 => "1 comment/s".into(),
             Dim::Rate => format!("{} comments/s", num(value)),
             Dim::Payload => format!("{} B comments", num(value)),
+            Dim::Rtt => format!("rtt {} ms", num(value)),
+            Dim::Bandwidth => format!("{} kbit/s per connection", num(value)),
+            Dim::SharedBandwidth => format!("{} kbit/s shared", num(value)),
         }
     }
 
@@ -75,17 +114,24 @@ impl Dim {
             Dim::Clients => format!("{value}-clients"),
             Dim::Rate => format!("{value}-per-s"),
             Dim::Payload => format!("{value}-bytes"),
+            Dim::Rtt => format!("{value}-ms-rtt"),
+            Dim::Bandwidth => format!("{value}-kbit"),
+            Dim::SharedBandwidth => format!("{value}-kbit-shared"),
         }
     }
 }
 
-/// One point of the scenario's sweeps: the cells of every technique that share clients, rate
-/// and payload size.
+/// One point of the scenario's sweeps: the cells of every technique that share clients, rate,
+/// payload size and link.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Point {
     pub clients: u32,
     pub rate: f64,
     pub payload_bytes: u32,
+    /// The link's round trip and bandwidths; `None` on plain loopback (or unlimited).
+    pub rtt_us: Option<u64>,
+    pub bandwidth_bps: Option<u64>,
+    pub aggregate_bps: Option<u64>,
 }
 
 impl Point {
@@ -94,13 +140,19 @@ impl Point {
             clients: cell.clients,
             rate: cell.rate,
             payload_bytes: cell.payload_bytes,
+            rtt_us: cell.link.map(|l| l.rtt.as_micros() as u64),
+            bandwidth_bps: cell.link.and_then(|l| l.bandwidth_bps),
+            aggregate_bps: cell.link.and_then(|l| l.aggregate_bps),
         }
     }
 
-    /// The order of `Scenario::cells`: payload, then rate, then clients.
+    /// The order of `Scenario::cells`: the link, then payload, then rate, then clients.
     fn order(&self, other: &Point) -> Ordering {
-        self.payload_bytes
-            .cmp(&other.payload_bytes)
+        self.rtt_us
+            .cmp(&other.rtt_us)
+            .then(self.bandwidth_bps.cmp(&other.bandwidth_bps))
+            .then(self.aggregate_bps.cmp(&other.aggregate_bps))
+            .then(self.payload_bytes.cmp(&other.payload_bytes))
             .then(self.rate.total_cmp(&other.rate))
             .then(self.clients.cmp(&other.clients))
     }
@@ -116,6 +168,7 @@ impl Point {
     pub fn describe(&self) -> String {
         Dim::ALL
             .iter()
+            .filter(|d| d.applies(self))
             .map(|d| d.describe(d.of(self)))
             .collect::<Vec<_>>()
             .join(" · ")
@@ -286,7 +339,7 @@ impl<'a> View<'a> {
         let point = &sweep.points[0];
         Dim::ALL
             .iter()
-            .filter(|&&d| d != sweep.dim)
+            .filter(|&&d| d != sweep.dim && d.applies(point))
             .map(|d| d.describe(d.of(point)))
             .collect::<Vec<_>>()
             .join(" · ")
