@@ -382,3 +382,29 @@ async fn stats_reads_survive_the_servers_idle_timeout() {
     let again = reader.read().await.expect("a read after the idle timeout");
     assert!(again.timeouts.idle >= 1, "{:?}", again.timeouts);
 }
+
+#[test]
+fn over_an_emulated_link_every_technique_delivers_with_agreeing_byte_counts() {
+    let (summary, run, _dir) = run_scenario(
+        "link",
+        "[publish]\nrate = 20\n[network]\nrtt = \"40ms\"\njitter = \"5ms\"\nbandwidth = \"2mbit\"\n",
+    );
+    // The relay forwards every byte and every close: both ends still agree to the byte.
+    assert_clean(&summary);
+    for cell in &summary.cells {
+        let link = cell.link.expect("each cell records its link");
+        assert_eq!(link.rtt, Duration::from_millis(40));
+        // No delivery beats the one-way delay less the jitter.
+        assert!(
+            cell.latency.min_us >= 15_000,
+            "{}: {:?}",
+            cell.technique.name(),
+            cell.latency
+        );
+    }
+    let report = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(
+        report.contains("## The link's share of the latency"),
+        "{report}"
+    );
+}
