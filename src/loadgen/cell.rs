@@ -47,7 +47,7 @@ pub async fn run_cell(
     let mut target = start_target(scenario, &plan, index, run_dir, options).await?;
     let start_cursor = start_cursor(&target.before);
     let publisher_link = scenario.network.as_ref().and_then(|n| n.publisher);
-    let links = CellLinks::start(spec.link, publisher_link, target.addr)
+    let links = CellLinks::start(spec.link, publisher_link, &[target.addr])
         .await
         .map_err(RunError::Link)?;
     let mut subscribers = connect_subscribers(

@@ -162,3 +162,42 @@ async fn a_reset_crosses_as_a_reset() {
         "the server sees a reset, not an end of stream"
     );
 }
+
+#[tokio::test]
+async fn relays_of_one_group_share_its_aggregate_bandwidth() {
+    let link = Link {
+        aggregate_bps: Some(1_000_000),
+        ..Link::DIRECT
+    };
+    let listeners = [
+        TcpListener::bind(("127.0.0.1", 0)).await.unwrap(),
+        TcpListener::bind(("127.0.0.1", 0)).await.unwrap(),
+    ];
+    let upstreams: Vec<_> = listeners.iter().map(|l| l.local_addr().unwrap()).collect();
+    let relays = Relay::start_group(link, &upstreams).await.unwrap();
+    // Each server sends 62,500 bytes: half a second at 1 Mbit/s alone, a second together.
+    for listener in listeners {
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            socket.write_all(&[7u8; 62_500]).await.unwrap();
+            socket.shutdown().await.unwrap();
+        });
+    }
+    let started = Instant::now();
+    let reads = relays.iter().map(|relay| {
+        let addr = relay.addr;
+        async move {
+            let mut socket = TcpStream::connect(addr).await.unwrap();
+            let mut received = Vec::new();
+            socket.read_to_end(&mut received).await.unwrap();
+            received.len()
+        }
+    });
+    let lengths = within("both transfers", futures_util::future::join_all(reads)).await;
+    assert_eq!(lengths, [62_500, 62_500]);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900),
+        "two transfers over one 1 Mbit/s link took {took:?}"
+    );
+}

@@ -52,41 +52,60 @@ impl Drop for Relay {
 }
 
 /// A cell's relays: the subscribers' (when the cell has a link) and the publisher's (when
-/// `[network.publisher]` sets one). Kept until the cell has settled, so connections close
-/// through them in order.
+/// `[network.publisher]` sets one), one per server instance, each group sharing one link.
+/// Kept until the cell has settled, so connections close through them in order.
 pub struct CellLinks {
-    server: SocketAddr,
-    subscribers: Option<Relay>,
-    publisher: Option<Relay>,
+    servers: Vec<SocketAddr>,
+    subscribers: Vec<Relay>,
+    publisher: Vec<Relay>,
 }
 
 impl CellLinks {
+    /// Relays to every address of `servers` (a cell's server instances).
     pub async fn start(
         subscribers: Option<Link>,
         publisher: Option<Link>,
-        server: SocketAddr,
+        servers: &[SocketAddr],
     ) -> io::Result<CellLinks> {
         Ok(CellLinks {
-            server,
+            servers: servers.to_vec(),
             subscribers: match subscribers {
-                Some(link) => Some(Relay::start(link, server).await?),
-                None => None,
+                Some(link) => Relay::start_group(link, servers).await?,
+                None => Vec::new(),
             },
             publisher: match publisher {
-                Some(link) => Some(Relay::start(link, server).await?),
-                None => None,
+                Some(link) => Relay::start_group(link, servers).await?,
+                None => Vec::new(),
             },
         })
     }
 
-    /// Where the subscribers connect: the relay, or the server itself.
-    pub fn subscribers_addr(&self) -> SocketAddr {
-        self.subscribers.as_ref().map_or(self.server, |r| r.addr)
+    /// Where the subscribers connect, server by server: the relays, or the servers.
+    pub fn subscribers_addrs(&self) -> Vec<SocketAddr> {
+        addrs(&self.subscribers, &self.servers)
     }
 
-    /// Where the publisher connects.
+    /// Where the publisher connects, server by server.
+    pub fn publisher_addrs(&self) -> Vec<SocketAddr> {
+        addrs(&self.publisher, &self.servers)
+    }
+
+    /// Where the subscribers connect to the first (or only) server.
+    pub fn subscribers_addr(&self) -> SocketAddr {
+        self.subscribers_addrs()[0]
+    }
+
+    /// Where the publisher connects to the first (or only) server.
     pub fn publisher_addr(&self) -> SocketAddr {
-        self.publisher.as_ref().map_or(self.server, |r| r.addr)
+        self.publisher_addrs()[0]
+    }
+}
+
+fn addrs(relays: &[Relay], servers: &[SocketAddr]) -> Vec<SocketAddr> {
+    if relays.is_empty() {
+        servers.to_vec()
+    } else {
+        relays.iter().map(|r| r.addr).collect()
     }
 }
 
@@ -94,7 +113,6 @@ impl CellLinks {
 /// aggregate token buckets.
 struct Shared {
     link: Link,
-    upstream: SocketAddr,
     /// Stalls are periods of this clock, so every connection pauses at once, as a whole link
     /// (a radio losing its signal) does.
     origin: Instant,
@@ -108,37 +126,48 @@ struct Shared {
 impl Relay {
     /// Listens on 127.0.0.1, port 0, relaying to `upstream` over `link`.
     pub async fn start(link: Link, upstream: SocketAddr) -> io::Result<Relay> {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
-        let addr = listener.local_addr()?;
+        let mut relays = Relay::start_group(link, &[upstream]).await?;
+        Ok(relays.pop().expect("one relay per upstream"))
+    }
+
+    /// One relay per upstream (server instances), all over one link: their connections
+    /// share its aggregate bandwidth and stall together.
+    pub async fn start_group(link: Link, upstreams: &[SocketAddr]) -> io::Result<Vec<Relay>> {
         let now = Instant::now();
         let shared = Arc::new(Shared {
             link,
-            upstream,
             origin: now,
             up_free: Mutex::new(now),
             down_free: Mutex::new(now),
             connections: AtomicU64::new(0),
         });
-        let accept = tokio::spawn(async move {
-            loop {
-                match listener.accept().await {
-                    Ok((client, _)) => {
-                        tokio::spawn(carry(client, shared.clone()));
+        let mut relays = Vec::with_capacity(upstreams.len());
+        for &upstream in upstreams {
+            let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+            let addr = listener.local_addr()?;
+            let shared = shared.clone();
+            let accept = tokio::spawn(async move {
+                loop {
+                    match listener.accept().await {
+                        Ok((client, _)) => {
+                            tokio::spawn(carry(client, upstream, shared.clone()));
+                        }
+                        // Out of file descriptors or similar: the client sees a refused
+                        // connection and retries, as it would against the server itself.
+                        Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
                     }
-                    // Out of file descriptors or similar: the client sees a refused
-                    // connection and retries, as it would against the server itself.
-                    Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
                 }
-            }
-        });
-        Ok(Relay { addr, accept })
+            });
+            relays.push(Relay { addr, accept });
+        }
+        Ok(relays)
     }
 }
 
 /// Carries one connection until both directions have closed.
-async fn carry(client: TcpStream, shared: Arc<Shared>) {
+async fn carry(client: TcpStream, upstream: SocketAddr, shared: Arc<Shared>) {
     let accepted = Instant::now();
-    let server = match TcpStream::connect(shared.upstream).await {
+    let server = match TcpStream::connect(upstream).await {
         Ok(server) => server,
         Err(_) => {
             // The server refused: so does the link, with a reset rather than a clean close.
@@ -358,7 +387,6 @@ mod tests {
         let now = Instant::now();
         Shared {
             link,
-            upstream: "127.0.0.1:9".parse().unwrap(),
             origin: now,
             up_free: Mutex::new(now),
             down_free: Mutex::new(now),
