@@ -298,4 +298,51 @@ mod tests {
         let rtt = round_trip_us(&view, &Point::of(short)).unwrap();
         assert_eq!(latency.predicted, 500.0 + rtt / 1000.0);
     }
+
+    #[test]
+    fn over_a_link_the_models_use_the_configured_round_trip() {
+        use crate::model::network::Network;
+        use std::time::Duration;
+        let mut summary = fixture::client_sweep();
+        let link = Link {
+            rtt: Duration::from_millis(100),
+            ..Link::DIRECT
+        };
+        summary.scenario.network = Some(Network {
+            subscribers: link,
+            rtts: vec![link.rtt],
+            bandwidths_bps: vec![],
+            aggregates_bps: vec![],
+            publisher: Some(Link {
+                rtt: Duration::from_millis(20),
+                ..Link::DIRECT
+            }),
+        });
+        for cell in &mut summary.cells {
+            cell.link = Some(link);
+        }
+        let view = View::new(&summary);
+        let latency = |technique: Technique| {
+            let cell = view
+                .cells
+                .iter()
+                .find(|c| c.technique == technique)
+                .unwrap();
+            let models = for_cell(&view, cell);
+            let m = models
+                .iter()
+                .find(|m| m.figure == "mean latency (ms)")
+                .unwrap()
+                .clone();
+            (m.predicted, per_client_rate(cell))
+        };
+        // Push: the publisher's one-way (10 ms) and the subscriber's (50 ms).
+        assert_eq!(latency(Technique::Sse).0, 60.0);
+        // Long polling adds half a round trip once comments come at least a round trip apart.
+        let (predicted, rate) = latency(Technique::LongPolling);
+        let wait = if 0.1 >= 1.0 / rate { 50.0 } else { 0.0 };
+        assert_eq!(predicted, 60.0 + wait);
+        // Short polling: half the interval (1 s here) on top.
+        assert_eq!(latency(Technique::ShortPolling).0, 500.0 + 60.0);
+    }
 }
