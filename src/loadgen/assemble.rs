@@ -60,6 +60,7 @@ pub fn assemble(observations: CellObservations) -> CellResult {
         redis: redis_use(&o.window),
         idle_memory: idle_memory(o),
         server_unavailable: !o.server_figures,
+        link: spec.link,
     };
     cell.warnings = warnings(&cell, o).iter().map(ToString::to_string).collect();
     cell
@@ -585,6 +586,7 @@ mod tests {
                 rate: 2.5,
                 payload_bytes: 100,
                 deployment: Default::default(),
+                link: None,
             },
             audience: Audience::Broadcast,
             external_target: false,

@@ -8,6 +8,7 @@
 //! an end-of-cell comment so each stops after a complete exchange, then compare the whole
 //! cell's bytes as counted at both ends.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -18,7 +19,8 @@ use tokio::task::{JoinError, JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use super::assemble::assemble;
-use super::deploy::{DeployPlan, Deployed, deploy};
+use super::deploy::{DeployPlan, Deployed, deploy, publish_targets};
+use super::link::CellLinks;
 use super::observations::{
     CellObservations, ClientMoment, CutOff, Ending, InstanceSettled, Published, ServerMoment,
     Settled, Window,
@@ -32,7 +34,7 @@ use crate::model::scenario::{Audience, CellSpec, Scenario};
 use crate::model::stats::AccountStats;
 use crate::model::stats::StatsSnapshot;
 use crate::net::ByteMeter;
-use crate::techniques::{ClientCounters, ClientSettings, Subscriber, Technique};
+use crate::techniques::{ClientCounters, ClientSettings, Subscriber, Target, Technique};
 
 /// Runs one cell; returns its result and its latency histogram.
 pub async fn run_cell(
@@ -47,7 +49,19 @@ pub async fn run_cell(
     let start_cursor = target
         .newest_id
         .unwrap_or_else(|| start_cursor(&target.instances[0].before));
-    let mut subscribers = connect_subscribers(scenario, spec, &plan, &target, start_cursor).await;
+    // Over an emulated link, everyone reaches each instance through that instance's relay.
+    let publisher_link = scenario.network.as_ref().and_then(|n| n.publisher);
+    let links = CellLinks::start(spec.link, publisher_link, &target.addrs())
+        .await
+        .map_err(RunError::Link)?;
+    let mut subscribers = connect_subscribers(
+        scenario,
+        spec,
+        &plan,
+        &links.subscribers_addrs(),
+        start_cursor,
+    )
+    .await;
     // Every subscriber connected and nothing published yet: what idle connections hold.
     let rss_connected = rss(&target.read_all().await?);
     let rss_before = target
@@ -55,11 +69,21 @@ pub async fn run_cell(
         .iter()
         .map(|i| i.before.process.rss_bytes)
         .sum();
-    let observed = publish_and_observe(scenario, spec, &plan, &subscribers, &mut target).await?;
+    let publish_targets = publish_targets(&links.publisher_addrs(), scenario.publish_to);
+    let observed = publish_and_observe(
+        scenario,
+        spec,
+        &plan,
+        &subscribers,
+        &mut target,
+        publish_targets,
+    )
+    .await?;
     let expected = expected_deliveries(scenario.audience, observed.accepted.len(), spec.clients);
     let (records, ending) = drain(scenario, &mut subscribers, &observed.publisher, expected).await;
     let server_figures = target.has_server_figures();
     let settled = settle(target, spec.technique, &subscribers).await?;
+    drop(links);
 
     let expectation = recorder::Expectation {
         schedule: &observed.schedule,
@@ -192,13 +216,13 @@ async fn connect_subscribers(
     scenario: &Scenario,
     spec: &CellSpec,
     plan: &CellPlan,
-    target: &Deployed,
+    addrs: &[SocketAddr],
     start_cursor: u64,
 ) -> Subscribers {
     let mut subscribers = Subscribers {
         tasks: JoinSet::new(),
         stop: CancellationToken::new(),
-        meters: target.instances.iter().map(|_| ByteMeter::new()).collect(),
+        meters: addrs.iter().map(|_| ByteMeter::new()).collect(),
         counters: Arc::new(ClientCounters::default()),
         progress: Arc::new(CellProgress::default()),
         started: Arc::default(),
@@ -207,7 +231,10 @@ async fn connect_subscribers(
     };
     for i in 0..spec.clients {
         let subscriber = Subscriber {
-            target: target.subscriber_target(i),
+            // Round-robin over the instances, so each gets an equal share.
+            target: Target {
+                addr: addrs[i as usize % addrs.len()],
+            },
             user: Some(user_name(i)),
             after: Some(start_cursor),
             settings: ClientSettings {
@@ -278,6 +305,7 @@ async fn publish_and_observe(
     plan: &CellPlan,
     subscribers: &Subscribers,
     target: &mut Deployed,
+    publish_targets: Vec<Target>,
 ) -> Result<Observed, RunError> {
     let schedule = Schedule {
         start: Instant::now() + Duration::from_millis(50),
@@ -289,7 +317,7 @@ async fn publish_and_observe(
     let (monitor, reconnects) = spawn_reconnect_monitor(subscribers.counters.clone(), schedule);
     let lag = spawn_lag_probe(schedule);
     let publisher = Arc::new(Publisher::new(
-        target.publish_targets(scenario.publish_to),
+        publish_targets,
         spec.payload_bytes as usize,
         scenario.audience,
         spec.clients,
@@ -593,6 +621,7 @@ mod tests {
             rate,
             payload_bytes: 100,
             deployment: Default::default(),
+            link: None,
         }
     }
 

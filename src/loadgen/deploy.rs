@@ -178,21 +178,9 @@ impl Deployed {
         self.instances.iter().all(|i| i.stats.is_some())
     }
 
-    /// The instance subscriber `i` connects to: round-robin, so each gets an equal share.
-    pub fn subscriber_target(&self, i: u32) -> Target {
-        let n = self.instances.len();
-        Target {
-            addr: self.instances[i as usize % n].addr,
-        }
-    }
-
-    /// The instances the publisher posts to, in turn.
-    pub fn publish_targets(&self, publish_to: PublishTo) -> Vec<Target> {
-        let targets = self.instances.iter().map(|i| Target { addr: i.addr });
-        match publish_to {
-            PublishTo::One => targets.take(1).collect(),
-            PublishTo::All => targets.collect(),
-        }
+    /// The instances' addresses, in instance order.
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        self.instances.iter().map(|i| i.addr).collect()
     }
 
     /// Redis's figures now, when the cell started one.
@@ -217,6 +205,16 @@ impl Deployed {
             }
         }
         drop(self.redis);
+    }
+}
+
+/// The addresses the publisher posts to, in turn: the first instance's, or every one's.
+/// (Over an emulated link these are the relays' in front of the instances.)
+pub fn publish_targets(addrs: &[SocketAddr], publish_to: PublishTo) -> Vec<Target> {
+    let targets = addrs.iter().map(|&addr| Target { addr });
+    match publish_to {
+        PublishTo::One => targets.take(1).collect(),
+        PublishTo::All => targets.collect(),
     }
 }
 

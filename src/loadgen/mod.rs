@@ -10,6 +10,7 @@ pub mod assemble;
 pub mod cell;
 pub mod conform;
 pub mod deploy;
+pub mod link;
 pub mod observations;
 pub mod output;
 pub mod preflight;

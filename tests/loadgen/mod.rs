@@ -513,3 +513,31 @@ fn a_redis_scenario_without_redis_server_says_how_to_install_it() {
         "{stderr}"
     );
 }
+
+#[test]
+fn over_an_emulated_link_every_technique_delivers_with_agreeing_byte_counts() {
+    let (summary, run, _dir) = run_scenario(
+        "link",
+        "[publish]\nrate = 20\n[network]\nrtt = \"40ms\"\njitter = \"5ms\"\nbandwidth = \"2mbit\"\n\
+         [network.publisher]\nrtt = \"20ms\"\n",
+    );
+    // The relay forwards every byte and every close: both ends still agree to the byte.
+    assert_clean(&summary);
+    for cell in &summary.cells {
+        let link = cell.link.expect("each cell records its link");
+        assert_eq!(link.rtt, Duration::from_millis(40));
+        // No delivery beats the publisher's one-way delay plus the subscriber's less its
+        // jitter.
+        assert!(
+            cell.latency.min_us >= 10_000 + 15_000,
+            "{}: {:?}",
+            cell.technique.name(),
+            cell.latency
+        );
+    }
+    let report = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(
+        report.contains("## The link's share of the latency"),
+        "{report}"
+    );
+}
