@@ -15,6 +15,9 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+use crate::model::faults::How;
 
 use crate::sys::kernel_count_fd;
 pub use crate::sys::{KernelCount, kernel_count};
@@ -59,6 +62,54 @@ pub struct CountingStream<S, M: Meter> {
     /// Once a blocked write was failed, every later write fails the same way (and the stall
     /// is counted once).
     failed: Option<io::ErrorKind>,
+    /// A client-side fault that can sever this connection (see [`CutSwitch`]).
+    cut: Option<Cut>,
+}
+
+/// A subscriber's own fault switch, for client-side drops: firing it severs every live
+/// connection of that subscriber made with [`CountingStream::with_cut`], closing (FIN) or
+/// aborting (RST) the socket; connections made later are not affected.
+#[derive(Debug, Default)]
+pub struct CutSwitch {
+    armed: std::sync::Mutex<(CancellationToken, Option<How>)>,
+}
+
+impl CutSwitch {
+    /// Severs the live connections: `How::Close` shuts the socket's sending half down at
+    /// once (a FIN) and `How::Reset` sets `SO_LINGER` 0 so its close sends an RST; either way
+    /// the owner then sees the connection fail and drops it.
+    pub fn fire(&self, how: How) {
+        let mut armed = self.armed.lock().unwrap_or_else(|p| p.into_inner());
+        armed.1 = Some(how);
+        std::mem::take(&mut armed.0).cancel();
+    }
+
+    fn watch(self: &Arc<Self>) -> Cut {
+        let token = self
+            .armed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .clone();
+        Cut {
+            fired: Box::pin(token.cancelled_owned()),
+            switch: self.clone(),
+        }
+    }
+
+    fn how(&self) -> How {
+        self.armed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .unwrap_or(How::Close)
+    }
+}
+
+/// A connection's watch on its subscriber's [`CutSwitch`].
+struct Cut {
+    fired: Pin<Box<WaitForCancellationFutureOwned>>,
+    switch: Arc<CutSwitch>,
 }
 
 impl<S, M: Meter> CountingStream<S, M> {
@@ -70,6 +121,7 @@ impl<S, M: Meter> CountingStream<S, M> {
             blocked: false,
             stall: None,
             failed: None,
+            cut: None,
         }
     }
 
@@ -81,6 +133,37 @@ impl<S, M: Meter> CountingStream<S, M> {
     /// The wrapped stream.
     pub fn get_ref(&self) -> &S {
         &self.inner
+    }
+
+    /// Lets `switch` sever this connection (a client-side fault). Needs a stream made with
+    /// [`CountingStream::tcp`], whose socket it acts on.
+    pub fn with_cut(mut self, switch: &Arc<CutSwitch>) -> Self {
+        self.cut = Some(switch.watch());
+        self
+    }
+
+    /// Polled before every read and write: once the cut fired, acts on the socket (once) and
+    /// fails this and every later call, so the owner drops the connection.
+    fn poll_cut(&mut self, cx: &mut Context<'_>) -> Option<io::Error> {
+        let cut = self.cut.as_mut()?;
+        if cut.fired.as_mut().poll(cx).is_pending() {
+            return None;
+        }
+        let how = cut.switch.how();
+        if self.failed.is_none() {
+            if let Some(fd) = self.socket {
+                // Best effort: a socket the peer already closed needs nothing more.
+                let _ = match how {
+                    How::Close => crate::sys::shutdown_write(fd),
+                    How::Reset => crate::sys::set_linger_zero(fd),
+                };
+            }
+            self.failed = Some(io::ErrorKind::ConnectionAborted);
+        }
+        Some(io::Error::new(
+            io::ErrorKind::ConnectionAborted,
+            "connection severed by a client-side fault",
+        ))
     }
 }
 
@@ -97,6 +180,7 @@ impl<M: Meter> CountingStream<tokio::net::TcpStream, M> {
             blocked: false,
             stall: None,
             failed: None,
+            cut: None,
         }
     }
 }
@@ -114,6 +198,9 @@ impl<S: AsyncRead + Unpin, M: Meter> AsyncRead for CountingStream<S, M> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if let Some(error) = self.poll_cut(cx) {
+            return Poll::Ready(Err(error));
+        }
         let before = buf.filled().len();
         let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = &poll {
@@ -194,6 +281,9 @@ impl<S: AsyncWrite + Unpin, M: Meter> AsyncWrite for CountingStream<S, M> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        if let Some(error) = self.poll_cut(cx) {
+            return Poll::Ready(Err(error));
+        }
         if let Some(kind) = self.failed {
             return Poll::Ready(Err(failure(kind)));
         }
@@ -206,6 +296,9 @@ impl<S: AsyncWrite + Unpin, M: Meter> AsyncWrite for CountingStream<S, M> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        if let Some(error) = self.poll_cut(cx) {
+            return Poll::Ready(Err(error));
+        }
         if let Some(kind) = self.failed {
             return Poll::Ready(Err(failure(kind)));
         }

@@ -58,7 +58,14 @@ pub struct HttpConnection {
 impl HttpConnection {
     /// Connects and performs the HTTP/1.1 handshake (no bytes are sent until a request).
     pub async fn open(target: &Target, meter: Arc<ByteMeter>) -> Result<Self, ClientError> {
-        let stream = connect_counted(target, meter).await?;
+        Self::over(connect_counted(target, meter).await?, target).await
+    }
+
+    /// Performs the HTTP/1.1 handshake over a counted stream already connected to `target`.
+    pub async fn over(
+        stream: CountingStream<TcpStream, ByteMeter>,
+        target: &Target,
+    ) -> Result<Self, ClientError> {
         let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {
             let _ = connection.await;

@@ -54,6 +54,7 @@ pub fn assemble(observations: CellObservations) -> CellResult {
         per_delivery: per_delivery(&client, &server, &o.merged.deliveries),
         timeline: o.merged.timeline.clone(),
         warnings: Vec::new(),
+        faults: o.faults.clone(),
     };
     cell.warnings = warnings(&cell, o).iter().map(ToString::to_string).collect();
     cell
@@ -541,6 +542,7 @@ mod tests {
                 payload_bytes: 150_000,
                 restarts_seen: 0,
             },
+            faults: None,
         }
     }
 

@@ -19,6 +19,7 @@ use tokio::task::{JoinError, JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use super::assemble::assemble;
+use super::faults::{self, Arena, FaultHandle, FaultSlot, Injection};
 use super::observations::{
     CellObservations, ClientMoment, CutOff, Ending, Published, ServerMoment, Settled, Window,
 };
@@ -27,6 +28,7 @@ use super::recorder::{self, CellProgress, Schedule, ScheduleStart, SeqSet, Subsc
 use super::runner::{RunError, RunOptions};
 use super::target::{ServerLaunch, ServerProcess, StatsReader};
 use crate::model::ServerConfig;
+use crate::model::faults::{DropRecovery, FaultResults, Faults, TimeSummary};
 use crate::model::results::CellResult;
 use crate::model::scenario::{Audience, CellSpec, Scenario};
 use crate::model::stats::AccountStats;
@@ -51,6 +53,14 @@ pub async fn run_cell(
     let expected = expected_deliveries(scenario.audience, observed.accepted.len(), spec.clients);
     let (records, ending) = drain(scenario, &mut subscribers, &observed.publisher, expected).await;
     let settled = settle(target, spec.technique, &subscribers.meter).await?;
+    let faults = observed.injection.as_ref().map(|injection| {
+        fault_results(
+            &scenario.faults,
+            injection,
+            &subscribers.faults,
+            observed.schedule.window_start(),
+        )
+    });
 
     let expectation = recorder::Expectation {
         schedule: &observed.schedule,
@@ -71,6 +81,7 @@ pub async fn run_cell(
         ending,
         settled,
         merged,
+        faults,
     });
     Ok((cell, histogram))
 }
@@ -120,6 +131,12 @@ fn server_config(scenario: &Scenario, plan: &CellPlan) -> ServerConfig {
         sse_heartbeat: scenario.sse_heartbeat,
         subscriber_queue: scenario.subscriber_queue as usize,
         history_capacity: (plan.total * 2 + 1_000_000) as usize,
+        // Server-side drops go through the admin endpoint.
+        admin: scenario
+            .faults
+            .drop
+            .iter()
+            .any(|d| d.side == crate::model::faults::Side::Server),
         ..ServerConfig::default()
     }
 }
@@ -189,6 +206,8 @@ struct Subscribers {
     /// How many there are, and how many were connected when publishing began.
     clients: u32,
     ready: u64,
+    /// What the fault injector acts on, by subscriber; empty in cells without faults.
+    faults: Vec<FaultHandle>,
 }
 
 /// Starts every subscriber from the same known cursor, so none can miss a measured comment
@@ -211,6 +230,7 @@ async fn connect_subscribers(
         started: Arc::default(),
         clients: spec.clients,
         ready: 0,
+        faults: Vec::new(),
     };
     for i in 0..spec.clients {
         let subscriber = Subscriber {
@@ -226,6 +246,7 @@ async fn connect_subscribers(
             meter: subscribers.meter.clone(),
             counters: subscribers.counters.clone(),
             stop: subscribers.stop.child_token(),
+            cut: Arc::default(),
         };
         let mut record = SubscriberRecord::new(
             subscribers.started.clone(),
@@ -234,6 +255,16 @@ async fn connect_subscribers(
             subscriber.stop.clone(),
             user_name(i),
         );
+        if !scenario.faults.is_empty() {
+            let slot = Arc::new(FaultSlot::default());
+            record = record.with_fault(slot.clone());
+            subscribers.faults.push(FaultHandle {
+                user: user_name(i),
+                cut: subscriber.cut.clone(),
+                stop: subscriber.stop.clone(),
+                slot,
+            });
+        }
         let technique = spec.technique;
         subscribers.tasks.spawn(async move {
             technique.run_client(&subscriber, &mut record).await;
@@ -275,6 +306,8 @@ struct Observed {
     /// Reconnects second by second through the window, for the timeline.
     reconnects_by_second: Vec<u64>,
     window: Window,
+    /// What the fault injector did, in cells with faults.
+    injection: Option<Injection>,
 }
 
 /// Publishes on the open-loop schedule and observes the measured window: from half a
@@ -307,12 +340,37 @@ async fn publish_and_observe(
         .run_on_own_thread(schedule, subscribers.stop.clone());
 
     let technique = spec.technique;
-    tokio::time::sleep_until(schedule.window_start().into()).await;
-    let client_start = client_moment(&subscribers.counters, &subscribers.meter);
-    let server_start = server_moment(&target.stats.read().await?, technique);
-    tokio::time::sleep_until(schedule.window_end().into()).await;
-    let client_end = client_moment(&subscribers.counters, &subscribers.meter);
-    let server_end = server_moment(&target.stats.read().await?, technique);
+    let TargetUp {
+        server,
+        addr,
+        stats,
+        ..
+    } = target;
+    let observe = async {
+        tokio::time::sleep_until(schedule.window_start().into()).await;
+        let client_start = client_moment(&subscribers.counters, &subscribers.meter);
+        let server_start = server_moment(&stats.read().await?, technique);
+        tokio::time::sleep_until(schedule.window_end().into()).await;
+        let client_end = client_moment(&subscribers.counters, &subscribers.meter);
+        let server_end = server_moment(&stats.read().await?, technique);
+        Ok::<_, RunError>((client_start, server_start, client_end, server_end))
+    };
+    let inject = async {
+        if scenario.faults.is_empty() {
+            return None;
+        }
+        let arena = Arena {
+            technique,
+            addr: *addr,
+            handles: &subscribers.faults,
+            server,
+            window_start: schedule.window_start(),
+            window_end: schedule.window_end(),
+        };
+        Some(faults::inject(&scenario.faults, arena).await)
+    };
+    let (observed, injection) = tokio::join!(observe, inject);
+    let (client_start, server_start, client_end, server_end) = observed?;
     monitor.abort();
     let runtime_lag = lag.await.unwrap_or_else(|_| recorder::new_histogram());
     let _ = publishing.await;
@@ -338,6 +396,7 @@ async fn publish_and_observe(
             published: published(counts),
         },
         publisher,
+        injection,
     })
 }
 
@@ -515,6 +574,64 @@ async fn settle(
         kernel_sockets,
         kernel,
     })
+}
+
+/// What the faults did, from the injector's log and every subscriber's slot.
+fn fault_results(
+    faults: &Faults,
+    injection: &Injection,
+    handles: &[FaultHandle],
+    window_start: Instant,
+) -> FaultResults {
+    let totals: Vec<_> = handles.iter().map(|h| h.slot.totals()).collect();
+    // Over the drops of entry `Some(i)`, or of every entry.
+    let summary = |entry: Option<usize>| {
+        let of = |e: &usize| entry.is_none_or(|i| i == *e);
+        let times = totals
+            .iter()
+            .flat_map(|t| {
+                t.recoveries
+                    .iter()
+                    .filter(|(e, _)| of(e))
+                    .map(|(_, us)| *us)
+            })
+            .collect();
+        let unrecovered = totals
+            .iter()
+            .flat_map(|t| t.unrecovered.iter().filter(|e| of(e)))
+            .count();
+        let drops = totals
+            .iter()
+            .flat_map(|t| t.drops.iter().filter(|e| of(e)))
+            .count();
+        (drops as u64, TimeSummary::of(times, unrecovered as u64))
+    };
+    let (drops, recovery) = summary(None);
+    FaultResults {
+        events: injection.events.clone(),
+        drops,
+        recovery,
+        recovery_by_drop: faults
+            .drop
+            .iter()
+            .enumerate()
+            .map(|(i, drop)| {
+                let (drops, recovery) = summary(Some(i));
+                DropRecovery {
+                    side: drop.side,
+                    how: drop.how,
+                    drops,
+                    recovery,
+                }
+            })
+            .collect(),
+        restarts: injection.restarts,
+        close_detection: injection
+            .closed
+            .map(|(at, closed)| faults::close_detection(&injection.samples, at, closed)),
+        connections_open: faults::open_series(&injection.samples, window_start),
+        errors: injection.errors.clone(),
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@
 pub mod assemble;
 pub mod cell;
 pub mod conform;
+pub mod faults;
+mod faults_scenario;
 pub mod observations;
 pub mod output;
 pub mod preflight;

@@ -29,6 +29,8 @@ pub struct CellObservations {
     pub settled: Settled,
     /// Every subscriber's record, merged against what was expected.
     pub merged: CellRecord,
+    /// What the scenario's faults did, in cells with faults.
+    pub faults: Option<crate::model::faults::FaultResults>,
 }
 
 /// The subscribers' counters, summed over all of them, at one moment.

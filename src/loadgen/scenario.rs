@@ -38,7 +38,7 @@ pub enum OneOrMany<T> {
 }
 
 impl<T: Clone> OneOrMany<T> {
-    fn into_vec(self) -> Vec<T> {
+    pub(super) fn into_vec(self) -> Vec<T> {
         match self {
             OneOrMany::One(value) => vec![value],
             OneOrMany::Many(values) => values,
@@ -61,6 +61,7 @@ struct RawScenario {
     short_polling: Option<RawShortPolling>,
     long_polling: Option<RawLongPolling>,
     server: Option<RawServer>,
+    faults: Option<super::faults_scenario::RawFaults>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -160,6 +161,12 @@ impl Validator<'_> {
             raw.long_polling.as_ref(),
         )?;
         let (sse_heartbeat, subscriber_queue) = self.server(raw.server)?;
+        let faults = match raw.faults {
+            Some(faults) => {
+                faults.validate(|key, message| self.invalid(key, message), timing.duration)?
+            }
+            None => Default::default(),
+        };
         Ok(Scenario {
             name,
             description: raw.description.trim().to_string(),
@@ -175,6 +182,7 @@ impl Validator<'_> {
             long_poll_timeout: timing.long_poll_timeout,
             sse_heartbeat,
             subscriber_queue,
+            faults,
         })
     }
 

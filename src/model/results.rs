@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::faults::FaultResults;
 use super::scenario::{Audience, Scenario};
 use super::technique::Technique;
 
@@ -73,6 +74,9 @@ pub struct CellResult {
     pub timeline: Vec<TimelinePoint>,
     /// Anything a reader must know before trusting the cell (loss, generator-bound, ...).
     pub warnings: Vec<String>,
+    /// What the scenario's faults did; absent from cells without faults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faults: Option<FaultResults>,
 }
 
 /// Delivery latency: from the moment a comment was scheduled to be published to the moment

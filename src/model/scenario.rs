@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::faults::Faults;
 use super::technique::Technique;
 
 /// Who each comment is addressed to.
@@ -59,6 +60,9 @@ pub struct Scenario {
     pub sse_heartbeat: Duration,
     /// The server's per-subscriber queue when the load generator starts the server.
     pub subscriber_queue: u32,
+    /// Faults injected in every cell (`[faults]`); absent from runs made without.
+    #[serde(default, skip_serializing_if = "Faults::is_empty")]
+    pub faults: Faults,
 }
 
 /// One cell of a scenario: a technique at one point of every sweep.

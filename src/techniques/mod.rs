@@ -28,10 +28,11 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::feed::{Comment, FeedError, Page};
+use crate::http::client::{ClientError, HttpConnection};
 use crate::http::error::AppError;
 pub use crate::model::stats::ClientCounters;
 pub use crate::model::{Target, Technique};
-use crate::net::ByteMeter;
+use crate::net::{ByteMeter, CutSwitch};
 pub use context::{Context, DropSwitch};
 
 impl Technique {
@@ -140,6 +141,8 @@ pub struct Subscriber {
     pub counters: Arc<ClientCounters>,
     /// Cancelled to end the subscriber.
     pub stop: CancellationToken,
+    /// Severs this subscriber's live connections when a client-side fault fires it.
+    pub cut: Arc<CutSwitch>,
 }
 
 impl Subscriber {
@@ -153,7 +156,21 @@ impl Subscriber {
             meter: ByteMeter::new(),
             counters: Arc::default(),
             stop: CancellationToken::new(),
+            cut: Arc::default(),
         }
+    }
+
+    /// A counted TCP connection to the target that this subscriber's cut switch can sever.
+    pub(crate) async fn connect(
+        &self,
+    ) -> Result<crate::net::CountingStream<tokio::net::TcpStream, ByteMeter>, ClientError> {
+        let stream = crate::http::client::connect_counted(&self.target, self.meter.clone()).await?;
+        Ok(stream.with_cut(&self.cut))
+    }
+
+    /// A keep-alive HTTP connection over [`Subscriber::connect`].
+    pub(crate) async fn open_http(&self) -> Result<HttpConnection, ClientError> {
+        HttpConnection::over(self.connect().await?, &self.target).await
     }
 
     /// The query string naming the user and, if known, the cursor.
@@ -190,6 +207,11 @@ pub trait DeliverySink: Send {
     fn cursor_gone(&mut self, gone: &Gone) {
         let _ = gone;
     }
+
+    /// A new connection (or stream) of this subscriber is up and subscribed: deliveries after
+    /// it come over that connection. Fault scenarios time recovery from a drop to the first
+    /// delivery after this.
+    fn connected(&mut self) {}
 }
 
 /// Why a cursor was refused with 410, as the answer's `cause` names it.

@@ -1,0 +1,233 @@
+//! Faults a scenario injects (its `[faults]` section, checked) and what a cell measured of
+//! them: reconnects, recovery time after a dropped connection, what a restart lost, the
+//! time the server took to notice clients that left, and the connections open over time.
+//! Plain data: the load generator fills it in, the report draws it.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The checked `[faults]` section; empty when the scenario has none.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Faults {
+    /// Drop a share of the subscribers' connections at intervals; several entries run side
+    /// by side (drops from both ends in one cell), each on its own subscribers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drop: Vec<DropFault>,
+    /// Moments (from the window's start) at which the server is stopped and started again
+    /// on the same address.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "durations")]
+    pub restart: Vec<Duration>,
+    /// A share of the subscribers closes cleanly, for good, at one moment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub close_page: Option<ClosePage>,
+}
+
+impl Faults {
+    pub fn is_empty(&self) -> bool {
+        self.drop.is_empty() && self.restart.is_empty() && self.close_page.is_none()
+    }
+}
+
+/// Which end drops a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Side {
+    /// The server, through its admin endpoint (`POST /admin/drop?technique=T&users=...`).
+    Server,
+    /// The subscriber, by closing or aborting its own socket.
+    Client,
+}
+
+/// How a client-side drop ends the socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum How {
+    /// `shutdown(SHUT_WR)` then close: a FIN (data still in flight draws the kernel's RST).
+    Close,
+    /// `SO_LINGER` 0 then close: an RST at once, as a crashed middlebox or process would.
+    Reset,
+}
+
+/// `drop = { every = "2s", share = 0.1, side = "server", how = "close" }`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DropFault {
+    #[serde(with = "duration")]
+    pub every: Duration,
+    /// Fraction of the subscribers dropped each time (at least one).
+    pub share: f64,
+    pub side: Side,
+    /// How a client-side drop ends its socket; the server's drops abort the stream.
+    pub how: How,
+}
+
+/// `close_page = { at = "3s", share = 0.1 }`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ClosePage {
+    #[serde(with = "duration")]
+    pub at: Duration,
+    pub share: f64,
+}
+
+/// What kind of fault happened at a moment of the window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    Drop,
+    Restart,
+    ClosePage,
+}
+
+/// One injected fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultEvent {
+    pub kind: FaultKind,
+    /// When it was fired, milliseconds after the window began.
+    pub at_ms: u64,
+    /// Subscribers it affected (0 for a restart: all of them).
+    pub subscribers: u32,
+}
+
+/// Times in microseconds over a set of events, and how many never completed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeSummary {
+    /// Events measured.
+    pub count: u64,
+    /// Events that never completed before the cell ended (not in the percentiles).
+    pub incomplete: u64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub max_us: u64,
+}
+
+impl TimeSummary {
+    /// Nearest-rank percentiles of `times` (microseconds).
+    pub fn of(mut times: Vec<u64>, incomplete: u64) -> Self {
+        times.sort_unstable();
+        let rank = |q: f64| {
+            if times.is_empty() {
+                0
+            } else {
+                let i = ((q * times.len() as f64).ceil() as usize).clamp(1, times.len()) - 1;
+                times[i]
+            }
+        };
+        Self {
+            count: times.len() as u64,
+            incomplete,
+            p50_us: rank(0.5),
+            p99_us: rank(0.99),
+            max_us: times.last().copied().unwrap_or(0),
+        }
+    }
+}
+
+/// Recovery from one `drop` entry's drops.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DropRecovery {
+    pub side: Side,
+    pub how: How,
+    pub drops: u64,
+    pub recovery: TimeSummary,
+}
+
+/// The server's connections open for the cell's technique at one moment (`/stats`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenSample {
+    /// Milliseconds after the window began.
+    pub at_ms: u64,
+    pub open: u64,
+}
+
+/// What a cell measured of its faults.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FaultResults {
+    pub events: Vec<FaultEvent>,
+    /// Subscriber connections dropped (by either side).
+    pub drops: u64,
+    /// Time from a drop to the subscriber's first delivery on a connection made after it,
+    /// over every drop of the cell.
+    pub recovery: TimeSummary,
+    /// The same, for each `drop` entry of the scenario, in its order.
+    #[serde(default)]
+    pub recovery_by_drop: Vec<DropRecovery>,
+    /// Restarts of the server fired in the cell.
+    pub restarts: u64,
+    /// Time from a clean close (`close_page`) to the server's `connections_open` having
+    /// fallen by one more: the k-th fastest notice is the k-th decrement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub close_detection: Option<TimeSummary>,
+    /// The server's connections open through the window, about every 20 ms.
+    pub connections_open: Vec<OpenSample>,
+    /// Faults that could not be injected, in words.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
+/// A `Duration` as a humantime string, as in scenario files.
+mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        humantime::parse_duration(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A list of durations as humantime strings.
+mod durations {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(list: &[Duration], s: S) -> Result<S::Ok, S::Error> {
+        let texts: Vec<String> = list
+            .iter()
+            .map(|d| humantime::format_duration(*d).to_string())
+            .collect();
+        texts.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|t| humantime::parse_duration(t).map_err(serde::de::Error::custom))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let s = TimeSummary::of((1..=100).collect(), 2);
+        assert_eq!((s.count, s.incomplete), (100, 2));
+        assert_eq!((s.p50_us, s.p99_us, s.max_us), (50, 99, 100));
+        assert_eq!(TimeSummary::of(Vec::new(), 0), TimeSummary::default());
+    }
+
+    #[test]
+    fn faults_round_trip_through_json() {
+        let faults = Faults {
+            drop: vec![DropFault {
+                every: Duration::from_secs(2),
+                share: 0.1,
+                side: Side::Client,
+                how: How::Reset,
+            }],
+            restart: vec![Duration::from_millis(5500)],
+            close_page: None,
+        };
+        let json = serde_json::to_string(&faults).unwrap();
+        assert!(json.contains("\"5s 500ms\""), "{json}");
+        assert_eq!(serde_json::from_str::<Faults>(&json).unwrap(), faults);
+        assert!(Faults::default().is_empty());
+    }
+}
