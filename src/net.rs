@@ -381,3 +381,52 @@ impl Meter for ByteMeter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+
+    /// What the peer sees when a cut fires while the owner is reading, once the owner drops
+    /// the failed stream: end of stream for a close, an error for a reset.
+    async fn peer_after_cut(how: How) -> io::Result<usize> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (mut server, _) = listener.accept().await.unwrap();
+        let switch = Arc::new(CutSwitch::default());
+        let mut stream = CountingStream::tcp(client, ByteMeter::new()).with_cut(&switch);
+        let owner = tokio::spawn(async move {
+            let mut buf = [0u8; 16];
+            let result = stream.read(&mut buf).await;
+            drop(stream);
+            result.map_err(|e| e.kind())
+        });
+        switch.fire(how);
+        let owner = tokio::time::timeout(Duration::from_secs(5), owner)
+            .await
+            .expect("the cut wakes the blocked read")
+            .unwrap();
+        assert_eq!(owner, Err(io::ErrorKind::ConnectionAborted));
+        let mut buf = [0u8; 16];
+        tokio::time::timeout(Duration::from_secs(5), server.read(&mut buf))
+            .await
+            .expect("the peer learns at once")
+    }
+
+    #[tokio::test]
+    async fn a_cut_closes_with_a_fin_or_aborts_with_a_reset() {
+        assert_eq!(peer_after_cut(How::Close).await.unwrap(), 0);
+        let reset = peer_after_cut(How::Reset).await.unwrap_err();
+        assert_eq!(reset.kind(), io::ErrorKind::ConnectionReset);
+        // Connections made after a firing are not cut by it.
+        let switch = Arc::new(CutSwitch::default());
+        switch.fire(How::Close);
+        let mut later = switch.watch();
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(later.fired.as_mut().poll(&mut cx).is_pending());
+    }
+}

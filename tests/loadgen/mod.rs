@@ -47,7 +47,7 @@ fn run_dir(results: &Path, name: &str) -> PathBuf {
     dirs.pop().unwrap()
 }
 
-fn run_scenario(name: &str, publish: &str) -> (RunSummary, PathBuf, tempfile::TempDir) {
+pub(super) fn run_scenario(name: &str, publish: &str) -> (RunSummary, PathBuf, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let file = scenario(dir.path(), name, publish);
     let results = dir.path().join("results");
@@ -382,3 +382,5 @@ async fn stats_reads_survive_the_servers_idle_timeout() {
     let again = reader.read().await.expect("a read after the idle timeout");
     assert!(again.timeouts.idle >= 1, "{:?}", again.timeouts);
 }
+
+mod faults;

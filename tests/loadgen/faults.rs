@@ -1,0 +1,124 @@
+//! Fault scenarios end to end, one test per fault kind, each over all four techniques:
+//! while the server stays up nothing is lost and nothing duplicated, since every client
+//! resumes from its cursor (SSE with Last-Event-ID, WebSocket and the pollers with
+//! `after`); a restart's loss is booked with its cause, never as LOSS.
+
+use pushlab::model::faults::Side;
+use pushlab::model::results::{CellResult, RunSummary};
+use pushlab::model::technique::Technique;
+
+use super::run_scenario;
+
+const PUBLISH: &str = "[publish]\nrate = 20\n";
+
+fn run_with_faults(name: &str, faults: &str) -> RunSummary {
+    let (summary, _run, _dir) = run_scenario(name, &format!("{PUBLISH}[faults]\n{faults}"));
+    assert_eq!(summary.cells.len(), 4);
+    summary
+}
+
+/// Nothing lost, duplicated or out of order, and no LOSS warning.
+fn assert_no_loss(cell: &CellResult) {
+    let name = cell.technique.name();
+    let d = &cell.deliveries;
+    assert!(d.expected > 0, "{name}: nothing expected");
+    assert_eq!((d.missing, d.lost_to_restart), (0, 0), "{name}: {d:?}");
+    assert_eq!((d.duplicated, d.out_of_order), (0, 0), "{name}: {d:?}");
+    assert_eq!(d.delivered, d.expected, "{name}: {d:?}");
+    assert!(
+        cell.warnings.iter().all(|w| !w.starts_with("LOSS:")),
+        "{name}: {:?}",
+        cell.warnings
+    );
+}
+
+/// Every drop was followed by a delivery over a new connection.
+fn assert_recovered(cell: &CellResult, side: Side) {
+    let name = cell.technique.name();
+    let faults = cell
+        .faults
+        .as_ref()
+        .expect("a cell with faults reports them");
+    assert!(faults.errors.is_empty(), "{name}: {:?}", faults.errors);
+    if side == Side::Server && cell.technique == Technique::ShortPolling {
+        // A short poller holds no connection between its polls: nothing for the server to drop.
+        assert_eq!(faults.drops, 0, "{name}: {faults:?}");
+        return;
+    }
+    assert!(faults.drops >= 2, "{name}: {faults:?}");
+    let r = &faults.recovery;
+    assert_eq!(r.count + r.incomplete, faults.drops, "{name}: {r:?}");
+    assert!(r.count >= 1 && r.max_us > 0, "{name}: {r:?}");
+    assert!(!faults.connections_open.is_empty(), "{name}");
+}
+
+fn drops_lose_nothing(name: &str, side: &str, how: &str, expected: Side) {
+    let summary = run_with_faults(
+        name,
+        &format!(
+            "drop = {{ every = \"300ms\", share = 0.3, side = \"{side}\", how = \"{how}\" }}\n"
+        ),
+    );
+    for cell in &summary.cells {
+        assert_no_loss(cell);
+        assert_recovered(cell, expected);
+    }
+}
+
+#[test]
+fn client_side_closes_lose_nothing() {
+    drops_lose_nothing("drop-client-close", "client", "close", Side::Client);
+}
+
+#[test]
+fn client_side_resets_lose_nothing() {
+    drops_lose_nothing("drop-client-reset", "client", "reset", Side::Client);
+}
+
+#[test]
+fn server_side_drops_lose_nothing() {
+    drops_lose_nothing("drop-server", "server", "close", Side::Server);
+}
+
+#[test]
+fn a_restart_books_its_loss_with_its_cause() {
+    let summary = run_with_faults("restart", "restart = [\"500ms\"]\n");
+    for cell in &summary.cells {
+        let name = cell.technique.name();
+        let d = &cell.deliveries;
+        // Whatever the earlier server held unread is lost *to the restart*; nothing else.
+        assert_eq!((d.missing, d.duplicated), (0, 0), "{name}: {d:?}");
+        assert_eq!(d.delivered + d.lost_to_restart, d.expected, "{name}: {d:?}");
+        let faults = cell.faults.as_ref().unwrap();
+        assert_eq!(faults.restarts, 1, "{name}: {faults:?}");
+        assert!(
+            cell.warnings.iter().any(|w| w.contains("RESTART:")),
+            "{name}: every subscriber learned of the restart: {:?}",
+            cell.warnings
+        );
+        assert!(
+            cell.warnings.iter().all(|w| !w.starts_with("LOSS:")),
+            "{name}: {:?}",
+            cell.warnings
+        );
+    }
+}
+
+#[test]
+fn pages_that_close_are_noticed_and_expect_nothing_after() {
+    let summary = run_with_faults(
+        "close-page",
+        "close_page = { at = \"400ms\", share = 0.3 }\n",
+    );
+    for cell in &summary.cells {
+        let name = cell.technique.name();
+        assert_no_loss(cell);
+        let faults = cell.faults.as_ref().unwrap();
+        let detection = faults.close_detection.expect("measured");
+        assert_eq!(
+            (detection.count, detection.incomplete),
+            (1, 0),
+            "{name}: {faults:?}"
+        );
+    }
+}
