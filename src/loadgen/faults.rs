@@ -128,7 +128,7 @@ pub struct FaultHandle {
 pub struct Injection {
     pub events: Vec<FaultEvent>,
     pub restarts: u64,
-    /// The server's connections open for the technique, with the moment each read was sent.
+    /// The server's connections open for the technique, with the moment each answer arrived.
     pub samples: Vec<(Instant, u64)>,
     /// When the close_page fault fired, and how many subscribers it closed.
     pub closed: Option<(Instant, u32)>,
@@ -327,13 +327,14 @@ async fn sample_open(
             _ = stop.cancelled() => return samples,
             _ = tick.tick() => {}
         }
-        let sent = Instant::now();
         if let Ok(Ok(snapshot)) = tokio::time::timeout(Duration::from_secs(1), stats.read()).await {
             let open = snapshot
                 .accounts
                 .get(technique.name())
                 .map_or(0, |a| a.connections_open);
-            samples.push((sent, open));
+            // Timed when the answer is in: the count fell no later than that, so times read
+            // from the series are upper bounds (by the sampling period and one round trip).
+            samples.push((Instant::now(), open));
         }
     }
 }

@@ -49,6 +49,15 @@ pub enum How {
     Reset,
 }
 
+/// A drop entry's label for reports: "server drop", "client reset (RST)".
+pub fn drop_label(side: Side, how: How) -> &'static str {
+    match (side, how) {
+        (Side::Server, _) => "server drop",
+        (Side::Client, How::Close) => "client close (FIN)",
+        (Side::Client, How::Reset) => "client reset (RST)",
+    }
+}
+
 /// `drop = { every = "2s", share = 0.1, side = "server", how = "close" }`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct DropFault {

@@ -7,6 +7,7 @@
 use std::fmt::Write as _;
 
 mod captions;
+mod faults;
 
 use super::figures::{has_warnings, share};
 use super::fmt::{int, mib, num, pct};
@@ -24,6 +25,7 @@ pub fn render(view: &View, charts: &[ChartPlan]) -> String {
     warnings(&mut out, view);
     summary_table(&mut out, view);
     models(&mut out, view);
+    faults::section(&mut out, view);
     captions::chart_sections(&mut out, view, charts);
     out
 }
