@@ -64,6 +64,18 @@ pub struct CountingStream<S, M: Meter> {
     failed: Option<io::ErrorKind>,
     /// A client-side fault that can sever this connection (see [`CutSwitch`]).
     cut: Option<Cut>,
+    /// Paced reads, for a slow subscriber (see [`CountingStream::with_pace`]).
+    pace: Option<Pace>,
+}
+
+/// Reads limited to a rate: at most a twentieth of a second's worth at a time, the next read
+/// not before the bytes already read are paid for.
+struct Pace {
+    bytes_per_s: u64,
+    /// Where a read lands before it is handed on, a twentieth of a second's worth.
+    scratch: Vec<u8>,
+    /// Not before this may the next read happen.
+    wait: Pin<Box<Sleep>>,
 }
 
 /// A subscriber's own fault switch, for client-side drops: firing it severs every live
@@ -122,6 +134,7 @@ impl<S, M: Meter> CountingStream<S, M> {
             stall: None,
             failed: None,
             cut: None,
+            pace: None,
         }
     }
 
@@ -139,6 +152,18 @@ impl<S, M: Meter> CountingStream<S, M> {
     /// [`CountingStream::tcp`], whose socket it acts on.
     pub fn with_cut(mut self, switch: &Arc<CutSwitch>) -> Self {
         self.cut = Some(switch.watch());
+        self
+    }
+
+    /// Reads at most `bytes_per_s` bytes a second from the socket, as a slow subscriber on a
+    /// thin link would; the kernel's receive buffer fills and the sender is held back.
+    pub fn with_pace(mut self, bytes_per_s: u64) -> Self {
+        let bytes_per_s = bytes_per_s.max(1);
+        self.pace = Some(Pace {
+            bytes_per_s,
+            scratch: vec![0; (bytes_per_s / 20).clamp(1, 64 * 1024) as usize],
+            wait: Box::pin(tokio::time::sleep(Duration::ZERO)),
+        });
         self
     }
 
@@ -181,6 +206,7 @@ impl<M: Meter> CountingStream<tokio::net::TcpStream, M> {
             stall: None,
             failed: None,
             cut: None,
+            pace: None,
         }
     }
 }
@@ -201,11 +227,42 @@ impl<S: AsyncRead + Unpin, M: Meter> AsyncRead for CountingStream<S, M> {
         if let Some(error) = self.poll_cut(cx) {
             return Poll::Ready(Err(error));
         }
+        if self.pace.is_some() {
+            return self.poll_read_paced(cx, buf);
+        }
         let before = buf.filled().len();
         let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = &poll {
             let n = buf.filled().len() - before;
             if n > 0 {
+                self.meter.on_read(n);
+            }
+        }
+        poll
+    }
+}
+
+impl<S: AsyncRead + Unpin, M: Meter> CountingStream<S, M> {
+    /// A read through the pace: waits until the last read is paid for, then reads at most
+    /// the scratch buffer's worth.
+    fn poll_read_paced(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let pace = self.pace.as_mut().expect("called with a pace");
+        if pace.wait.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        let room = buf.remaining().min(pace.scratch.len());
+        let mut scratch = ReadBuf::new(&mut pace.scratch[..room]);
+        let poll = Pin::new(&mut self.inner).poll_read(cx, &mut scratch);
+        let n = scratch.filled().len();
+        if let Poll::Ready(Ok(())) = &poll {
+            buf.put_slice(scratch.filled());
+            if n > 0 {
+                let cost = Duration::from_secs_f64(n as f64 / pace.bytes_per_s as f64);
+                pace.wait.as_mut().reset(Instant::now() + cost);
                 self.meter.on_read(n);
             }
         }

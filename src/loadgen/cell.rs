@@ -28,7 +28,7 @@ use super::recorder::{self, CellProgress, Schedule, ScheduleStart, SeqSet, Subsc
 use super::runner::{RunError, RunOptions};
 use super::target::{ServerLaunch, ServerProcess, StatsReader};
 use crate::model::ServerConfig;
-use crate::model::faults::{DropRecovery, FaultResults, Faults, TimeSummary};
+use crate::model::faults::{DropRecovery, FaultResults, Faults, Slow, SlowComparison, TimeSummary};
 use crate::model::results::CellResult;
 use crate::model::scenario::{Audience, CellSpec, Scenario};
 use crate::model::stats::AccountStats;
@@ -36,7 +36,9 @@ use crate::model::stats::StatsSnapshot;
 use crate::net::ByteMeter;
 use crate::techniques::{ClientCounters, ClientSettings, Subscriber, Target, Technique};
 
-/// Runs one cell; returns its result and its latency histogram.
+/// Runs one cell; returns its result and its latency histogram. A cell with slow
+/// subscribers runs a second time without them, as its control (its server log goes to
+/// `control/logs/`), and the comparison joins the cell's fault results.
 pub async fn run_cell(
     scenario: &Scenario,
     spec: &CellSpec,
@@ -44,6 +46,71 @@ pub async fn run_cell(
     run_dir: &Path,
     options: &RunOptions,
 ) -> Result<(CellResult, Histogram<u64>), RunError> {
+    let (mut cell, histogram, slow) = run_once(scenario, spec, index, run_dir, options).await?;
+    if let (Some(figures), Some(setting)) = (slow, scenario.faults.slow) {
+        let mut control = scenario.clone();
+        control.faults.slow = None;
+        let control_dir = run_dir.join("control");
+        let logs = control_dir.join("logs");
+        std::fs::create_dir_all(&logs).map_err(|source| RunError::Write { path: logs, source })?;
+        let (control_cell, _, _) = run_once(&control, spec, index, &control_dir, options).await?;
+        let comparison = slow_comparison(&cell, &control_cell, &figures, setting);
+        cell.faults.get_or_insert_with(Default::default).slow = Some(comparison);
+    }
+    Ok((cell, histogram))
+}
+
+/// What the slow subscribers' cell measured of its two groups.
+struct SlowFigures {
+    slow_subscribers: u32,
+    fast_p50_us: u64,
+    fast_p99_us: u64,
+    fast_missing: u64,
+    slow_missing: u64,
+    slow_delivered: u64,
+    slow_resumed: u64,
+    /// Dropped as too slow or stalled, whole cell (zero across a restart).
+    dropped: u64,
+}
+
+fn slow_comparison(
+    cell: &CellResult,
+    control: &CellResult,
+    figures: &SlowFigures,
+    setting: Slow,
+) -> SlowComparison {
+    let control_p99 = control.latency.p99_us;
+    SlowComparison {
+        slow_subscribers: figures.slow_subscribers,
+        read_bytes_per_s: setting.read_bytes_per_s,
+        fast_p50_us: figures.fast_p50_us,
+        fast_p99_us: figures.fast_p99_us,
+        control_p50_us: control.latency.p50_us,
+        control_p99_us: control_p99,
+        p99_ratio: if control_p99 > 0 {
+            figures.fast_p99_us as f64 / control_p99 as f64
+        } else {
+            0.0
+        },
+        fast_missing: figures.fast_missing,
+        slow_missing: figures.slow_missing,
+        slow_delivered: figures.slow_delivered,
+        peak_rss_bytes: cell.server.peak_rss_bytes,
+        control_peak_rss_bytes: control.server.peak_rss_bytes,
+        dropped: figures.dropped,
+        control_dropped: control.server.dropped_slow,
+        slow_resumed: figures.slow_resumed,
+    }
+}
+
+/// One run of a cell; with slow subscribers, also the figures of its two groups.
+async fn run_once(
+    scenario: &Scenario,
+    spec: &CellSpec,
+    index: usize,
+    run_dir: &Path,
+    options: &RunOptions,
+) -> Result<(CellResult, Histogram<u64>, Option<SlowFigures>), RunError> {
     let plan = CellPlan::new(scenario, spec);
     let mut target = start_target(scenario, &plan, index, run_dir, options).await?;
     let start_cursor = start_cursor(&target.before);
@@ -70,6 +137,38 @@ pub async fn run_cell(
     };
     let merged = recorder::merge(&records, &expectation, &observed.reconnects_by_second);
     let histogram = merged.histogram.clone();
+    let slow_count = scenario.faults.slow_count(spec.clients) as usize;
+    let slow = (scenario.faults.slow.is_some()).then(|| {
+        let whole = if settled.server_restarted {
+            Default::default()
+        } else {
+            settled.server_after - settled.server_before
+        };
+        let slow_resumed = subscribers.faults[..slow_count]
+            .iter()
+            .map(|h| h.slot.totals().connections.saturating_sub(1))
+            .sum();
+        // Broadcast only (the scenario checks it), so each group is merged on its own.
+        let (slow_records, fast_records): (Vec<_>, Vec<_>) = records
+            .into_iter()
+            .enumerate()
+            .partition(|(i, _)| *i < slow_count);
+        let strip = |group: Vec<(usize, Option<SubscriberRecord>)>| -> Vec<_> {
+            group.into_iter().map(|(_, r)| r).collect()
+        };
+        let fast = recorder::merge(&strip(fast_records), &expectation, &[]);
+        let slow = recorder::merge(&strip(slow_records), &expectation, &[]);
+        SlowFigures {
+            slow_subscribers: slow_count as u32,
+            fast_p50_us: fast.histogram.value_at_quantile(0.5),
+            fast_p99_us: fast.histogram.value_at_quantile(0.99),
+            fast_missing: fast.deliveries.missing,
+            slow_missing: slow.deliveries.missing,
+            slow_delivered: slow.deliveries.delivered,
+            slow_resumed,
+            dropped: whole.dropped_slow + whole.dropped_stalled,
+        }
+    });
     let cell = assemble(CellObservations {
         index,
         spec: *spec,
@@ -83,7 +182,7 @@ pub async fn run_cell(
         merged,
         faults,
     });
-    Ok((cell, histogram))
+    Ok((cell, histogram, slow))
 }
 
 /// The cursor every subscriber starts after: the feed's newest id before publishing (ids
@@ -247,6 +346,11 @@ async fn connect_subscribers(
             counters: subscribers.counters.clone(),
             stop: subscribers.stop.child_token(),
             cut: Arc::default(),
+            read_bytes_per_s: scenario
+                .faults
+                .slow
+                .filter(|_| i < scenario.faults.slow_count(spec.clients))
+                .map(|s| s.read_bytes_per_s),
         };
         let mut record = SubscriberRecord::new(
             subscribers.started.clone(),
@@ -631,6 +735,7 @@ fn fault_results(
             .map(|(at, closed)| faults::close_detection(&injection.samples, at, closed)),
         connections_open: faults::open_series(&injection.samples, window_start),
         errors: injection.errors.clone(),
+        slow: None,
     }
 }
 

@@ -47,6 +47,8 @@ struct SlotState {
     drops: Vec<usize>,
     /// The subscriber closed for good (`close_page`): it expects nothing after.
     left: bool,
+    /// Connections (or streams) that came up, the first included.
+    connections: u64,
 }
 
 /// What a subscriber's slot holds at the cell's end, each figure tagged with the index of
@@ -56,6 +58,8 @@ pub struct SlotTotals {
     pub recoveries: Vec<(usize, u64)>,
     pub unrecovered: Vec<usize>,
     pub drops: Vec<usize>,
+    /// Connections that came up, the first included.
+    pub connections: u64,
 }
 
 impl FaultSlot {
@@ -86,6 +90,7 @@ impl FaultSlot {
     /// A connection of the subscriber came up.
     pub fn connected(&self) {
         let mut state = self.lock();
+        state.connections += 1;
         if state.dropped_at.is_some() {
             state.reconnected = true;
         }
@@ -110,6 +115,7 @@ impl FaultSlot {
             recoveries: state.recoveries.clone(),
             unrecovered,
             drops: state.drops.clone(),
+            connections: state.connections,
         }
     }
 }
@@ -393,6 +399,7 @@ mod tests {
                 at: Duration::from_secs(3),
                 share: 0.5,
             }),
+            slow: None,
         };
         let moments: Vec<u64> = plan(&faults, Duration::from_secs(7))
             .iter()

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::scenario::ScenarioError;
-use crate::model::faults::{ClosePage, DropFault, Faults, How, Side};
+use crate::model::faults::{ClosePage, DropFault, Faults, How, Side, Slow};
 
 /// `[faults]` as written.
 #[derive(Debug, Deserialize)]
@@ -16,6 +16,14 @@ pub struct RawFaults {
     drop: Option<super::scenario::OneOrMany<RawDrop>>,
     restart: Option<Vec<String>>,
     close_page: Option<RawClosePage>,
+    slow: Option<RawSlow>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSlow {
+    share: f64,
+    read_bytes_per_s: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -138,10 +146,29 @@ impl RawFaults {
                 share: share("faults.close_page.share", raw.share)?,
             }),
         };
+        let slow = match self.slow {
+            None => None,
+            Some(raw) => Some(Slow {
+                share: share("faults.slow.share", raw.share)?,
+                read_bytes_per_s: u64::try_from(raw.read_bytes_per_s)
+                    .ok()
+                    .filter(|r| (100..=1_000_000_000).contains(r))
+                    .ok_or_else(|| {
+                        invalid(
+                            "faults.slow.read_bytes_per_s",
+                            format!(
+                                "bytes a second, from 100 to 1000000000, got {}",
+                                raw.read_bytes_per_s
+                            ),
+                        )
+                    })?,
+            }),
+        };
         Ok(Faults {
             drop: drops,
             restart,
             close_page,
+            slow,
         })
     }
 }
@@ -162,7 +189,8 @@ mod tests {
     fn a_good_faults_section_is_checked_into_the_scenario() {
         let s = parse(
             "drop = { every = \"2s\", share = 0.1, side = \"client\", how = \"reset\" }\n\
-             restart = [\"5s\"]\nclose_page = { at = \"3s\", share = 0.2 }\n",
+             restart = [\"5s\"]\nclose_page = { at = \"3s\", share = 0.2 }\n\
+             slow = { share = 0.05, read_bytes_per_s = 2000 }\n",
         )
         .unwrap();
         let drop = s.faults.drop[0];
@@ -172,6 +200,7 @@ mod tests {
         );
         assert_eq!(s.faults.restart, [std::time::Duration::from_secs(5)]);
         assert_eq!(s.faults.close_page.unwrap().share, 0.2);
+        assert_eq!(s.faults.slow.unwrap().read_bytes_per_s, 2000);
         assert!(Scenario::parse(BASE, "t.toml").unwrap().faults.is_empty());
     }
 
@@ -208,6 +237,10 @@ mod tests {
             ),
             ("restart = [\"12s\"]", "`faults.restart`"),
             ("restart = [\"5s\", \"4s\"]", "`faults.restart`"),
+            (
+                "slow = { share = 0.1, read_bytes_per_s = 5 }",
+                "`faults.slow.read_bytes_per_s`",
+            ),
             (
                 "close_page = { at = \"3s\", share = 1.5 }",
                 "`faults.close_page.share`",

@@ -167,6 +167,12 @@ impl Validator<'_> {
             }
             None => Default::default(),
         };
+        if faults.slow.is_some() && audience == Audience::PerUser {
+            return Err(self.invalid(
+                "faults.slow",
+                "needs publish.audience = \"broadcast\", so the slow and the other subscribers expect the same comments",
+            ));
+        }
         Ok(Scenario {
             name,
             description: raw.description.trim().to_string(),

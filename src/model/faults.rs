@@ -21,12 +21,59 @@ pub struct Faults {
     /// A share of the subscribers closes cleanly, for good, at one moment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub close_page: Option<ClosePage>,
+    /// A share of the subscribers read slowly, for the whole cell; each cell is run again
+    /// without them, as its control.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow: Option<Slow>,
 }
 
 impl Faults {
     pub fn is_empty(&self) -> bool {
-        self.drop.is_empty() && self.restart.is_empty() && self.close_page.is_none()
+        self.drop.is_empty()
+            && self.restart.is_empty()
+            && self.close_page.is_none()
+            && self.slow.is_none()
     }
+
+    /// How many of `clients` subscribers are slow: the first ones.
+    pub fn slow_count(&self, clients: u32) -> u32 {
+        self.slow.map_or(0, |s| {
+            ((s.share * f64::from(clients)).ceil() as u32).clamp(1, clients)
+        })
+    }
+}
+
+/// `slow = { share = 0.05, read_bytes_per_s = 2000 }`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Slow {
+    pub share: f64,
+    pub read_bytes_per_s: u64,
+}
+
+/// A cell with slow subscribers against its control, the same cell run without them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct SlowComparison {
+    pub slow_subscribers: u32,
+    pub read_bytes_per_s: u64,
+    /// The other subscribers' latency with the slow ones present, and in the control.
+    pub fast_p50_us: u64,
+    pub fast_p99_us: u64,
+    pub control_p50_us: u64,
+    pub control_p99_us: u64,
+    /// `fast_p99_us / control_p99_us`: the goal is at most 1.2.
+    pub p99_ratio: f64,
+    /// Comments the fast subscribers missed (zero expected), and the slow ones.
+    pub fast_missing: u64,
+    pub slow_missing: u64,
+    pub slow_delivered: u64,
+    /// The server's peak resident memory with the slow subscribers, and in the control.
+    pub peak_rss_bytes: u64,
+    pub control_peak_rss_bytes: u64,
+    /// Subscribers the server dropped as too slow or stalled (whole cell), and in the control.
+    pub dropped: u64,
+    pub control_dropped: u64,
+    /// Connections the slow subscribers made after their first: each a drop they resumed from.
+    pub slow_resumed: u64,
 }
 
 /// Which end drops a connection.
@@ -171,6 +218,9 @@ pub struct FaultResults {
     /// Faults that could not be injected, in words.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
+    /// With slow subscribers: the cell against its control.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow: Option<SlowComparison>,
 }
 
 /// A `Duration` as a humantime string, as in scenario files.
@@ -233,6 +283,7 @@ mod tests {
             }],
             restart: vec![Duration::from_millis(5500)],
             close_page: None,
+            slow: None,
         };
         let json = serde_json::to_string(&faults).unwrap();
         assert!(json.contains("\"5s 500ms\""), "{json}");

@@ -378,6 +378,14 @@ impl<'a> View<'a> {
                 title: format!("{name}: connections open through the faults{}", at(point)),
                 kind: ChartKind::FaultConnections(*point),
             });
+            let timed = self
+                .cells_at(point)
+                .iter()
+                .filter_map(|c| c.faults.as_ref())
+                .any(|f| !f.recovery_by_drop.is_empty() || f.close_detection.is_some());
+            if !timed {
+                continue;
+            }
             charts.push(ChartPlan {
                 file_name: format!("faults-times{}.png", suffix(point)),
                 title: format!("{name}: recovery and detection times{}", at(point)),

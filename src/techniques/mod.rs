@@ -143,7 +143,13 @@ pub struct Subscriber {
     pub stop: CancellationToken,
     /// Severs this subscriber's live connections when a client-side fault fires it.
     pub cut: Arc<CutSwitch>,
+    /// A slow subscriber's read rate, bytes per second: its sockets get a small receive
+    /// buffer and paced reads. `None` reads as fast as the bytes come.
+    pub read_bytes_per_s: Option<u64>,
 }
+
+/// The receive buffer a slow subscriber asks for (the kernel doubles it and keeps a floor).
+pub const SLOW_RECV_BUFFER: u32 = 4096;
 
 impl Subscriber {
     /// A subscriber with default settings and its own counters.
@@ -157,6 +163,7 @@ impl Subscriber {
             counters: Arc::default(),
             stop: CancellationToken::new(),
             cut: Arc::default(),
+            read_bytes_per_s: None,
         }
     }
 
@@ -164,7 +171,13 @@ impl Subscriber {
     pub(crate) async fn connect(
         &self,
     ) -> Result<crate::net::CountingStream<tokio::net::TcpStream, ByteMeter>, ClientError> {
-        let stream = crate::http::client::connect_counted(&self.target, self.meter.clone()).await?;
+        use crate::http::client::{connect_counted, connect_counted_small};
+        let stream = match self.read_bytes_per_s {
+            None => connect_counted(&self.target, self.meter.clone()).await?,
+            Some(rate) => connect_counted_small(&self.target, self.meter.clone(), SLOW_RECV_BUFFER)
+                .await?
+                .with_pace(rate),
+        };
         Ok(stream.with_cut(&self.cut))
     }
 

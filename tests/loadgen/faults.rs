@@ -122,3 +122,25 @@ fn pages_that_close_are_noticed_and_expect_nothing_after() {
         );
     }
 }
+
+#[test]
+fn slow_subscribers_are_compared_with_a_control_and_hold_nobody_back_from_their_comments() {
+    let summary = run_with_faults("slow", "slow = { share = 0.3, read_bytes_per_s = 500 }\n");
+    for cell in &summary.cells {
+        let name = cell.technique.name();
+        let slow = cell
+            .faults
+            .as_ref()
+            .and_then(|f| f.slow)
+            .expect("the comparison is reported");
+        assert_eq!(slow.slow_subscribers, 1, "{name}: {slow:?}");
+        // The others lose nothing; the control ran and measured them.
+        assert_eq!(slow.fast_missing, 0, "{name}: {slow:?}");
+        assert!(
+            slow.fast_p99_us > 0 && slow.control_p99_us > 0,
+            "{name}: {slow:?}"
+        );
+        assert!(slow.control_peak_rss_bytes > 0, "{name}: {slow:?}");
+        assert_eq!(cell.deliveries.duplicated, 0, "{name}");
+    }
+}

@@ -27,7 +27,7 @@ pub(super) fn mark_colour(kind: FaultKind) -> RGBColor {
     }
 }
 
-fn kind_name(kind: FaultKind) -> &'static str {
+pub(super) fn kind_name(kind: FaultKind) -> &'static str {
     match kind {
         FaultKind::Drop => "drop",
         FaultKind::Restart => "server restart",
@@ -51,7 +51,7 @@ pub(super) fn draw_marks(chart: &mut Chart, faults: &FaultResults, bottom: f64, 
 }
 
 /// The kinds of fault any cell at the point had, for the legend.
-fn kinds_at(cells: &[&CellResult]) -> Vec<FaultKind> {
+pub(super) fn kinds_at(cells: &[&CellResult]) -> Vec<FaultKind> {
     let mut kinds = Vec::new();
     for kind in [FaultKind::Drop, FaultKind::Restart, FaultKind::ClosePage] {
         if cells

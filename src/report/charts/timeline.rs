@@ -73,6 +73,13 @@ pub(super) fn draw(root: &Area, view: &View, plan: &ChartPlan, point: &Point) ->
     if cells.iter().any(|c| has_warnings(c)) {
         items.push(legend(Swatch::Warn, "cell with warnings"));
     }
+    // Only runs with faults have these; others keep their legend as it was.
+    for kind in super::faults::kinds_at(&cells) {
+        items.push(legend(
+            Swatch::Line(super::faults::mark_colour(kind), 3, Dash::Dashed),
+            super::faults::kind_name(kind),
+        ));
+    }
     let subtitle = context_line(view, &point.describe());
     let body = header(root, &plan.title, &subtitle, &items)?;
     let panels = grid(&body, cells.len());
