@@ -84,9 +84,24 @@ struct Pace {
 #[derive(Debug, Default)]
 pub struct CutSwitch {
     armed: std::sync::Mutex<(CancellationToken, Option<How>)>,
+    /// The local port of the subscriber's newest connection (0 before any), so a fault
+    /// that acts on packets can find it.
+    port: std::sync::atomic::AtomicU32,
 }
 
 impl CutSwitch {
+    /// Notes the local port of a connection just made.
+    pub fn note_port(&self, port: u16) {
+        self.port.store(u32::from(port), Ordering::Relaxed);
+    }
+
+    /// The local port of the newest connection, if any was made.
+    pub fn port(&self) -> Option<u16> {
+        u16::try_from(self.port.load(Ordering::Relaxed))
+            .ok()
+            .filter(|p| *p != 0)
+    }
+
     /// Severs the live connections: `How::Close` shuts the socket's sending half down at
     /// once (a FIN) and `How::Reset` sets `SO_LINGER` 0 so its close sends an RST; either way
     /// the owner then sees the connection fail and drops it.

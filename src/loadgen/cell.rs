@@ -28,7 +28,9 @@ use super::recorder::{self, CellProgress, Schedule, ScheduleStart, SeqSet, Subsc
 use super::runner::{RunError, RunOptions};
 use super::target::{ServerLaunch, ServerProcess, StatsReader};
 use crate::model::ServerConfig;
-use crate::model::faults::{DropRecovery, FaultResults, Faults, Slow, SlowComparison, TimeSummary};
+use crate::model::faults::{
+    DropRecovery, FaultResults, Faults, Slow, SlowComparison, TimeSummary, VanishRun,
+};
 use crate::model::results::CellResult;
 use crate::model::scenario::{Audience, CellSpec, Scenario};
 use crate::model::stats::AccountStats;
@@ -57,6 +59,30 @@ pub async fn run_cell(
         let comparison = slow_comparison(&cell, &control_cell, &figures, setting);
         cell.faults.get_or_insert_with(Default::default).slow = Some(comparison);
     }
+    // One more run per further liveness setting, each on a fresh server with those flags; only
+    // their vanish figures are kept (the cell's own figures are the first setting's run).
+    if let Some(vanish) = &scenario.faults.vanish {
+        for (n, setting) in vanish.settings.iter().enumerate().skip(1) {
+            let mut run = scenario.clone();
+            run.faults = Faults {
+                vanish: Some(crate::model::faults::Vanish {
+                    settings: vec![*setting],
+                    ..vanish.clone()
+                }),
+                ..Faults::default()
+            };
+            let dir = run_dir.join(format!("vanish-{n}"));
+            let logs = dir.join("logs");
+            std::fs::create_dir_all(&logs)
+                .map_err(|source| RunError::Write { path: logs, source })?;
+            let (other, _, _) = run_once(&run, spec, index, &dir, options).await?;
+            let runs = other.faults.map(|f| f.vanish).unwrap_or_default();
+            cell.faults
+                .get_or_insert_with(Default::default)
+                .vanish
+                .extend(runs);
+        }
+    }
     Ok((cell, histogram))
 }
 
@@ -69,7 +95,7 @@ struct SlowFigures {
     slow_missing: u64,
     slow_delivered: u64,
     slow_resumed: u64,
-    /// Dropped as too slow or stalled, whole cell (zero across a restart).
+    /// Dropped as too slow, stalled or unresponsive, whole cell (zero across a restart).
     dropped: u64,
 }
 
@@ -126,6 +152,7 @@ async fn run_once(
             injection,
             &subscribers.faults,
             observed.schedule.window_start(),
+            observed.schedule.window_end(),
         )
     });
 
@@ -166,7 +193,7 @@ async fn run_once(
             slow_missing: slow.deliveries.missing,
             slow_delivered: slow.deliveries.delivered,
             slow_resumed,
-            dropped: whole.dropped_slow + whole.dropped_stalled,
+            dropped: whole.dropped_slow + whole.dropped_stalled + whole.dropped_unresponsive,
         }
     });
     let cell = assemble(CellObservations {
@@ -226,18 +253,36 @@ impl CellPlan {
 /// The server's flags for a cell: the scenario's settings, and a history long enough that
 /// no comment of the cell is evicted before every subscriber has read it.
 fn server_config(scenario: &Scenario, plan: &CellPlan) -> ServerConfig {
+    let defaults = ServerConfig::default();
     ServerConfig {
-        sse_heartbeat: scenario.sse_heartbeat,
         subscriber_queue: scenario.subscriber_queue as usize,
         history_capacity: (plan.total * 2 + 1_000_000) as usize,
+        // A vanish run's liveness settings (the first listed: `run_cell` runs the others).
+        sse_heartbeat: vanish_setting(scenario)
+            .and_then(|s| s.sse_heartbeat)
+            .unwrap_or(scenario.sse_heartbeat),
+        ws_ping_interval: vanish_setting(scenario)
+            .and_then(|s| s.ws_ping_interval)
+            .unwrap_or(defaults.ws_ping_interval),
+        ws_pong_timeout: vanish_setting(scenario)
+            .and_then(|s| s.ws_pong_timeout)
+            .unwrap_or(defaults.ws_pong_timeout),
+        user_timeout: vanish_setting(scenario)
+            .and_then(|s| s.user_timeout)
+            .unwrap_or(defaults.user_timeout),
         // Server-side drops go through the admin endpoint.
         admin: scenario
             .faults
             .drop
             .iter()
             .any(|d| d.side == crate::model::faults::Side::Server),
-        ..ServerConfig::default()
+        ..defaults
     }
+}
+
+/// The liveness settings of a vanish run.
+fn vanish_setting(scenario: &Scenario) -> Option<&crate::model::faults::LivenessSettings> {
+    scenario.faults.vanish.as_ref()?.settings.first()
 }
 
 /// The (comment, subscriber) pairs the accepted comments should make.
@@ -686,6 +731,7 @@ fn fault_results(
     injection: &Injection,
     handles: &[FaultHandle],
     window_start: Instant,
+    window_end: Instant,
 ) -> FaultResults {
     let totals: Vec<_> = handles.iter().map(|h| h.slot.totals()).collect();
     // Over the drops of entry `Some(i)`, or of every entry.
@@ -736,6 +782,15 @@ fn fault_results(
         connections_open: faults::open_series(&injection.samples, window_start),
         errors: injection.errors.clone(),
         slow: None,
+        vanish: match (&faults.vanish, injection.vanished) {
+            (Some(vanish), Some((at, vanished))) => vec![VanishRun {
+                settings: vanish.settings[0],
+                vanished,
+                detection: faults::close_detection(&injection.samples, at, vanished),
+                watched_ms: window_end.saturating_duration_since(at).as_millis() as u64,
+            }],
+            _ => Vec::new(),
+        },
     }
 }
 

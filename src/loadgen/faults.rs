@@ -138,6 +138,8 @@ pub struct Injection {
     pub samples: Vec<(Instant, u64)>,
     /// When the close_page fault fired, and how many subscribers it closed.
     pub closed: Option<(Instant, u32)>,
+    /// When the vanished subscribers' packets began to be black-holed, and how many.
+    pub vanished: Option<(Instant, u32)>,
     /// Faults that could not be injected, in words.
     pub errors: Vec<String>,
 }
@@ -151,6 +153,7 @@ enum Action {
     },
     Restart,
     ClosePage,
+    Vanish,
 }
 
 /// The moments of the window's faults, in order.
@@ -166,6 +169,9 @@ fn plan(faults: &Faults, window: Duration) -> Vec<(Duration, Action)> {
     actions.extend(faults.restart.iter().map(|at| (*at, Action::Restart)));
     if let Some(close) = &faults.close_page {
         actions.push((close.at, Action::ClosePage));
+    }
+    if let Some(vanish) = &faults.vanish {
+        actions.push((vanish.at, Action::Vanish));
     }
     actions.sort_by_key(|(at, _)| *at);
     actions
@@ -278,6 +284,35 @@ pub async fn inject(faults: &Faults, arena: Arena<'_>) -> Injection {
                 }
                 injection.closed = Some((now, count as u32));
                 (FaultKind::ClosePage, count as u32)
+            }
+            Action::Vanish => {
+                let vanish = faults.vanish.as_ref().expect("planned from it");
+                let count = share_of(vanish.share, n);
+                // Before the ones a close_page takes (from the end), so both can be in a cell.
+                let closing = faults.close_page.map_or(0, |c| share_of(c.share, n));
+                let picked: Vec<&FaultHandle> = arena
+                    .handles
+                    .iter()
+                    .rev()
+                    .skip(closing)
+                    .take(count)
+                    .collect();
+                let ports: Vec<u16> = picked.iter().filter_map(|h| h.cut.port()).collect();
+                // They expect nothing after their last comment: nothing can reach them.
+                for handle in &picked {
+                    handle.slot.leave();
+                }
+                match super::netns::vanish(&ports) {
+                    // Timed once every filter is in place.
+                    Ok(()) => injection.vanished = Some((Instant::now(), ports.len() as u32)),
+                    Err(error) => injection.errors.push(format!("vanish: {error}")),
+                }
+                // Their clients stop now: whatever they send goes nowhere, and they need not
+                // hold up the end of the cell.
+                for handle in &picked {
+                    handle.stop.cancel();
+                }
+                (FaultKind::Vanish, ports.len() as u32)
             }
         };
         injection.events.push(FaultEvent {
@@ -400,6 +435,7 @@ mod tests {
                 share: 0.5,
             }),
             slow: None,
+            vanish: None,
         };
         let moments: Vec<u64> = plan(&faults, Duration::from_secs(7))
             .iter()

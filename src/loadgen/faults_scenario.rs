@@ -7,7 +7,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::scenario::ScenarioError;
-use crate::model::faults::{ClosePage, DropFault, Faults, How, Side, Slow};
+use crate::model::faults::{
+    ClosePage, DropFault, Faults, How, LivenessSettings, Side, Slow, Vanish,
+};
 
 /// `[faults]` as written.
 #[derive(Debug, Deserialize)]
@@ -17,6 +19,24 @@ pub struct RawFaults {
     restart: Option<Vec<String>>,
     close_page: Option<RawClosePage>,
     slow: Option<RawSlow>,
+    vanish: Option<RawVanish>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVanish {
+    at: String,
+    share: f64,
+    settings: Option<Vec<RawLiveness>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLiveness {
+    sse_heartbeat: Option<String>,
+    ws_ping_interval: Option<String>,
+    ws_pong_timeout: Option<String>,
+    user_timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -164,11 +184,49 @@ impl RawFaults {
                     })?,
             }),
         };
+        let vanish = match self.vanish {
+            None => None,
+            Some(raw) => {
+                let at = within("faults.vanish.at", duration("faults.vanish.at", &raw.at)?)?;
+                let share = share("faults.vanish.share", raw.share)?;
+                let mut settings = Vec::new();
+                for entry in raw.settings.unwrap_or_default() {
+                    let key = |name: &str| format!("faults.vanish.settings.{name}");
+                    let one = |name: &str, text: &Option<String>| {
+                        text.as_deref().map(|t| duration(&key(name), t)).transpose()
+                    };
+                    settings.push(LivenessSettings {
+                        sse_heartbeat: one("sse_heartbeat", &entry.sse_heartbeat)?,
+                        ws_ping_interval: one("ws_ping_interval", &entry.ws_ping_interval)?,
+                        ws_pong_timeout: one("ws_pong_timeout", &entry.ws_pong_timeout)?,
+                        user_timeout: one("user_timeout", &entry.user_timeout)?,
+                    });
+                }
+                if settings.is_empty() {
+                    settings.push(LivenessSettings::default());
+                }
+                if settings
+                    .iter()
+                    .any(|s| s.sse_heartbeat.is_some_and(|h| h.is_zero()))
+                {
+                    return Err(invalid(
+                        "faults.vanish.settings.sse_heartbeat",
+                        "must be longer than zero".into(),
+                    ));
+                }
+                Some(Vanish {
+                    at,
+                    share,
+                    settings,
+                })
+            }
+        };
         Ok(Faults {
             drop: drops,
             restart,
             close_page,
             slow,
+            vanish,
         })
     }
 }
@@ -201,6 +259,15 @@ mod tests {
         assert_eq!(s.faults.restart, [std::time::Duration::from_secs(5)]);
         assert_eq!(s.faults.close_page.unwrap().share, 0.2);
         assert_eq!(s.faults.slow.unwrap().read_bytes_per_s, 2000);
+        let s = parse(
+            "vanish = { at = \"3s\", share = 0.1, settings = [{ user_timeout = \"3s\" }, \
+             { ws_ping_interval = \"2s\", ws_pong_timeout = \"1s\" }] }\n",
+        )
+        .unwrap();
+        let vanish = s.faults.vanish.unwrap();
+        assert_eq!(vanish.settings.len(), 2);
+        assert_eq!(vanish.settings[0].label(), "user timeout 3s");
+        assert_eq!(vanish.settings[1].label(), "ping 2s + 1s");
         assert!(Scenario::parse(BASE, "t.toml").unwrap().faults.is_empty());
     }
 
@@ -237,6 +304,10 @@ mod tests {
             ),
             ("restart = [\"12s\"]", "`faults.restart`"),
             ("restart = [\"5s\", \"4s\"]", "`faults.restart`"),
+            (
+                "vanish = { at = \"3s\", share = 0.1, settings = [{ user_timeout = \"soon\" }] }",
+                "`faults.vanish.settings.user_timeout`",
+            ),
             (
                 "slow = { share = 0.1, read_bytes_per_s = 5 }",
                 "`faults.slow.read_bytes_per_s`",

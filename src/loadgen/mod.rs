@@ -11,6 +11,7 @@ pub mod cell;
 pub mod conform;
 pub mod faults;
 mod faults_scenario;
+pub mod netns;
 pub mod observations;
 pub mod output;
 pub mod preflight;

@@ -25,6 +25,87 @@ pub struct Faults {
     /// without them, as its control.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slow: Option<Slow>,
+    /// A share of the subscribers' network disappears (no FIN, no RST) at one moment; the
+    /// cell runs once per server setting listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vanish: Option<Vanish>,
+}
+
+/// `vanish = { at = "3s", share = 0.1, settings = [...] }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Vanish {
+    #[serde(with = "duration")]
+    pub at: Duration,
+    pub share: f64,
+    /// The server settings to run the cell with, one run each (at least one).
+    pub settings: Vec<LivenessSettings>,
+}
+
+/// The server's liveness settings for a vanish run; unset ones keep the server's defaults.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct LivenessSettings {
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "opt_duration"
+    )]
+    pub sse_heartbeat: Option<Duration>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "opt_duration"
+    )]
+    pub ws_ping_interval: Option<Duration>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "opt_duration"
+    )]
+    pub ws_pong_timeout: Option<Duration>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "opt_duration"
+    )]
+    pub user_timeout: Option<Duration>,
+}
+
+impl LivenessSettings {
+    /// "heartbeat 5s · ping 5s + 5s · user timeout 3s", or "server defaults".
+    pub fn label(&self) -> String {
+        let d = |d: Duration| humantime::format_duration(d).to_string();
+        let mut parts = Vec::new();
+        if let Some(h) = self.sse_heartbeat {
+            parts.push(format!("heartbeat {}", d(h)));
+        }
+        match (self.ws_ping_interval, self.ws_pong_timeout) {
+            (Some(i), Some(t)) => parts.push(format!("ping {} + {}", d(i), d(t))),
+            (Some(i), None) => parts.push(format!("ping {}", d(i))),
+            (None, Some(t)) => parts.push(format!("pong timeout {}", d(t))),
+            (None, None) => {}
+        }
+        if let Some(u) = self.user_timeout {
+            parts.push(format!("user timeout {}", d(u)));
+        }
+        if parts.is_empty() {
+            "server defaults".into()
+        } else {
+            parts.join(" · ")
+        }
+    }
+}
+
+/// What one vanish run measured.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct VanishRun {
+    pub settings: LivenessSettings,
+    /// Subscribers whose network disappeared.
+    pub vanished: u32,
+    /// From the moment their packets were black-holed to each decrement of the server's
+    /// `connections_open`; those still open when the window ended are `incomplete`.
+    pub detection: TimeSummary,
+    /// How long after the vanish the window went on: the longest detection it could see.
+    pub watched_ms: u64,
 }
 
 impl Faults {
@@ -33,6 +114,7 @@ impl Faults {
             && self.restart.is_empty()
             && self.close_page.is_none()
             && self.slow.is_none()
+            && self.vanish.is_none()
     }
 
     /// How many of `clients` subscribers are slow: the first ones.
@@ -69,7 +151,8 @@ pub struct SlowComparison {
     /// The server's peak resident memory with the slow subscribers, and in the control.
     pub peak_rss_bytes: u64,
     pub control_peak_rss_bytes: u64,
-    /// Subscribers the server dropped as too slow or stalled (whole cell), and in the control.
+    /// Subscribers the server dropped as too slow, stalled or unresponsive (whole cell; the
+    /// control's counts only those dropped as too slow).
     pub dropped: u64,
     pub control_dropped: u64,
     /// Connections the slow subscribers made after their first: each a drop they resumed from.
@@ -132,6 +215,7 @@ pub enum FaultKind {
     Drop,
     Restart,
     ClosePage,
+    Vanish,
 }
 
 /// One injected fault.
@@ -221,6 +305,9 @@ pub struct FaultResults {
     /// With slow subscribers: the cell against its control.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slow: Option<SlowComparison>,
+    /// With vanishing subscribers: one entry per server setting run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vanish: Vec<VanishRun>,
 }
 
 /// A `Duration` as a humantime string, as in scenario files.
@@ -235,6 +322,26 @@ mod duration {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         humantime::parse_duration(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// An optional `Duration` as a humantime string.
+mod opt_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|t| humantime::parse_duration(&t).map_err(serde::de::Error::custom))
+            .transpose()
     }
 }
 
@@ -284,6 +391,7 @@ mod tests {
             restart: vec![Duration::from_millis(5500)],
             close_page: None,
             slow: None,
+            vanish: None,
         };
         let json = serde_json::to_string(&faults).unwrap();
         assert!(json.contains("\"5s 500ms\""), "{json}");

@@ -382,7 +382,11 @@ impl<'a> View<'a> {
                 .cells_at(point)
                 .iter()
                 .filter_map(|c| c.faults.as_ref())
-                .any(|f| !f.recovery_by_drop.is_empty() || f.close_detection.is_some());
+                .any(|f| {
+                    !f.recovery_by_drop.is_empty()
+                        || f.close_detection.is_some()
+                        || !f.vanish.is_empty()
+                });
             if !timed {
                 continue;
             }

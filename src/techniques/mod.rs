@@ -178,6 +178,9 @@ impl Subscriber {
                 .await?
                 .with_pace(rate),
         };
+        if let Ok(local) = stream.get_ref().local_addr() {
+            self.cut.note_port(local.port());
+        }
         Ok(stream.with_cut(&self.cut))
     }
 

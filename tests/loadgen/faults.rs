@@ -144,3 +144,58 @@ fn slow_subscribers_are_compared_with_a_control_and_hold_nobody_back_from_their_
         assert_eq!(cell.deliveries.duplicated, 0, "{name}");
     }
 }
+
+/// Needs root for the run's own network namespace; without it the run must refuse, saying
+/// why, and this checks that instead.
+#[test]
+fn vanished_subscribers_are_closed_by_the_servers_liveness_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = "[publish]\nrate = 10\n[faults]\nvanish = { at = \"500ms\", share = 0.3, settings = \
+                  [{ sse_heartbeat = \"300ms\", ws_ping_interval = \"300ms\", ws_pong_timeout = \
+                  \"300ms\", user_timeout = \"1s\" }] }\n";
+    let file = super::scenario(dir.path(), "vanish", faults);
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("duration = \"1s\"", "duration = \"4s\"");
+    std::fs::write(&file, text).unwrap();
+    let results = dir.path().join("results");
+    let output = super::loadgen(&[
+        "run",
+        file.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+        "--server-binary",
+        super::SERVER,
+        "--quiet",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        assert!(
+            stderr.contains("`faults.vanish` cannot run here") && stderr.contains("root"),
+            "{stderr}"
+        );
+        return;
+    }
+    let run = super::run_dir(&results, "vanish");
+    let summary: RunSummary =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    for cell in &summary.cells {
+        let name = cell.technique.name();
+        let faults = cell.faults.as_ref().unwrap();
+        assert!(faults.errors.is_empty(), "{name}: {:?}", faults.errors);
+        let [v] = faults.vanish.as_slice() else {
+            panic!("{name}: one run per setting: {faults:?}");
+        };
+        assert_eq!(v.vanished, 1, "{name}: {v:?}");
+        // Nothing else is lost: the vanished subscriber expects nothing after its last.
+        assert_eq!(cell.deliveries.missing, 0, "{name}: {:?}", cell.deliveries);
+        if cell.technique == Technique::ShortPolling {
+            // An idle keep-alive is written to by nothing: open until the idle timeout.
+            assert_eq!(v.detection.incomplete, 1, "{name}: {v:?}");
+        } else {
+            // A write (heartbeat, ping, comment) unacknowledged for the user timeout.
+            assert_eq!(v.detection.count, 1, "{name}: {v:?}");
+            assert!(v.detection.max_us < 3_000_000, "{name}: {v:?}");
+        }
+    }
+}

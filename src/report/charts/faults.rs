@@ -24,6 +24,7 @@ pub(super) fn mark_colour(kind: FaultKind) -> RGBColor {
         FaultKind::Drop => RGBColor(230, 120, 0),
         FaultKind::Restart => RGBColor(200, 0, 0),
         FaultKind::ClosePage => RGBColor(120, 40, 160),
+        FaultKind::Vanish => RGBColor(0, 130, 130),
     }
 }
 
@@ -32,6 +33,7 @@ pub(super) fn kind_name(kind: FaultKind) -> &'static str {
         FaultKind::Drop => "drop",
         FaultKind::Restart => "server restart",
         FaultKind::ClosePage => "pages closed",
+        FaultKind::Vanish => "network vanished",
     }
 }
 
@@ -53,7 +55,12 @@ pub(super) fn draw_marks(chart: &mut Chart, faults: &FaultResults, bottom: f64, 
 /// The kinds of fault any cell at the point had, for the legend.
 pub(super) fn kinds_at(cells: &[&CellResult]) -> Vec<FaultKind> {
     let mut kinds = Vec::new();
-    for kind in [FaultKind::Drop, FaultKind::Restart, FaultKind::ClosePage] {
+    for kind in [
+        FaultKind::Drop,
+        FaultKind::Restart,
+        FaultKind::ClosePage,
+        FaultKind::Vanish,
+    ] {
         if cells
             .iter()
             .filter_map(|c| c.faults.as_ref())
@@ -160,7 +167,7 @@ pub(super) fn times(root: &Area, view: &View, plan: &ChartPlan, point: &Point) -
         .collect();
     items.push(legend(
         Swatch::Line(MUTED, 3, Dash::Solid),
-        "bar: p50 · tick: p99 · line: max",
+        "bar: p50 · tick: p99 · line: max · still open: not closed by the window's end",
     ));
     let subtitle = context_line(view, &point.describe());
     let body = header(root, &plan.title, &subtitle, &items)?;
@@ -196,9 +203,29 @@ pub(super) fn times(root: &Area, view: &View, plan: &ChartPlan, point: &Point) -
             c.faults.as_ref()?.close_detection.filter(|d| d.count > 0)
         }));
     }
+    let runs = cells
+        .iter()
+        .filter_map(|c| c.faults.as_ref())
+        .map(|f| f.vanish.len())
+        .max()
+        .unwrap_or(0);
+    for i in 0..runs {
+        let label = cells
+            .iter()
+            .filter_map(|c| c.faults.as_ref()?.vanish.get(i))
+            .map(|v| format!("vanished: {}", v.settings.label()))
+            .next()
+            .unwrap_or_default();
+        labels.push(label);
+        picks.push(Box::new(move |c: &CellResult| {
+            let v = c.faults.as_ref()?.vanish.get(i)?;
+            (v.detection.count + v.detection.incomplete > 0).then_some(v.detection)
+        }));
+    }
     let values = cells
         .iter()
         .flat_map(|c| picks.iter().filter_map(|p| p(c)))
+        .filter(|t| t.count > 0)
         .flat_map(|t| [t.p50_us, t.max_us])
         .map(|us| us as f64 / 1000.0);
     let y = Axis::new(Scale::with_headroom(values, 1.2), "time", "ms", num);
@@ -238,6 +265,12 @@ pub(super) fn times(root: &Area, view: &View, plan: &ChartPlan, point: &Point) -
                 root.draw_text("n/a", &value_style, (px, py - 4))?;
                 continue;
             };
+            if t.count == 0 {
+                // None noticed before the window ended.
+                let (px, py) = chart.backend_coord(&(mid, base));
+                root.draw_text("still open", &value_style, (px, py - 4))?;
+                continue;
+            }
             let at = |us: u64| y.scale.t(us as f64 / 1000.0);
             chart.draw_series(std::iter::once(Rectangle::new(
                 [(x0, base), (x1, at(t.p50_us))],
@@ -258,7 +291,11 @@ pub(super) fn times(root: &Area, view: &View, plan: &ChartPlan, point: &Point) -
                 Dash::Solid,
             )?;
             let (px, py) = chart.backend_coord(&(mid, at(t.max_us)));
-            root.draw_text(&ms(t.p50_us), &value_style, (px, py - 6))?;
+            let mut text = ms(t.p50_us);
+            if t.incomplete > 0 {
+                text.push_str(&format!(" +{} still open", t.incomplete));
+            }
+            root.draw_text(&text, &value_style, (px, py - 6))?;
         }
     }
     Ok(())

@@ -120,6 +120,87 @@ pub(super) fn section(out: &mut String, view: &View) {
     slow_section(out, &cells);
     claim_2(out, &cells);
     claim_6(out, view, &cells);
+    vanish_section(out, &cells);
+}
+
+/// Milliseconds as seconds: "10 s".
+fn seconds(ms: u64) -> String {
+    format!("{} s", crate::report::fmt::num(ms as f64 / 1000.0))
+}
+
+/// Subscribers whose network vanished: how long each server setting took to close them.
+fn vanish_section(out: &mut String, cells: &[(&CellResult, &FaultResults)]) {
+    let runs: Vec<_> = cells
+        .iter()
+        .flat_map(|(c, f)| f.vanish.iter().map(move |v| (*c, v)))
+        .collect();
+    if runs.is_empty() {
+        return;
+    }
+    out.push_str("\n### Claim 6 for a client whose network vanished (no FIN, no RST)\n\n");
+    out.push_str(
+        "The subscribers' packets, both ways, were redirected into a veth that leads nowhere \
+         (tc `mirred`, inside the run's own network namespace), and the server's \
+         `connections_open` watched until the window ended. One run per server setting.\n\n",
+    );
+    out.push_str("| cell | server setting | vanished | closed by the server p50 / p99 / max | still open when the window ended (watched) |\n");
+    out.push_str("| --- | --- | ---: | --- | --- |\n");
+    for (cell, v) in &runs {
+        let d = &v.detection;
+        let closed = if d.count > 0 {
+            format!(
+                "{} / {} / {}",
+                ms(d.p50_us as f64),
+                ms(d.p99_us as f64),
+                ms(d.max_us as f64)
+            )
+        } else {
+            "–".into()
+        };
+        let _ = writeln!(
+            out,
+            "| {} ({} clients) | {} | {} | {} | {} ({}) |",
+            cell.technique.name(),
+            int(u64::from(cell.clients)),
+            v.settings.label(),
+            int(u64::from(v.vanished)),
+            closed,
+            int(d.incomplete),
+            seconds(v.watched_ms),
+        );
+    }
+    let never: Vec<String> = runs
+        .iter()
+        .filter(|(_, v)| v.detection.incomplete > 0)
+        .map(|(c, v)| {
+            format!(
+                "{} with {} ({} of {} still open after {})",
+                c.technique.name(),
+                v.settings.label(),
+                int(v.detection.incomplete),
+                int(u64::from(v.vanished)),
+                seconds(v.watched_ms)
+            )
+        })
+        .collect();
+    let verdict = if never.is_empty() {
+        "**does not hold with these settings**: every vanished connection was closed within the \
+         window"
+            .to_string()
+    } else {
+        format!(
+            "**holds** where the server has nothing that notices: {}",
+            never.join("; ")
+        )
+    };
+    let _ = writeln!(
+        out,
+        "\nVerdict: {verdict}. A vanished peer is noticed only by a write that is never \
+         acknowledged (caught by TCP_USER_TIMEOUT, or after about 15 minutes of kernel \
+         retransmissions without it) or by a ping that gets no pong: a heartbeat or a ping is \
+         what makes the server write; a connection it never writes to stays open (an idle \
+         keep-alive until the server's idle timeout).\n"
+    );
 }
 
 /// Slow subscribers against the control run of each cell.
@@ -420,6 +501,7 @@ mod tests {
                     .collect(),
                 errors: Vec::new(),
                 slow: None,
+                vanish: Vec::new(),
             });
         }
         summary
