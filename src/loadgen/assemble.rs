@@ -522,6 +522,7 @@ mod tests {
                     segs_out: 100,
                     segs_in: 200,
                 },
+                user_timeouts: 0,
             },
             merged: CellRecord {
                 histogram: histogram_of(&[1_000, 2_000, 3_000]),

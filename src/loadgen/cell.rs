@@ -95,7 +95,8 @@ struct SlowFigures {
     slow_missing: u64,
     slow_delivered: u64,
     slow_resumed: u64,
-    /// Dropped as too slow, stalled or unresponsive, whole cell (zero across a restart).
+    /// Dropped as too slow, stalled, unresponsive or for the user timeout, whole cell (zero
+    /// across a restart).
     dropped: u64,
 }
 
@@ -193,7 +194,10 @@ async fn run_once(
             slow_missing: slow.deliveries.missing,
             slow_delivered: slow.deliveries.delivered,
             slow_resumed,
-            dropped: whole.dropped_slow + whole.dropped_stalled + whole.dropped_unresponsive,
+            dropped: whole.dropped_slow
+                + whole.dropped_stalled
+                + whole.dropped_unresponsive
+                + settled.user_timeouts,
         }
     });
     let cell = assemble(CellObservations {
@@ -718,6 +722,13 @@ async fn settle(
         server_before: account(&target.before, technique),
         server_after: account(&last, technique),
         server_restarted: last.started_at_us != target.before.started_at_us,
+        user_timeouts: if last.started_at_us == target.before.started_at_us {
+            last.timeouts
+                .user_timeout
+                .saturating_sub(target.before.timeouts.user_timeout)
+        } else {
+            0
+        },
         client_up,
         client_down,
         kernel_sockets,

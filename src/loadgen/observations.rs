@@ -152,4 +152,7 @@ pub struct Settled {
     /// The kernel's totals over the subscribers' closed sockets, and how many sockets.
     pub kernel_sockets: u64,
     pub kernel: KernelCount,
+    /// Connections the server closed for `--user-timeout` over the cell (zero across a
+    /// restart): the kernel gave up on a peer that acknowledged nothing.
+    pub user_timeouts: u64,
 }

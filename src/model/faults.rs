@@ -151,8 +151,8 @@ pub struct SlowComparison {
     /// The server's peak resident memory with the slow subscribers, and in the control.
     pub peak_rss_bytes: u64,
     pub control_peak_rss_bytes: u64,
-    /// Subscribers the server dropped as too slow, stalled or unresponsive (whole cell; the
-    /// control's counts only those dropped as too slow).
+    /// Subscribers the server dropped as too slow, stalled, unresponsive or for the TCP user
+    /// timeout (whole cell; the control's counts only those dropped as too slow).
     pub dropped: u64,
     pub control_dropped: u64,
     /// Connections the slow subscribers made after their first: each a drop they resumed from.

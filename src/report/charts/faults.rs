@@ -145,9 +145,36 @@ pub(super) fn connections(root: &Area, view: &View, plan: &ChartPlan, point: &Po
     Ok(())
 }
 
-/// Milliseconds for a title: "412 ms".
+/// A time for a label: "412 ms", or "20.5 s" from ten seconds up.
 fn ms(us: u64) -> String {
-    format!("{} ms", num(us as f64 / 1000.0))
+    if us >= 10_000_000 {
+        format!("{:.1} s", us as f64 / 1e6)
+    } else {
+        format!("{} ms", num(us as f64 / 1000.0))
+    }
+}
+
+/// A liveness setting, short enough for a group label under the bars.
+fn short_setting(settings: &crate::model::faults::LivenessSettings) -> String {
+    let d = |d: std::time::Duration| humantime::format_duration(d).to_string();
+    let mut parts = Vec::new();
+    if let Some(h) = settings.sse_heartbeat {
+        parts.push(format!("hb {}", d(h)));
+    }
+    match (settings.ws_ping_interval, settings.ws_pong_timeout) {
+        (Some(i), Some(t)) => parts.push(format!("ping {}+{}", d(i), d(t))),
+        (Some(i), None) => parts.push(format!("ping {}", d(i))),
+        (None, Some(t)) => parts.push(format!("pong {}", d(t))),
+        (None, None) => {}
+    }
+    if let Some(u) = settings.user_timeout {
+        parts.push(format!("UT {}", d(u)));
+    }
+    if parts.is_empty() {
+        "defaults".into()
+    } else {
+        parts.join(", ")
+    }
 }
 
 /// Picks one group's times from a cell, if it has them.
@@ -169,6 +196,16 @@ pub(super) fn times(root: &Area, view: &View, plan: &ChartPlan, point: &Point) -
         Swatch::Line(MUTED, 3, Dash::Solid),
         "bar: p50 · tick: p99 · line: max · still open: not closed by the window's end",
     ));
+    if cells
+        .iter()
+        .any(|c| c.faults.as_ref().is_some_and(|f| !f.vanish.is_empty()))
+    {
+        // A blank swatch: this entry only spells out the settings' abbreviations.
+        items.push(legend(
+            Swatch::Line(WHITE, 1, Dash::Solid),
+            "hb: SSE heartbeat · ping: WebSocket ping + pong timeout · UT: TCP user timeout",
+        ));
+    }
     let subtitle = context_line(view, &point.describe());
     let body = header(root, &plan.title, &subtitle, &items)?;
     // Groups: one per drop entry, then the close-page detection.
@@ -198,7 +235,7 @@ pub(super) fn times(root: &Area, view: &View, plan: &ChartPlan, point: &Point) -
             .as_ref()
             .is_some_and(|f| f.close_detection.is_some())
     }) {
-        labels.push("server noticed a closed page".into());
+        labels.push("closed page noticed".into());
         picks.push(Box::new(|c: &CellResult| {
             c.faults.as_ref()?.close_detection.filter(|d| d.count > 0)
         }));
@@ -213,7 +250,7 @@ pub(super) fn times(root: &Area, view: &View, plan: &ChartPlan, point: &Point) -
         let label = cells
             .iter()
             .filter_map(|c| c.faults.as_ref()?.vanish.get(i))
-            .map(|v| format!("vanished: {}", v.settings.label()))
+            .map(|v| format!("vanished: {}", short_setting(&v.settings)))
             .next()
             .unwrap_or_default();
         labels.push(label);
@@ -253,7 +290,7 @@ pub(super) fn times(root: &Area, view: &View, plan: &ChartPlan, point: &Point) -
     let mut chart = plot(&body, &x, &y, options)?;
     let slot = 0.84 / cells.len().max(1) as f64;
     let base = y.scale.t(y.scale.lo);
-    let value_style = anchored(font(20), HPos::Center, VPos::Bottom);
+    let value_style = anchored(font(18), HPos::Center, VPos::Bottom);
     for (g, pick) in picks.iter().enumerate() {
         for (i, cell) in cells.iter().enumerate() {
             let x0 = g as f64 + 0.08 + i as f64 * slot;
