@@ -289,8 +289,10 @@ fn claim_2(out: &mut String, cells: &[(&CellResult, &FaultResults)]) {
                 "**does not hold here**"
             };
             format!(
-                "{word} for SSE: {}. The wait is the server's `retry:` hint (jittered), not the \
-                 network: an EventSource waits it out before reconnecting with Last-Event-ID",
+                "{word} for SSE: {}. Measured with the lab's SSE client, which reconnects as \
+                 EventSource does: it waits the server's `retry:` hint (half of it fixed, half \
+                 random, so a crowd does not return at once), then resumes with Last-Event-ID; \
+                 the wait, not the network, is most of the recovery time",
                 figures.join("; ")
             )
         }
