@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use pushlab::loadgen::conform::{self, ConformOptions, Verdict};
 use pushlab::loadgen::link::probe;
+use pushlab::loadgen::netns;
 use pushlab::loadgen::output::write_run_files;
 use pushlab::loadgen::runner::{self, RunOptions};
 use pushlab::loadgen::scenario::Scenario;
@@ -179,6 +180,20 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 .iter()
                 .map(|t| parse_target("--target", t))
                 .collect::<anyhow::Result<Vec<_>>>()?;
+            // Vanishing subscribers need a network namespace of the run's own: run again
+            // inside one (the run's process tree is all that lives there).
+            if scenario.faults.vanish.is_some() {
+                if !targets.is_empty() {
+                    return Err(netns::NetnsError::Target.into());
+                }
+                if !netns::inside() {
+                    let status = netns::rerun_inside()?;
+                    return Ok(ExitCode::from(
+                        status.code().unwrap_or(1).clamp(0, 255) as u8
+                    ));
+                }
+                netns::prepare()?;
+            }
             let options = RunOptions {
                 results_root: results,
                 targets,

@@ -61,6 +61,7 @@ pub fn assemble(observations: CellObservations) -> CellResult {
         idle_memory: idle_memory(o),
         server_unavailable: !o.server_figures,
         link: spec.link,
+        faults: o.faults.clone(),
     };
     cell.warnings = warnings(&cell, o).iter().map(ToString::to_string).collect();
     cell
@@ -631,6 +632,7 @@ mod tests {
                     segs_in: 200,
                 },
                 instances: Vec::new(),
+                user_timeouts: 0,
             },
             merged: CellRecord {
                 histogram: histogram_of(&[1_000, 2_000, 3_000]),
@@ -651,6 +653,7 @@ mod tests {
                 payload_bytes: 150_000,
                 restarts_seen: 0,
             },
+            faults: None,
         }
     }
 

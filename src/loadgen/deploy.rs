@@ -163,14 +163,8 @@ impl Instance {
 impl Deployed {
     /// Every instance's `/stats` now, in instance order (all zero for one without it).
     pub async fn read_all(&mut self) -> Result<Vec<StatsSnapshot>, TargetError> {
-        let mut snapshots = Vec::with_capacity(self.instances.len());
-        for instance in &mut self.instances {
-            snapshots.push(match &mut instance.stats {
-                Some(stats) => stats.read().await?,
-                None => StatsSnapshot::default(),
-            });
-        }
-        Ok(snapshots)
+        let mut readers: Vec<_> = self.instances.iter_mut().map(|i| &mut i.stats).collect();
+        read_all(&mut readers).await
     }
 
     /// True when every instance serves `/stats`, so the server side's figures exist.
@@ -183,20 +177,6 @@ impl Deployed {
         self.instances.iter().map(|i| i.addr).collect()
     }
 
-    /// Redis's figures now, when the cell started one.
-    pub async fn redis_info(&self) -> Result<Option<RedisInfo>, DeployError> {
-        let Some(redis) = &self.redis else {
-            return Ok(None);
-        };
-        let client = redis::Client::open(redis.url())?;
-        let mut connection = client.get_multiplexed_async_connection().await?;
-        let text: String = redis::cmd("INFO")
-            .arg("all")
-            .query_async(&mut connection)
-            .await?;
-        Ok(Some(RedisInfo::parse(&text)))
-    }
-
     /// Stops every instance the cell started (SIGTERM, then kill), then Redis.
     pub async fn stop(self) {
         for instance in self.instances {
@@ -206,6 +186,34 @@ impl Deployed {
         }
         drop(self.redis);
     }
+}
+
+/// Each reader's `/stats` now, in order (all zero where an instance has none).
+pub async fn read_all(
+    readers: &mut [&mut Option<StatsReader>],
+) -> Result<Vec<StatsSnapshot>, TargetError> {
+    let mut snapshots = Vec::with_capacity(readers.len());
+    for reader in readers.iter_mut() {
+        snapshots.push(match reader {
+            Some(stats) => stats.read().await?,
+            None => StatsSnapshot::default(),
+        });
+    }
+    Ok(snapshots)
+}
+
+/// A Redis's figures now, when the cell started one.
+pub async fn redis_info(redis: Option<&RedisServer>) -> Result<Option<RedisInfo>, DeployError> {
+    let Some(redis) = redis else {
+        return Ok(None);
+    };
+    let client = redis::Client::open(redis.url())?;
+    let mut connection = client.get_multiplexed_async_connection().await?;
+    let text: String = redis::cmd("INFO")
+        .arg("all")
+        .query_async(&mut connection)
+        .await?;
+    Ok(Some(RedisInfo::parse(&text)))
 }
 
 /// The addresses the publisher posts to, in turn: the first instance's, or every one's.

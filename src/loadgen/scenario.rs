@@ -41,7 +41,7 @@ pub enum OneOrMany<T> {
 }
 
 impl<T: Clone> OneOrMany<T> {
-    fn into_vec(self) -> Vec<T> {
+    pub(super) fn into_vec(self) -> Vec<T> {
         match self {
             OneOrMany::One(value) => vec![value],
             OneOrMany::Many(values) => values,
@@ -64,6 +64,7 @@ struct RawScenario {
     short_polling: Option<RawShortPolling>,
     long_polling: Option<RawLongPolling>,
     server: Option<RawServer>,
+    faults: Option<super::faults_scenario::RawFaults>,
     network: Option<RawNetwork>,
 }
 
@@ -214,6 +215,30 @@ impl Validator<'_> {
         )?;
         let server = self.server(raw.server)?;
         let network = raw.network.map(|n| self.network(n)).transpose()?;
+        let faults = match raw.faults {
+            Some(faults) => {
+                faults.validate(|key, message| self.invalid(key, message), timing.duration)?
+            }
+            None => Default::default(),
+        };
+        if let Some(fewest) = server.deployments.iter().map(|d| d.instances).min()
+            && !faults.restart.is_empty()
+            && faults.restart_instance >= fewest
+        {
+            return Err(self.invalid(
+                "faults.restart_instance",
+                format!(
+                    "is {}, but a deployment has only {fewest} instance(s), numbered from 0",
+                    faults.restart_instance
+                ),
+            ));
+        }
+        if faults.slow.is_some() && audience == Audience::PerUser {
+            return Err(self.invalid(
+                "faults.slow",
+                "needs publish.audience = \"broadcast\", so the slow and the other subscribers expect the same comments",
+            ));
+        }
         Ok(Scenario {
             name,
             description: raw.description.trim().to_string(),
@@ -233,6 +258,7 @@ impl Validator<'_> {
             publish_to: server.publish_to,
             redis_persistence: server.redis_persistence,
             network,
+            faults,
         })
     }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::faults::Faults;
 use super::network::{Link, Network};
 use super::technique::Technique;
 
@@ -60,6 +61,9 @@ pub struct Scenario {
     pub sse_heartbeat: Duration,
     /// The server's per-subscriber queue when the load generator starts the server.
     pub subscriber_queue: u32,
+    /// Faults injected in every cell (`[faults]`); absent from runs made without.
+    #[serde(default, skip_serializing_if = "Faults::is_empty")]
+    pub faults: Faults,
     /// The emulated link between clients and server; `None` (no `[network]` table) is
     /// plain loopback, as every run before links were emulated.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -243,6 +243,10 @@ pub enum ChartKind {
     Cost,
     /// Latency second by second of every technique at one point.
     Timeline(Point),
+    /// Connections open through the window with each fault marked (runs with faults).
+    FaultConnections(Point),
+    /// Recovery after drops and the server's notice of closed pages (runs with faults).
+    FaultTimes(Point),
 }
 
 /// One chart file of the report.
@@ -455,6 +459,33 @@ impl<'a> View<'a> {
                 file_name: format!("timeline{}.png", suffix(point)),
                 title: format!("{name}: latency second by second{}", at(point)),
                 kind: ChartKind::Timeline(*point),
+            });
+        }
+        for point in &self.points {
+            if !self.cells_at(point).iter().any(|c| c.faults.is_some()) {
+                continue;
+            }
+            charts.push(ChartPlan {
+                file_name: format!("faults-connections{}.png", suffix(point)),
+                title: format!("{name}: connections open through the faults{}", at(point)),
+                kind: ChartKind::FaultConnections(*point),
+            });
+            let timed = self
+                .cells_at(point)
+                .iter()
+                .filter_map(|c| c.faults.as_ref())
+                .any(|f| {
+                    !f.recovery_by_drop.is_empty()
+                        || f.close_detection.is_some()
+                        || !f.vanish.is_empty()
+                });
+            if !timed {
+                continue;
+            }
+            charts.push(ChartPlan {
+                file_name: format!("faults-times{}.png", suffix(point)),
+                title: format!("{name}: recovery and detection times{}", at(point)),
+                kind: ChartKind::FaultTimes(*point),
             });
         }
         charts

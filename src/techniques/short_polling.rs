@@ -111,6 +111,7 @@ impl Poller {
         let path = format!("{path}?{query}");
         // `biased`: a stopped subscriber must not start an exchange it will not finish (its
         // request bytes would be counted with no answer read).
+        let opened = self.connection.opened;
         let result = tokio::select! {
             biased;
             _ = subscriber.stop.cancelled() => return None,
@@ -118,6 +119,9 @@ impl Poller {
         };
         match result {
             Ok(page) => {
+                if self.connection.opened != opened {
+                    sink.connected();
+                }
                 if !self.ready {
                     self.ready = true;
                     ClientCounters::add(&subscriber.counters.ready);
@@ -199,8 +203,7 @@ impl KeepAlive {
                 if self.opened > 0 {
                     ClientCounters::add(&counters.reconnects);
                 }
-                let connection =
-                    HttpConnection::open(&subscriber.target, subscriber.meter.clone()).await?;
+                let connection = subscriber.open_http().await?;
                 self.opened += 1;
                 ClientCounters::add(&counters.connections_opened);
                 self.connection.insert(connection)

@@ -24,7 +24,6 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use super::{Backoff, ClientCounters, Context, DeliverySink, Gone, Subscriber, feed_error};
 use crate::accounting::{ConnInfo, ConnMeter};
 use crate::feed::{Comment, FeedError, Subscription};
-use crate::http::client::connect_counted;
 use crate::http::error::{AppError, AppQuery, ObjectOnly, checked_comment, checked_user};
 
 #[derive(Deserialize)]
@@ -245,7 +244,7 @@ async fn session(
         meter.set_write_stall(state.config.write_stall_timeout);
     }
     let stats = state.counters();
-    let dropped = state.drop_signal();
+    let dropped = state.drop_signal_for(user.as_deref());
     let (sink, mut source) = socket.split();
     let mut writer = Writer {
         sink,
@@ -496,6 +495,7 @@ pub async fn run_client(subscriber: &Subscriber, sink: &mut dyn DeliverySink) {
                             sink.deliver(comment, received_at);
                         }
                         Ok(ServerFrame::Connected { connected }) => {
+                            sink.connected();
                             cursor = cursor.max(Some(connected.after));
                         }
                         Ok(ServerFrame::Other(_)) | Err(_) => {}
@@ -551,7 +551,7 @@ pub async fn connect(
     subscriber: &Subscriber,
     cursor: Option<u64>,
 ) -> Result<ClientSocket, Box<dyn std::error::Error + Send + Sync>> {
-    let stream = connect_counted(&subscriber.target, subscriber.meter.clone()).await?;
+    let stream = subscriber.connect().await?;
     ClientCounters::add(&subscriber.counters.connections_opened);
     ClientCounters::add(&subscriber.counters.requests);
     let url = format!(

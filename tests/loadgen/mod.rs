@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use pushlab::model::results::RunSummary;
 
 const LOADGEN: &str = env!("CARGO_BIN_EXE_pushlab-loadgen");
-const SERVER: &str = env!("CARGO_BIN_EXE_pushlab-server");
+pub(super) const SERVER: &str = env!("CARGO_BIN_EXE_pushlab-server");
 
-fn scenario(dir: &Path, name: &str, extra: &str) -> PathBuf {
+pub(super) fn scenario(dir: &Path, name: &str, extra: &str) -> PathBuf {
     let text = format!(
         r#"
 name = "{name}"
@@ -30,7 +30,7 @@ interval = "100ms"
     path
 }
 
-fn loadgen(args: &[&str]) -> Output {
+pub(super) fn loadgen(args: &[&str]) -> Output {
     Command::new(LOADGEN)
         .args(args)
         .output()
@@ -38,7 +38,7 @@ fn loadgen(args: &[&str]) -> Output {
 }
 
 /// The one run folder under `results/<name>/`.
-fn run_dir(results: &Path, name: &str) -> PathBuf {
+pub(super) fn run_dir(results: &Path, name: &str) -> PathBuf {
     let mut dirs: Vec<_> = std::fs::read_dir(results.join(name))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -47,7 +47,7 @@ fn run_dir(results: &Path, name: &str) -> PathBuf {
     dirs.pop().unwrap()
 }
 
-fn run_scenario(name: &str, publish: &str) -> (RunSummary, PathBuf, tempfile::TempDir) {
+pub(super) fn run_scenario(name: &str, publish: &str) -> (RunSummary, PathBuf, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let file = scenario(dir.path(), name, publish);
     let results = dir.path().join("results");
@@ -541,3 +541,4 @@ fn over_an_emulated_link_every_technique_delivers_with_agreeing_byte_counts() {
         "{report}"
     );
 }
+mod faults;

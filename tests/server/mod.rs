@@ -18,6 +18,7 @@
 //! | `stuck` | subscribers that stop reading: write stall, full queue, shutdown, admin drop; pings |
 
 mod accounting;
+mod admin_drop;
 mod bad_input;
 mod delivery;
 mod hostile;

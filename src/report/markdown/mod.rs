@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 
 mod captions;
 mod deployments;
+mod faults;
 
 use super::figures::{has_warnings, share};
 use super::fmt::{int, mib, num, pct};
@@ -27,6 +28,7 @@ pub fn render(view: &View, charts: &[ChartPlan]) -> String {
     deployments::sections(&mut out, view);
     link_share(&mut out, view);
     models(&mut out, view);
+    faults::section(&mut out, view);
     captions::chart_sections(&mut out, view, charts);
     out
 }
