@@ -175,7 +175,12 @@ async fn run_once(
         publish_targets,
     )
     .await?;
-    let expected = expected_deliveries(scenario.audience, observed.accepted.len(), spec.clients);
+    let expected = expected_deliveries(
+        scenario.audience,
+        observed.accepted.len(),
+        spec.clients,
+        scenario.tabs,
+    );
     let (records, ending) = drain(scenario, &mut subscribers, &observed.publisher, expected).await;
     let server_figures = target.has_server_figures();
     let settled = settle(target, spec.technique, &subscribers).await?;
@@ -193,7 +198,9 @@ async fn run_once(
     let expectation = recorder::Expectation {
         schedule: &observed.schedule,
         accepted: &observed.accepted,
-        per_user: (scenario.audience == Audience::PerUser).then_some(u64::from(spec.clients)),
+        per_user: (scenario.audience == Audience::PerUser)
+            .then_some(u64::from(spec.clients / scenario.tabs)),
+        tabs: u64::from(scenario.tabs),
         publish_errors: observed.window.published.errors,
     };
     let merged = recorder::merge(&records, &expectation, &observed.reconnects_by_second);
@@ -326,10 +333,11 @@ fn vanish_setting(scenario: &Scenario) -> Option<&crate::model::faults::Liveness
 }
 
 /// The (comment, subscriber) pairs the accepted comments should make.
-fn expected_deliveries(audience: Audience, accepted: u64, clients: u32) -> u64 {
+fn expected_deliveries(audience: Audience, accepted: u64, clients: u32, tabs: u32) -> u64 {
     match audience {
         Audience::Broadcast => accepted * u64::from(clients),
-        Audience::PerUser => accepted,
+        // Each comment to one user, whose every tab should have it.
+        Audience::PerUser => accepted * u64::from(tabs),
     }
 }
 
@@ -403,7 +411,7 @@ async fn connect_subscribers(
             target: Target {
                 addr: addrs[i as usize % addrs.len()],
             },
-            user: Some(user_name(i)),
+            user: Some(user_name(i / scenario.tabs)),
             after: Some(start_cursor),
             settings: ClientSettings {
                 poll_interval: scenario.poll_interval,
@@ -426,13 +434,13 @@ async fn connect_subscribers(
             plan.measured(),
             subscribers.progress.clone(),
             subscriber.stop.clone(),
-            user_name(i),
+            user_name(i / scenario.tabs),
         );
         if !scenario.faults.is_empty() {
             let slot = Arc::new(FaultSlot::default());
             record = record.with_fault(slot.clone());
             subscribers.faults.push(FaultHandle {
-                user: user_name(i),
+                user: user_name(i / scenario.tabs),
                 cut: subscriber.cut.clone(),
                 stop: subscriber.stop.clone(),
                 slot,
@@ -506,7 +514,7 @@ async fn publish_and_observe(
         publish_targets,
         spec.payload_bytes as usize,
         scenario.audience,
-        spec.clients,
+        spec.clients / scenario.tabs,
         plan.measured(),
     ));
     let publishing = publisher
@@ -973,8 +981,10 @@ mod tests {
 
     #[test]
     fn broadcast_expects_each_comment_at_every_subscriber() {
-        assert_eq!(expected_deliveries(Audience::Broadcast, 50, 10), 500);
-        assert_eq!(expected_deliveries(Audience::PerUser, 50, 10), 50);
+        assert_eq!(expected_deliveries(Audience::Broadcast, 50, 10, 1), 500);
+        assert_eq!(expected_deliveries(Audience::PerUser, 50, 10, 1), 50);
+        // Two tabs per user: each per-user comment is expected in both.
+        assert_eq!(expected_deliveries(Audience::PerUser, 50, 10, 2), 100);
     }
 
     #[test]

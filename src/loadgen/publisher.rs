@@ -81,7 +81,8 @@ pub struct Publisher {
     pub counts: Arc<PublishCounts>,
     payload_bytes: usize,
     audience: Audience,
-    clients: u32,
+    /// Users the per-user comments go to in turn (subscribers / tabs).
+    users: u32,
 }
 
 impl Publisher {
@@ -90,7 +91,7 @@ impl Publisher {
         targets: Vec<Target>,
         payload_bytes: usize,
         audience: Audience,
-        clients: u32,
+        users: u32,
         measured: usize,
     ) -> Self {
         let counts = PublishCounts {
@@ -104,7 +105,7 @@ impl Publisher {
             counts: Arc::new(counts),
             payload_bytes,
             audience,
-            clients,
+            users,
         }
     }
 
@@ -112,7 +113,7 @@ impl Publisher {
     fn body(&self, seq: u64) -> String {
         let to = match self.audience {
             Audience::Broadcast => None,
-            Audience::PerUser => Some(user_name((seq % u64::from(self.clients)) as u32)),
+            Audience::PerUser => Some(user_name((seq % u64::from(self.users)) as u32)),
         };
         serde_json::json!({ "from": "publisher", "to": to, "text": Schedule::text(seq, self.payload_bytes) })
             .to_string()

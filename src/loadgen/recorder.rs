@@ -330,8 +330,10 @@ pub struct Expectation<'a> {
     pub schedule: &'a Schedule,
     /// Accepted measured comments, by `seq - first_measured`.
     pub accepted: &'a SeqSet,
-    /// `Some(n)`: comment `seq` went to subscriber `seq % n` only.
+    /// `Some(n)`: comment `seq` went to user `seq % n` only.
     pub per_user: Option<u64>,
+    /// Subscribers per user: subscriber `i` is user `i / tabs`'s.
+    pub tabs: u64,
     pub publish_errors: u64,
 }
 
@@ -339,7 +341,8 @@ impl Expectation<'_> {
     fn expects(&self, subscriber: usize, index: usize) -> bool {
         self.accepted.contains(index)
             && self.per_user.is_none_or(|n| {
-                (self.schedule.first_measured + index as u64) % n == subscriber as u64
+                (self.schedule.first_measured + index as u64) % n
+                    == subscriber as u64 / self.tabs.max(1)
             })
     }
 }
@@ -492,6 +495,7 @@ mod tests {
             schedule: &schedule,
             accepted: &accepted,
             per_user: None,
+            tabs: 1,
             publish_errors: 0,
         };
         let merged = merge(&[Some(record)], &expect, &[]);
@@ -507,6 +511,49 @@ mod tests {
         assert!((4_990..=5_010).contains(&p0), "{p0}");
         assert_eq!(Schedule::parse_seq(&Schedule::text(123, 100)), Some(123));
         assert_eq!(Schedule::text(1, 100).len(), 100);
+    }
+
+    #[test]
+    fn every_tab_of_a_user_expects_that_users_comments() {
+        let schedule = Schedule {
+            start: Instant::now(),
+            period: Duration::from_millis(1),
+            first_measured: 0,
+            end: 4,
+        };
+        let started = started(schedule);
+        let progress = Arc::new(CellProgress::default());
+        // Two users with two tabs each: subscribers 0 and 1 are user-0's, 2 and 3 user-1's.
+        let mut records: Vec<SubscriberRecord> = ["user-0", "user-0", "user-1", "user-1"]
+            .iter()
+            .map(|u| {
+                SubscriberRecord::new(
+                    started.clone(),
+                    4,
+                    progress.clone(),
+                    CancellationToken::new(),
+                    (*u).into(),
+                )
+            })
+            .collect();
+        // user-0's second tab replaced its first, which then got nothing.
+        records[1].deliver(comment(1, 0, Some("user-0")), schedule.start);
+        records[1].deliver(comment(3, 2, Some("user-0")), schedule.start);
+        for tab in [2, 3] {
+            records[tab].deliver(comment(2, 1, Some("user-1")), schedule.start);
+            records[tab].deliver(comment(4, 3, Some("user-1")), schedule.start);
+        }
+        let accepted = all_accepted(4);
+        let expect = Expectation {
+            schedule: &schedule,
+            accepted: &accepted,
+            per_user: Some(2),
+            tabs: 2,
+            publish_errors: 0,
+        };
+        let records: Vec<_> = records.into_iter().map(Some).collect();
+        let d = merge(&records, &expect, &[]).deliveries;
+        assert_eq!((d.expected, d.delivered, d.missing), (8, 6, 2), "{d:?}");
     }
 
     #[test]
@@ -540,6 +587,7 @@ mod tests {
             schedule: &schedule,
             accepted: &accepted,
             per_user: Some(2),
+            tabs: 1,
             publish_errors: 0,
         };
         let records: Vec<_> = records.into_iter().map(Some).collect();
@@ -580,6 +628,7 @@ mod tests {
             schedule: &schedule,
             accepted: &accepted,
             per_user: None,
+            tabs: 1,
             publish_errors: 0,
         };
         let merged = merge(&[Some(record)], &expect, &[]);

@@ -106,6 +106,7 @@ struct RawPublish {
     rate: OneOrMany<f64>,
     payload_bytes: Option<OneOrMany<i64>>,
     audience: Option<String>,
+    tabs: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -206,6 +207,7 @@ impl Validator<'_> {
         let rates = self.rates(raw.publish.rate)?;
         let payload_bytes = self.payload_bytes(raw.publish.payload_bytes)?;
         let audience = self.audience(raw.publish.audience.as_deref())?;
+        let tabs = self.tabs(raw.publish.tabs, &clients)?;
         let timing = self.timing(
             &raw.duration,
             raw.warmup.as_deref(),
@@ -247,6 +249,7 @@ impl Validator<'_> {
             rates,
             payload_bytes,
             audience,
+            tabs,
             duration: timing.duration,
             warmup: timing.warmup,
             drain: timing.drain,
@@ -350,6 +353,26 @@ impl Validator<'_> {
                 })
             })
             .collect()
+    }
+
+    /// Subscribers per user; every client count must be a whole number of users.
+    fn tabs(&self, raw: Option<i64>, clients: &[u32]) -> Result<u32, ScenarioError> {
+        let Some(n) = raw else {
+            return Ok(1);
+        };
+        let tabs = u32::try_from(n)
+            .ok()
+            .filter(|n| (1..=16).contains(n))
+            .ok_or_else(|| {
+                self.invalid("publish.tabs", format!("must be from 1 to 16, got {n}"))
+            })?;
+        if let Some(c) = clients.iter().find(|c| *c % tabs != 0) {
+            return Err(self.invalid(
+                "publish.tabs",
+                format!("{c} clients are not a whole number of users with {tabs} tabs each"),
+            ));
+        }
+        Ok(tabs)
     }
 
     fn audience(&self, raw: Option<&str>) -> Result<Audience, ScenarioError> {

@@ -43,6 +43,10 @@ pub struct Scenario {
     /// Comment text sizes to sweep, in bytes.
     pub payload_bytes: Vec<u32>,
     pub audience: Audience,
+    /// Subscribers per user: browser tabs of one person, each expecting that user's
+    /// comments (1, the default, is one subscriber per user).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub tabs: u32,
     /// Measured time of each cell, after the warm-up.
     #[serde(with = "humantime_serde_compat")]
     pub duration: Duration,
@@ -223,6 +227,14 @@ impl Scenario {
     pub fn cell_time(&self) -> Duration {
         self.warmup + self.duration
     }
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(value: &u32) -> bool {
+    *value == 1
 }
 
 /// Keys at their default are left out of results files, which then read as before they existed.

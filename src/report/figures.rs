@@ -31,7 +31,7 @@ pub fn cell_flags(cell: &CellResult) -> Vec<String> {
     if cell.loadgen.generator_bound {
         flags.push("generator-bound".into());
     }
-    if !cell.agreement.equal {
+    if !cell.agreement.equal && !server_restarted(cell) && !cell.server_unavailable {
         flags.push("byte counts disagree".into());
     }
     if flags.is_empty() && !cell.warnings.is_empty() {
@@ -48,6 +48,13 @@ pub fn short_flags(cell: &CellResult) -> Option<String> {
     } else {
         Some(flags.into_iter().take(2).collect::<Vec<_>>().join(", "))
     }
+}
+
+/// True when a server of the cell restarted in it: its whole-cell counts start again, so the
+/// ends' bytes are not compared (the restart warning says why).
+pub fn server_restarted(cell: &CellResult) -> bool {
+    cell.faults.as_ref().is_some_and(|f| f.restarts > 0)
+        || cell.instances.iter().any(|i| i.restarted)
 }
 
 pub fn has_warnings(cell: &CellResult) -> bool {

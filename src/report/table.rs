@@ -74,6 +74,8 @@ pub fn render(summary: &RunSummary) -> String {
             ),
             if cell.server_unavailable {
                 "n/a".into()
+            } else if crate::report::figures::server_restarted(cell) {
+                "n/a (restart)".into()
             } else if cell.agreement.equal {
                 "agree".into()
             } else {

@@ -542,3 +542,46 @@ fn over_an_emulated_link_every_technique_delivers_with_agreeing_byte_counts() {
     );
 }
 mod faults;
+
+/// `publish.tabs`: two subscribers per user, each expecting every comment addressed to that
+/// user; pushlab-server feeds both tabs, so nothing is missing.
+#[test]
+fn every_tab_of_a_user_gets_that_users_comments() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = scenario(
+        dir.path(),
+        "tabs",
+        "[publish]\nrate = 20\naudience = \"per-user\"\ntabs = 2\n",
+    );
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("clients = 3", "clients = 4");
+    std::fs::write(&file, text).unwrap();
+    let results = dir.path().join("results");
+    let output = loadgen(&[
+        "run",
+        file.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+        "--server-binary",
+        SERVER,
+        "--quiet",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let run = run_dir(&results, "tabs");
+    let summary: RunSummary =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary.scenario.tabs, 2);
+    for cell in &summary.cells {
+        let d = &cell.deliveries;
+        let name = cell.technique.name();
+        // Each accepted comment is expected at both tabs of its user.
+        assert_eq!(d.expected, 2 * d.comments_published, "{name}: {d:?}");
+        assert_eq!((d.missing, d.duplicated), (0, 0), "{name}: {d:?}");
+        assert_eq!(d.delivered, d.expected, "{name}: {d:?}");
+    }
+}

@@ -10,7 +10,7 @@ mod captions;
 mod deployments;
 mod faults;
 
-use super::figures::{has_warnings, share};
+use super::figures::{has_warnings, server_restarted, share};
 use super::fmt::{int, mib, num, pct};
 use super::models::{self, Model};
 use super::plan::{ChartPlan, Point, View};
@@ -296,7 +296,7 @@ fn cell_facts(cell: &CellResult) -> Vec<String> {
             pct(cell.loadgen.core_share)
         ));
     }
-    if !cell.agreement.equal {
+    if !cell.agreement.equal && !server_restarted(cell) && !cell.server_unavailable {
         let a = &cell.agreement;
         facts.push(format!(
             "**Byte counts disagree:** subscribers sent {} and received {}; the server received \
@@ -389,6 +389,8 @@ fn summary_table(out: &mut String, view: &View) {
             },
             if cell.server_unavailable {
                 "n/a"
+            } else if server_restarted(cell) {
+                "n/a (restart)"
             } else if cell.agreement.equal {
                 "yes"
             } else {
