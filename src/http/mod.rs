@@ -6,3 +6,5 @@
 pub mod body;
 pub mod client;
 pub mod error;
+pub mod h2client;
+pub mod h2frames;

@@ -14,6 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::edge::{Conn, Edge, EdgeStream};
+use super::tls::Transport;
 use crate::accounting::{ConnInfo, ConnMeter, Stats};
 use crate::model::ServerConfig;
 use crate::model::stats::Account;
@@ -24,6 +25,8 @@ pub struct CountingListener {
     listener: TcpListener,
     stats: Arc<Stats>,
     config: Arc<ServerConfig>,
+    /// `--tls`: every connection is TLS (with ALPN h2 or http/1.1).
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl CountingListener {
@@ -32,7 +35,14 @@ impl CountingListener {
             listener,
             stats,
             config,
+            tls: None,
         }
+    }
+
+    /// Serves TLS with `acceptor` on every connection.
+    pub fn with_tls(mut self, acceptor: tokio_rustls::TlsAcceptor) -> Self {
+        self.tls = Some(acceptor);
+        self
     }
 }
 
@@ -58,7 +68,12 @@ impl axum::serve::Listener for CountingListener {
                         continue;
                     }
                     let edge = Edge::new(self.stats.clone(), &self.config);
-                    return (EdgeStream::new(stream, edge), addr);
+                    let meter = stream.meter().clone();
+                    let transport = match &self.tls {
+                        Some(acceptor) => Transport::Handshake(Box::new(acceptor.accept(stream))),
+                        None => Transport::Plain(stream),
+                    };
+                    return (EdgeStream::new(transport, meter, edge), addr);
                 }
                 Err(error) => {
                     // EMFILE and friends: back off briefly rather than spin; the error is

@@ -14,7 +14,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{MethodFilter, on};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
@@ -53,13 +53,17 @@ pub const CLOSE_TRY_AGAIN: u16 = 1013;
 pub const CLOSE_NO_PONG: u16 = 4009;
 
 pub fn routes() -> Router<Context> {
-    Router::new().route("/ws", get(upgrade))
+    // CONNECT: a WebSocket over HTTP/2 is an extended CONNECT (RFC 8441), which axum's
+    // `WebSocketUpgrade` accepts; hyper's HTTP/2 server enables it (axum::serve does).
+    let methods = MethodFilter::GET.or(MethodFilter::CONNECT);
+    Router::new().route("/ws", on(methods, upgrade))
 }
 
 async fn upgrade(
     State(state): State<Context>,
     ConnectInfo(connection): ConnectInfo<ConnInfo>,
     AppQuery(query): AppQuery<WsQuery>,
+    method: axum::http::Method,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, AppError> {
@@ -81,7 +85,10 @@ async fn upgrade(
             return Ok(response);
         }
     };
-    check_key(&headers)?;
+    // An extended CONNECT carries no key (RFC 8441, 5: the stream is already the client's).
+    if method != axum::http::Method::CONNECT {
+        check_key(&headers)?;
+    }
     let user = checked_user(query.user)?;
     // Subscribe before upgrading so a bad cursor is an HTTP error the client can read.
     let subscription = state
