@@ -27,7 +27,7 @@ pub struct H2Connection {
 impl H2Connection {
     /// Connects and performs the HTTP/2 handshake (preface and SETTINGS).
     pub async fn open(target: &Target, meter: Arc<ByteMeter>) -> Result<Self, ClientError> {
-        let stream = connect_counted(target, meter).await?;
+        let stream = DrainOnClose::new(connect_counted(target, meter).await?);
         let (sender, connection) = http2::Builder::new(TokioExecutor::new())
             .handshake(TokioIo::new(stream))
             .await?;
@@ -103,11 +103,9 @@ impl H2Connection {
     }
 
     /// Opens a WebSocket on a new stream by extended CONNECT (RFC 8441) and returns the
-    /// stream as a byte stream for a WebSocket client in the client role.
-    pub async fn websocket(
-        &self,
-        path_and_query: &str,
-    ) -> Result<TokioIo<hyper::upgrade::Upgraded>, ClientError> {
+    /// stream as a byte stream for a WebSocket client in the client role. It holds this
+    /// connection's handle, so the connection lives as long as the WebSocket.
+    pub async fn websocket(&self, path_and_query: &str) -> Result<H2Tunnel, ClientError> {
         let mut request = Request::builder()
             .method(Method::CONNECT)
             .uri(format!("{}{path_and_query}", self.origin))
@@ -127,6 +125,141 @@ impl H2Connection {
                 body: String::from_utf8_lossy(&body).into_owned(),
             });
         }
-        Ok(TokioIo::new(hyper::upgrade::on(response).await?))
+        Ok(H2Tunnel {
+            io: TokioIo::new(hyper::upgrade::on(response).await?),
+            _connection: self.clone(),
+        })
+    }
+}
+
+/// A client socket that, when closed, reads what the server still sends until the server
+/// closes too (at most `DRAIN_LIMIT`). The HTTP/2 stack closes a connection by sending
+/// GOAWAY and shutting its write side; the server may answer with a GOAWAY of its own. Read
+/// and counted here, those bytes are counted at both ends, as a socket dropped at once would
+/// leave them counted by the server alone.
+struct DrainOnClose<S> {
+    inner: S,
+    /// Set once the write side is shut: then the read side is drained.
+    draining: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+/// The longest a closing connection waits for the server to close its side.
+const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl<S> DrainOnClose<S> {
+    fn new(inner: S) -> Self {
+        Self {
+            inner,
+            draining: None,
+        }
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for DrainOnClose<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite
+    for DrainOnClose<S>
+{
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        if this.draining.is_none() {
+            std::task::ready!(std::pin::Pin::new(&mut this.inner).poll_shutdown(cx))?;
+            this.draining = Some(Box::pin(tokio::time::sleep(DRAIN_LIMIT)));
+        }
+        let mut scratch = [0u8; 1024];
+        loop {
+            let mut buf = tokio::io::ReadBuf::new(&mut scratch);
+            match std::pin::Pin::new(&mut this.inner).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => return Poll::Ready(Ok(())),
+                Poll::Ready(Ok(())) => continue,
+                Poll::Ready(Err(_)) => return Poll::Ready(Ok(())),
+                Poll::Pending => {
+                    if let Some(limit) = &mut this.draining {
+                        std::task::ready!(limit.as_mut().poll(cx));
+                    }
+                    return Poll::Ready(Ok(()));
+                }
+            }
+        }
+    }
+}
+
+/// An HTTP/2 stream opened by extended CONNECT, as a byte stream, with a handle on its
+/// connection.
+pub struct H2Tunnel {
+    io: TokioIo<hyper::upgrade::Upgraded>,
+    _connection: H2Connection,
+}
+
+impl tokio::io::AsyncRead for H2Tunnel {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for H2Tunnel {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }

@@ -8,3 +8,4 @@ pub mod client;
 pub mod error;
 pub mod h2client;
 pub mod h2frames;
+pub mod link;

@@ -26,9 +26,10 @@ use super::observations::{
 use super::publisher::{PublishCounts, Publisher, user_name};
 use super::recorder::{self, CellProgress, Schedule, ScheduleStart, SeqSet, SubscriberRecord};
 use super::runner::{RunError, RunOptions};
+use crate::http::link::{Link, SharedH2};
 use crate::model::ServerConfig;
 use crate::model::results::CellResult;
-use crate::model::scenario::{Audience, CellSpec, Scenario};
+use crate::model::scenario::{Audience, CellSpec, H2Connections, HttpVersion, Scenario};
 use crate::model::stats::AccountStats;
 use crate::model::stats::StatsSnapshot;
 use crate::net::ByteMeter;
@@ -205,8 +206,25 @@ async fn connect_subscribers(
         clients: spec.clients,
         ready: 0,
     };
+    // HTTP/2: one connection per instance for all its subscribers, or one each.
+    let shared: Vec<Arc<SharedH2>> = (0..subscribers.meters.len() as u32)
+        .map(|i| {
+            SharedH2::new(
+                target.subscriber_target(i),
+                subscribers.meters[i as usize].clone(),
+            )
+        })
+        .collect();
     for i in 0..spec.clients {
+        let link = match (spec.http, scenario.h2_connections) {
+            (HttpVersion::H1, _) => Link::H1,
+            (HttpVersion::H2, H2Connections::PerClient) => Link::H2PerClient,
+            (HttpVersion::H2, H2Connections::Shared) => {
+                Link::H2Shared(shared[i as usize % shared.len()].clone())
+            }
+        };
         let subscriber = Subscriber {
+            link,
             target: target.subscriber_target(i),
             user: Some(user_name(i)),
             after: Some(start_cursor),
@@ -540,9 +558,22 @@ async fn settle(
                 client_up,
                 client_down,
                 peak_rss_bytes: after.process.peak_rss_bytes,
+                h2_overhead: (
+                    after
+                        .h2
+                        .overhead_in
+                        .saturating_sub(instance.before.h2.overhead_in),
+                    after
+                        .h2
+                        .overhead_out
+                        .saturating_sub(instance.before.h2.overhead_out),
+                ),
             }
         })
         .collect();
+    let h2_overhead = instances.iter().fold((0, 0), |(i, o), instance| {
+        (i + instance.h2_overhead.0, o + instance.h2_overhead.1)
+    });
     target.stop().await;
     let (client_up, client_down) = byte_totals(&subscribers.meters);
     let mut kernel_sockets = 0;
@@ -570,6 +601,7 @@ async fn settle(
         kernel_sockets,
         kernel,
         instances,
+        h2_overhead,
     })
 }
 
@@ -593,6 +625,7 @@ mod tests {
             rate,
             payload_bytes: 100,
             deployment: Default::default(),
+            http: Default::default(),
         }
     }
 

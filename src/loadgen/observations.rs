@@ -183,6 +183,9 @@ pub struct Settled {
     pub kernel: KernelCount,
     /// Each instance's own, whose sums are the fields above.
     pub instances: Vec<InstanceSettled>,
+    /// Over HTTP/2: the servers' `h2.overhead_in` / `overhead_out` over the cell, summed:
+    /// the subscribers' connection-level bytes (the cell's only HTTP/2 connections).
+    pub h2_overhead: (u64, u64),
 }
 
 /// One instance's whole-cell counts.
@@ -199,4 +202,6 @@ pub struct InstanceSettled {
     pub client_up: u64,
     pub client_down: u64,
     pub peak_rss_bytes: u64,
+    /// Its `h2.overhead_in` / `overhead_out` over the cell.
+    pub h2_overhead: (u64, u64),
 }

@@ -9,7 +9,8 @@ use serde::Deserialize;
 
 use crate::model::ServerConfig;
 pub use crate::model::scenario::{
-    Audience, CellSpec, Deployment, FeedKind, PublishTo, RedisPersistence, Scenario,
+    Audience, CellSpec, Deployment, FeedKind, H2Connections, HttpVersion, PublishTo,
+    RedisPersistence, Scenario,
 };
 use crate::model::technique::Technique;
 
@@ -63,6 +64,8 @@ struct RawScenario {
     short_polling: Option<RawShortPolling>,
     long_polling: Option<RawLongPolling>,
     server: Option<RawServer>,
+    http: Option<OneOrMany<String>>,
+    h2_connections: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -179,6 +182,8 @@ impl Validator<'_> {
             raw.long_polling.as_ref(),
         )?;
         let server = self.server(raw.server)?;
+        let http = self.http(raw.http)?;
+        let h2_connections = self.h2_connections(raw.h2_connections.as_deref())?;
         Ok(Scenario {
             name,
             description: raw.description.trim().to_string(),
@@ -197,7 +202,48 @@ impl Validator<'_> {
             deployments: server.deployments,
             publish_to: server.publish_to,
             redis_persistence: server.redis_persistence,
+            http,
+            h2_connections,
         })
+    }
+
+    /// `http = "1.1"`, `"2"`, or a list of both to compare them.
+    fn http(&self, raw: Option<OneOrMany<String>>) -> Result<Vec<HttpVersion>, ScenarioError> {
+        let Some(raw) = raw else {
+            return Ok(HttpVersion::only_h1());
+        };
+        let mut versions = Vec::new();
+        for name in raw.into_vec() {
+            let version = match name.trim() {
+                "1.1" => HttpVersion::H1,
+                "2" => HttpVersion::H2,
+                other => {
+                    return Err(
+                        self.invalid("http", format!("expected \"1.1\" or \"2\", not {other:?}"))
+                    );
+                }
+            };
+            if versions.contains(&version) {
+                return Err(self.invalid("http", format!("lists {name:?} twice")));
+            }
+            versions.push(version);
+        }
+        if versions.is_empty() {
+            return Err(self.invalid("http", "must list at least one version"));
+        }
+        versions.sort();
+        Ok(versions)
+    }
+
+    fn h2_connections(&self, raw: Option<&str>) -> Result<H2Connections, ScenarioError> {
+        match raw.map(str::trim) {
+            None | Some("shared") => Ok(H2Connections::Shared),
+            Some("per-client") => Ok(H2Connections::PerClient),
+            Some(other) => Err(self.invalid(
+                "h2_connections",
+                format!("expected \"shared\" or \"per-client\", not {other:?}"),
+            )),
+        }
     }
 
     fn name(&self, raw: &str) -> Result<String, ScenarioError> {

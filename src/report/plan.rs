@@ -6,7 +6,7 @@ use std::cmp::Ordering;
 
 use super::fmt::num;
 use crate::model::results::{CellResult, RunSummary};
-use crate::model::scenario::{Deployment, FeedKind};
+use crate::model::scenario::{Deployment, FeedKind, HttpVersion};
 use crate::model::technique::Technique;
 
 /// A scenario key that a sweep can vary.
@@ -18,10 +18,18 @@ pub enum Dim {
     /// The server's deployment, by `Deployment::code`: 0 for one in-memory server, n for n
     /// instances over Redis.
     Deployment,
+    /// The subscribers' HTTP version, by `HttpVersion::code`: 1.1 or 2.
+    Http,
 }
 
 impl Dim {
-    pub const ALL: [Dim; 4] = [Dim::Clients, Dim::Rate, Dim::Payload, Dim::Deployment];
+    pub const ALL: [Dim; 5] = [
+        Dim::Clients,
+        Dim::Rate,
+        Dim::Payload,
+        Dim::Deployment,
+        Dim::Http,
+    ];
 
     pub fn of(self, point: &Point) -> f64 {
         match self {
@@ -29,6 +37,16 @@ impl Dim {
             Dim::Rate => point.rate,
             Dim::Payload => f64::from(point.payload_bytes),
             Dim::Deployment => f64::from(point.deployment.code()),
+            Dim::Http => point.http.code(),
+        }
+    }
+
+    /// The HTTP version a `Dim::Http` value stands for.
+    fn http(value: f64) -> HttpVersion {
+        if value >= 2.0 {
+            HttpVersion::H2
+        } else {
+            HttpVersion::H1
         }
     }
 
@@ -47,7 +65,11 @@ impl Dim {
     /// before it had at one value (the deployment) is left out at that value, so those runs'
     /// reports read as they did.
     fn shown(self, point: &Point) -> bool {
-        self != Dim::Deployment || !point.deployment.is_default()
+        match self {
+            Dim::Deployment => !point.deployment.is_default(),
+            Dim::Http => !point.http.is_default(),
+            _ => true,
+        }
     }
 
     /// The chart axis title, with its unit.
@@ -57,6 +79,7 @@ impl Dim {
             Dim::Rate => "publish rate (comments per second)",
             Dim::Payload => "comment size (bytes)",
             Dim::Deployment => "server deployment (in-memory feed, or instances over Redis)",
+            Dim::Http => "HTTP version of the subscribers",
         }
     }
 
@@ -67,6 +90,7 @@ impl Dim {
             Dim::Rate => "rate",
             Dim::Payload => "payload",
             Dim::Deployment => "deployment",
+            Dim::Http => "http",
         }
     }
 
@@ -76,6 +100,7 @@ impl Dim {
             Dim::Rate => "publish rate",
             Dim::Payload => "comment size",
             Dim::Deployment => "deployment",
+            Dim::Http => "HTTP version",
         }
     }
 
@@ -92,6 +117,7 @@ impl Dim {
                 d if d.instances == 1 => "Redis feed, 1 instance".into(),
                 d => format!("Redis feed, {} instances", d.instances),
             },
+            Dim::Http => Dim::http(value).label().to_string(),
         }
     }
 
@@ -99,6 +125,7 @@ impl Dim {
     pub fn tick(self, value: f64) -> String {
         match self {
             Dim::Deployment => Dim::deployment(value).label(),
+            Dim::Http => Dim::http(value).label().to_string(),
             _ => num(value),
         }
     }
@@ -114,6 +141,7 @@ impl Dim {
                 Dim::deployment(value).feed.name(),
                 Dim::deployment(value).instances
             ),
+            Dim::Http => format!("http-{}", Dim::http(value).name()),
         }
     }
 }
@@ -126,6 +154,7 @@ pub struct Point {
     pub rate: f64,
     pub payload_bytes: u32,
     pub deployment: Deployment,
+    pub http: HttpVersion,
 }
 
 impl Point {
@@ -135,6 +164,7 @@ impl Point {
             rate: cell.rate,
             payload_bytes: cell.payload_bytes,
             deployment: cell.deployment,
+            http: cell.http,
         }
     }
 
@@ -145,6 +175,7 @@ impl Point {
             .then(self.rate.total_cmp(&other.rate))
             .then(self.clients.cmp(&other.clients))
             .then(self.deployment.code().cmp(&other.deployment.code()))
+            .then(self.http.cmp(&other.http))
     }
 
     fn same_except(&self, other: &Point, dim: Dim) -> bool {

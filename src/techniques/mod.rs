@@ -140,6 +140,8 @@ pub struct Subscriber {
     pub counters: Arc<ClientCounters>,
     /// Cancelled to end the subscriber.
     pub stop: CancellationToken,
+    /// HTTP/1.1, or HTTP/2 on a connection of its own or a shared one.
+    pub link: crate::http::link::Link,
 }
 
 impl Subscriber {
@@ -153,6 +155,7 @@ impl Subscriber {
             meter: ByteMeter::new(),
             counters: Arc::default(),
             stop: CancellationToken::new(),
+            link: Default::default(),
         }
     }
 

@@ -365,3 +365,57 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
         self.0.signature_verification_algorithms.supported_schemes()
     }
 }
+
+/// Each technique's own load-generator client over HTTP/2 (shared and per-client
+/// connections): it delivers, and once it stopped and its connections closed, the server's
+/// account plus its HTTP/2 overhead equals what the client's socket counted.
+#[tokio::test]
+async fn the_techniques_clients_speak_http2_and_both_ends_agree() {
+    use pushlab::http::link::{Link, SharedH2};
+    use pushlab::techniques::Subscriber;
+    let server = start().await;
+    let addr = server.addr;
+    for technique in Technique::ALL {
+        for shared in [true, false] {
+            let before = stats(addr).await;
+            let meter = ByteMeter::new();
+            let link = if shared {
+                Link::H2Shared(SharedH2::new(target(addr), meter.clone()))
+            } else {
+                Link::H2PerClient
+            };
+            let mut clients = Vec::new();
+            for user in ["bob", "carol"] {
+                let mut subscriber = Subscriber::new(addr, Some(user), None);
+                subscriber.meter = meter.clone();
+                subscriber.link = link.clone();
+                clients.push(subscribe_with(technique, subscriber));
+            }
+            drop(link);
+            for client in &clients {
+                client.ready().await;
+            }
+            let id = publish(addr, "alice", None, "over h2").await;
+            for client in &mut clients {
+                assert_eq!(client.next().await.id, id, "{technique} shared={shared}");
+            }
+            for client in clients {
+                client.stop().await;
+            }
+            let name = technique.name();
+            let s = wait_stats(addr, &format!("{name}'s connections closed"), |s| {
+                account(s, name).connections_open == 0 && s.connections_live <= 1
+            })
+            .await;
+            let a = account(&s, name) - account(&before, name);
+            let h2 = s.h2 - before.h2;
+            let (up, down) = meter.totals();
+            assert_eq!(
+                (a.bytes_in + h2.overhead_in, a.bytes_out + h2.overhead_out),
+                (up, down),
+                "{name} shared={shared}: account {a:?}, h2 {h2:?}"
+            );
+            assert_eq!(h2.connections, if shared { 1 } else { 2 }, "{name}");
+        }
+    }
+}
