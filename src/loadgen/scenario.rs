@@ -9,8 +9,8 @@ use serde::Deserialize;
 
 use crate::model::ServerConfig;
 pub use crate::model::scenario::{
-    Audience, CellSpec, Deployment, FeedKind, H2Connections, HttpVersion, PublishTo,
-    RedisPersistence, Scenario,
+    Audience, CellSpec, Deployment, FeedKind, H2_MAX_CONCURRENT_STREAMS, H2Connections,
+    HttpVersion, PublishTo, RedisPersistence, Scenario,
 };
 use crate::model::technique::Technique;
 
@@ -184,6 +184,24 @@ impl Validator<'_> {
         let server = self.server(raw.server)?;
         let http = self.http(raw.http)?;
         let h2_connections = self.h2_connections(raw.h2_connections.as_deref())?;
+        if http.contains(&HttpVersion::H2) && h2_connections == H2Connections::Shared {
+            for &count in &clients {
+                for deployment in &server.deployments {
+                    let per_connection = count.div_ceil(deployment.instances.max(1));
+                    if per_connection > H2_MAX_CONCURRENT_STREAMS {
+                        return Err(self.invalid(
+                            "h2_connections",
+                            format!(
+                                "\"shared\" puts {per_connection} subscribers' streams on one \
+                                 HTTP/2 connection, over the server's {H2_MAX_CONCURRENT_STREAMS} \
+                                 concurrent streams (SETTINGS_MAX_CONCURRENT_STREAMS); use \
+                                 \"per-client\", fewer clients or more instances"
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
         Ok(Scenario {
             name,
             description: raw.description.trim().to_string(),
@@ -612,6 +630,40 @@ rate = 10
                 instances: 2
             }]
         );
+    }
+
+    #[test]
+    fn http_versions_sweep_and_shared_http2_stays_under_the_stream_limit() {
+        let scenario = Scenario::parse(GOOD, "t.toml").unwrap();
+        assert_eq!(scenario.http, [HttpVersion::H1]);
+        let both = GOOD.replace("duration", "http = [\"2\", \"1.1\"]\nduration");
+        let scenario = Scenario::parse(&both, "t.toml").unwrap();
+        assert_eq!(scenario.http, [HttpVersion::H1, HttpVersion::H2]);
+        assert_eq!(scenario.h2_connections, H2Connections::Shared);
+        assert_eq!(scenario.cells().len(), 8);
+        assert_eq!(scenario.cells()[2].http, HttpVersion::H2);
+        for (line, key) in [
+            ("http = \"3\"", "`http`"),
+            ("http = [\"2\", \"2\"]", "`http`"),
+            (
+                "http = \"2\"\nh2_connections = \"pooled\"",
+                "`h2_connections`",
+            ),
+        ] {
+            let text = GOOD.replace("duration", &format!("{line}\nduration"));
+            let error = Scenario::parse(&text, "t.toml").unwrap_err().to_string();
+            assert!(error.contains(key), "{line}: {error}");
+        }
+        let crowded = GOOD
+            .replace("[10, 100]", "[10, 201]")
+            .replace("duration", "http = \"2\"\nduration");
+        let error = Scenario::parse(&crowded, "t.toml").unwrap_err().to_string();
+        assert!(
+            error.contains("`h2_connections`") && error.contains("201"),
+            "{error}"
+        );
+        let per_client = crowded.replace("duration", "h2_connections = \"per-client\"\nduration");
+        assert!(Scenario::parse(&per_client, "t.toml").is_ok());
     }
 
     #[test]

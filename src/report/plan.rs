@@ -221,6 +221,9 @@ pub enum ChartKind {
     SweepWire(Sweep),
     /// Server CPU and peak resident memory along a sweep.
     SweepServer(Sweep),
+    /// Along an HTTP-version sweep only: bytes per delivered comment, the subscribers'
+    /// connections, and server memory per idle subscriber.
+    SweepHttp(Sweep),
     /// Requests, bytes and server CPU per delivered comment, every cell.
     Cost,
     /// Latency second by second of every technique at one point.
@@ -424,6 +427,16 @@ impl<'a> View<'a> {
                     kind,
                 });
             }
+            if sweep.dim == Dim::Http {
+                charts.push(ChartPlan {
+                    file_name: format!("sweep-{word}-costs{others}.png"),
+                    title: format!(
+                        "{name}: bytes per comment, connections and memory per subscriber vs {}",
+                        sweep.dim.phrase()
+                    ),
+                    kind: ChartKind::SweepHttp(sweep.clone()),
+                });
+            }
         }
         if !self.cells.is_empty() {
             charts.push(ChartPlan {
@@ -488,6 +501,38 @@ mod tests {
         unique.sort();
         unique.dedup();
         assert_eq!(unique.len(), files.len(), "file names are unique");
+    }
+
+    fn files_of_one_point() -> Vec<String> {
+        files(&fixture::one_point())
+    }
+
+    #[test]
+    fn an_http_sweep_compares_the_versions_in_a_chart_of_its_own() {
+        let mut summary = fixture::one_point();
+        let h2: Vec<CellResult> = summary
+            .cells
+            .iter()
+            .cloned()
+            .map(|mut c| {
+                c.http = HttpVersion::H2;
+                c
+            })
+            .collect();
+        summary.cells.extend(h2);
+        let view = View::new(&summary);
+        assert_eq!(view.swept, [Dim::Http]);
+        let files = files(&summary);
+        for name in [
+            "latency-percentiles-http-1.1.png",
+            "latency-percentiles-http-2.png",
+            "sweep-http-wire.png",
+            "sweep-http-costs.png",
+        ] {
+            assert!(files.iter().any(|f| f == name), "{name} in {files:?}");
+        }
+        // Runs without the key show no trace of it.
+        assert!(!files_of_one_point().iter().any(|f| f.contains("http")));
     }
 
     #[test]

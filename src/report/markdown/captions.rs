@@ -20,6 +20,7 @@ pub(super) fn chart_sections(out: &mut String, view: &View, charts: &[ChartPlan]
             ChartKind::SweepLatency(sweep) => sweep_latency_text(view, sweep),
             ChartKind::SweepWire(sweep) => sweep_wire_text(view, sweep),
             ChartKind::SweepServer(sweep) => sweep_server_text(view, sweep),
+            ChartKind::SweepHttp(sweep) => sweep_http_text(view, sweep),
             ChartKind::Cost => cost_text(view),
             ChartKind::Timeline(point) => timeline_text(view, point),
         };
@@ -143,6 +144,50 @@ fn along(
             Some(format!("{} {} → {}", t.name(), first(*a), last(*b)))
         })
         .collect()
+}
+
+/// The HTTP comparison: bytes per delivered comment, connections, memory per subscriber.
+fn sweep_http_text(view: &View, sweep: &Sweep) -> Vec<String> {
+    let (first, last) = span(sweep);
+    let bytes_each = along(
+        view,
+        sweep,
+        &|c| (c.deliveries.delivered_in_window > 0).then_some(c.per_delivery.bytes),
+        &|v| num(v.round()),
+        &|v| format!("{} B", num(v.round())),
+    );
+    let connections = along(
+        view,
+        sweep,
+        &|c| Some(c.kernel.sockets as f64),
+        &|v| num(v),
+        &|v| num(v),
+    );
+    let memory = along(
+        view,
+        sweep,
+        &|c| c.idle_memory.map(|m| m.bytes_per_connection),
+        &|v| bytes(v),
+        &|v| bytes(v),
+    );
+    let mut text = vec![
+        format!(
+            "From {first} to {last}, bytes per delivered comment (both ways, at the              subscribers' sockets, HTTP/2's own frames included) went: {}.",
+            bytes_each.join("; ")
+        ),
+        format!(
+            "TCP connections the subscribers opened over the whole cell (the kernel's count of \
+             their sockets): {}.",
+            connections.join("; ")
+        ),
+    ];
+    if !memory.is_empty() {
+        text.push(format!(
+            "Server memory per idle subscriber (resident memory once all were connected, less              before, over their number): {}.",
+            memory.join("; ")
+        ));
+    }
+    text
 }
 
 fn span(sweep: &Sweep) -> (String, String) {
