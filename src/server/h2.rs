@@ -46,11 +46,17 @@ struct Stream {
     ended: bool,
 }
 
-/// The frame-level books of one h2c connection.
+/// The frame-level books of one h2c connection: the two directions' frame splits, and the
+/// ledger they report to (apart, so a split can report while it holds its own buffer).
 pub struct H2Books {
-    meter: Arc<ConnMeter>,
     up: FrameSplit,
     down: FrameSplit,
+    ledger: Ledger,
+}
+
+/// Each stream's account, and the bookings.
+struct Ledger {
+    meter: Arc<ConnMeter>,
     heads: RequestHeads,
     streams: HashMap<u32, Stream>,
     /// Ended streams, oldest first, forgotten past `ENDED_KEPT`.
@@ -60,41 +66,40 @@ pub struct H2Books {
 impl H2Books {
     pub fn new(meter: Arc<ConnMeter>) -> Self {
         Self {
-            meter,
             up: FrameSplit::client_to_server(true),
             down: FrameSplit::server_to_client(),
-            heads: RequestHeads::default(),
-            streams: HashMap::new(),
-            ended: VecDeque::new(),
+            ledger: Ledger {
+                meter,
+                heads: RequestHeads::default(),
+                streams: HashMap::new(),
+                ended: VecDeque::new(),
+            },
         }
     }
 
     /// Bytes read from the client (already counted at the socket).
     pub fn read(&mut self, bytes: &[u8]) {
-        let mut pieces = Vec::new();
-        self.up.feed(bytes, &mut |piece| pieces.push(owned(piece)));
-        for piece in pieces {
-            self.apply(piece, Direction::In);
-        }
+        let ledger = &mut self.ledger;
+        self.up
+            .feed(bytes, &mut |piece| ledger.apply(piece, Direction::In));
     }
 
     /// Bytes written to the client (already counted at the socket).
     pub fn wrote(&mut self, bytes: &[u8]) {
-        let mut pieces = Vec::new();
+        let ledger = &mut self.ledger;
         self.down
-            .feed(bytes, &mut |piece| pieces.push(owned(piece)));
-        for piece in pieces {
-            self.apply(piece, Direction::Out);
-        }
+            .feed(bytes, &mut |piece| ledger.apply(piece, Direction::Out));
     }
+}
 
-    fn apply(&mut self, piece: Owned, direction: Direction) {
+impl Ledger {
+    fn apply(&mut self, piece: Piece<'_>, direction: Direction) {
         match piece {
-            Owned::Bytes { head, n } => self.book(head, n as u64, direction),
-            Owned::FrameEnd { head } => self.frame_ended(head, direction),
-            Owned::HeaderBlock { stream, block } => {
+            Piece::Bytes { head, n } => self.book(head, n as u64, direction),
+            Piece::FrameEnd { head } => self.frame_ended(head, direction),
+            Piece::HeaderBlock { stream, block } => {
                 // Every block is decoded, trailers too, to keep HPACK's table in step.
-                let request = self.heads.decode(&block);
+                let request = self.heads.decode(block);
                 let Some(entry) = self.streams.get_mut(&stream) else {
                     return;
                 };
@@ -168,7 +173,7 @@ impl H2Books {
     }
 }
 
-impl Drop for H2Books {
+impl Drop for Ledger {
     fn drop(&mut self) {
         // Streams whose header block never completed: their bytes crossed the wire all the
         // same.
@@ -180,23 +185,5 @@ impl Drop for H2Books {
                     .book_stream(Account::Other, Direction::Out, entry.pending_out);
             }
         }
-    }
-}
-
-/// A [`Piece`] that owns its header block, so the split's borrow ends before booking.
-enum Owned {
-    Bytes { head: FrameHead, n: usize },
-    FrameEnd { head: FrameHead },
-    HeaderBlock { stream: u32, block: Vec<u8> },
-}
-
-fn owned(piece: Piece<'_>) -> Owned {
-    match piece {
-        Piece::Bytes { head, n } => Owned::Bytes { head, n },
-        Piece::FrameEnd { head } => Owned::FrameEnd { head },
-        Piece::HeaderBlock { stream, block } => Owned::HeaderBlock {
-            stream,
-            block: block.to_vec(),
-        },
     }
 }

@@ -419,3 +419,35 @@ async fn the_techniques_clients_speak_http2_and_both_ends_agree() {
         }
     }
 }
+
+/// An HTTP/2 connection that sends its preface and no request is closed at the header
+/// timeout, without an HTTP/1.1 408 written into it, and counted.
+#[tokio::test]
+async fn a_silent_h2c_connection_is_closed_at_the_header_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = start_with(ServerConfig {
+        header_timeout: Duration::from_millis(300),
+        ..ServerConfig::default()
+    })
+    .await;
+    let addr = server.addr;
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    socket
+        .write_all(pushlab::http::h2frames::PREFACE)
+        .await
+        .unwrap();
+    socket
+        .write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0])
+        .await
+        .unwrap();
+    let mut reply = Vec::new();
+    within("the close", socket.read_to_end(&mut reply))
+        .await
+        .unwrap();
+    // Only HTTP/2 frames came back (the server's SETTINGS and its ACK of ours).
+    assert!(!reply.starts_with(b"HTTP/1.1"), "{reply:?}");
+    assert_eq!(reply[3], 4, "a SETTINGS frame first: {reply:?}");
+    let s = stats(addr).await;
+    assert_eq!(s.timeouts.header_read, 1, "{:?}", s.timeouts);
+    assert_eq!(s.h2.connections, 1);
+}
