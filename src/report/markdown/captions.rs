@@ -172,7 +172,8 @@ fn sweep_http_text(view: &View, sweep: &Sweep) -> Vec<String> {
     );
     let mut text = vec![
         format!(
-            "From {first} to {last}, bytes per delivered comment (both ways, at the              subscribers' sockets, HTTP/2's own frames included) went: {}.",
+            "From {first} to {last}, bytes per delivered comment (both ways, at the \
+             subscribers' sockets, HTTP/2's own frames included) went: {}.",
             bytes_each.join("; ")
         ),
         format!(
@@ -181,9 +182,33 @@ fn sweep_http_text(view: &View, sweep: &Sweep) -> Vec<String> {
             connections.join("; ")
         ),
     ];
+    let overhead: Vec<String> = sweep
+        .points
+        .iter()
+        .flat_map(|p| view.cells_at(p))
+        .filter(|c| c.agreement.server_h2_overhead_in + c.agreement.server_h2_overhead_out > 0)
+        .map(|c| {
+            format!(
+                "{} at {}: {} in, {} out",
+                c.technique.name(),
+                view.point_label(&Point::of(c)),
+                bytes(c.agreement.server_h2_overhead_in as f64),
+                bytes(c.agreement.server_h2_overhead_out as f64)
+            )
+        })
+        .collect();
+    if !overhead.is_empty() {
+        text.push(format!(
+            "HTTP/2's connection-level frames (preface, SETTINGS, PING, connection \
+             WINDOW_UPDATE, GOAWAY), which the server books to no technique, over each whole \
+             cell: {}.",
+            overhead.join("; ")
+        ));
+    }
     if !memory.is_empty() {
         text.push(format!(
-            "Server memory per idle subscriber (resident memory once all were connected, less              before, over their number): {}.",
+            "Server memory per idle subscriber (resident memory once all were connected, less \
+             before, over their number): {}.",
             memory.join("; ")
         ));
     }
