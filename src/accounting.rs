@@ -164,6 +164,11 @@ const _: () = assert!(Account::COUNT <= 32);
 /// belong to the request being answered. Keep-alive clients send a request only after the
 /// previous response, so each request's bytes land in its own account. After a WebSocket
 /// upgrade the connection reads frames with no further request, so it books reads directly.
+///
+/// HTTP/2 multiplexes requests, so there the meter books nothing itself: on h2c the
+/// connection's frame books (`server::h2`) book each stream's frames to its request's
+/// account and the rest to `h2.overhead_*`; over `--tls` the handshake goes to `other` and
+/// an HTTP/2 connection's encrypted bytes to `h2.tls_*` (see the `MODE_*` constants).
 #[derive(Debug)]
 pub struct ConnMeter {
     stats: Arc<Stats>,

@@ -187,3 +187,32 @@ impl Drop for Ledger {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_booked_where_the_router_books_them() {
+        let technique = |t| Account::Technique(t);
+        assert_eq!(
+            account_of("GET", "/poll"),
+            technique(Technique::ShortPolling)
+        );
+        assert_eq!(
+            account_of("HEAD", "/long-poll"),
+            technique(Technique::LongPolling)
+        );
+        assert_eq!(account_of("GET", "/sse"), technique(Technique::Sse));
+        assert_eq!(
+            account_of("CONNECT", "/ws"),
+            technique(Technique::WebSocket)
+        );
+        assert_eq!(account_of("POST", "/comments"), Account::Publish);
+        // What the router answers with a fallback (405, 404) is `other`, as there.
+        assert_eq!(account_of("POST", "/poll"), Account::Other);
+        assert_eq!(account_of("GET", "/comments"), Account::Other);
+        assert_eq!(account_of("GET", "/stats"), Account::Other);
+        assert_eq!(account_of("GET", "/nowhere"), Account::Other);
+    }
+}
