@@ -27,10 +27,21 @@ function stream(index, parent) {
   const detail = document.createElement('p');
   detail.className = 'hint';
   detail.textContent = 'waiting for a connection';
-  box.append(header, detail);
+  const close = document.createElement('button');
+  close.type = 'button';
+  close.className = 'close';
+  close.textContent = 'Close this stream';
+  box.append(header, detail, close);
   parent.append(box);
 
   const source = new EventSource('/sse');
+  // Closing a stream frees its HTTP/1.1 connection: a waiting stream then gets it.
+  close.addEventListener('click', () => {
+    source.close();
+    box.dataset.status = 'closed';
+    status.textContent = 'closed';
+    close.disabled = true;
+  });
   source.addEventListener('connect', () => {
     box.dataset.status = 'live';
     status.textContent = 'live';
@@ -43,7 +54,7 @@ function stream(index, parent) {
     detail.textContent = `${count} comment(s), last id ${event.lastEventId}`;
   });
   source.addEventListener('error', () => {
-    if (source.readyState !== EventSource.OPEN) {
+    if (source.readyState !== EventSource.OPEN && box.dataset.status !== 'closed') {
       box.dataset.status = 'pending';
       status.textContent = 'pending';
     }

@@ -86,6 +86,18 @@ fn over_http11_the_seventh_sse_stream_waits_for_a_connection() {
             (6, 6),
             "the server saw six streams on six connections: {sse:?}"
         );
+        // Closing one stream frees its connection, and the waiting one takes it.
+        lab.browser
+            .find(Locator::Css("section[data-stream=\"1\"] button.close"))
+            .await
+            .expect("stream 1's close button")
+            .click()
+            .await
+            .expect("click close");
+        wait_seven(&lab, "the seventh to go live", |s| {
+            (s.streams[6].status == "live" && s.streams[0].status == "closed").then_some(())
+        })
+        .await;
         lab.finish().await;
     });
 }
