@@ -15,6 +15,9 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+use crate::model::faults::How;
 
 use crate::sys::kernel_count_fd;
 pub use crate::sys::{KernelCount, kernel_count};
@@ -59,6 +62,81 @@ pub struct CountingStream<S, M: Meter> {
     /// Once a blocked write was failed, every later write fails the same way (and the stall
     /// is counted once).
     failed: Option<io::ErrorKind>,
+    /// A client-side fault that can sever this connection (see [`CutSwitch`]).
+    cut: Option<Cut>,
+    /// Paced reads, for a slow subscriber (see [`CountingStream::with_pace`]).
+    pace: Option<Pace>,
+}
+
+/// Reads limited to a rate: at most a twentieth of a second's worth at a time, the next read
+/// not before the bytes already read are paid for.
+struct Pace {
+    bytes_per_s: u64,
+    /// Where a read lands before it is handed on, a twentieth of a second's worth.
+    scratch: Vec<u8>,
+    /// Not before this may the next read happen.
+    wait: Pin<Box<Sleep>>,
+}
+
+/// A subscriber's own fault switch, for client-side drops: firing it severs every live
+/// connection of that subscriber made with [`CountingStream::with_cut`], closing (FIN) or
+/// aborting (RST) the socket; connections made later are not affected.
+#[derive(Debug, Default)]
+pub struct CutSwitch {
+    armed: std::sync::Mutex<(CancellationToken, Option<How>)>,
+    /// The local port of the subscriber's newest connection (0 before any), so a fault
+    /// that acts on packets can find it.
+    port: std::sync::atomic::AtomicU32,
+}
+
+impl CutSwitch {
+    /// Notes the local port of a connection just made.
+    pub fn note_port(&self, port: u16) {
+        self.port.store(u32::from(port), Ordering::Relaxed);
+    }
+
+    /// The local port of the newest connection, if any was made.
+    pub fn port(&self) -> Option<u16> {
+        u16::try_from(self.port.load(Ordering::Relaxed))
+            .ok()
+            .filter(|p| *p != 0)
+    }
+
+    /// Severs the live connections: `How::Close` shuts the socket's sending half down at
+    /// once (a FIN) and `How::Reset` sets `SO_LINGER` 0 so its close sends an RST; either way
+    /// the owner then sees the connection fail and drops it.
+    pub fn fire(&self, how: How) {
+        let mut armed = self.armed.lock().unwrap_or_else(|p| p.into_inner());
+        armed.1 = Some(how);
+        std::mem::take(&mut armed.0).cancel();
+    }
+
+    fn watch(self: &Arc<Self>) -> Cut {
+        let token = self
+            .armed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .clone();
+        Cut {
+            fired: Box::pin(token.cancelled_owned()),
+            switch: self.clone(),
+        }
+    }
+
+    fn how(&self) -> How {
+        self.armed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .unwrap_or(How::Close)
+    }
+}
+
+/// A connection's watch on its subscriber's [`CutSwitch`].
+struct Cut {
+    fired: Pin<Box<WaitForCancellationFutureOwned>>,
+    switch: Arc<CutSwitch>,
 }
 
 impl<S, M: Meter> CountingStream<S, M> {
@@ -70,6 +148,8 @@ impl<S, M: Meter> CountingStream<S, M> {
             blocked: false,
             stall: None,
             failed: None,
+            cut: None,
+            pace: None,
         }
     }
 
@@ -81,6 +161,49 @@ impl<S, M: Meter> CountingStream<S, M> {
     /// The wrapped stream.
     pub fn get_ref(&self) -> &S {
         &self.inner
+    }
+
+    /// Lets `switch` sever this connection (a client-side fault). Needs a stream made with
+    /// [`CountingStream::tcp`], whose socket it acts on.
+    pub fn with_cut(mut self, switch: &Arc<CutSwitch>) -> Self {
+        self.cut = Some(switch.watch());
+        self
+    }
+
+    /// Reads at most `bytes_per_s` bytes a second from the socket, as a slow subscriber on a
+    /// thin link would; the kernel's receive buffer fills and the sender is held back.
+    pub fn with_pace(mut self, bytes_per_s: u64) -> Self {
+        let bytes_per_s = bytes_per_s.max(1);
+        self.pace = Some(Pace {
+            bytes_per_s,
+            scratch: vec![0; (bytes_per_s / 20).clamp(1, 64 * 1024) as usize],
+            wait: Box::pin(tokio::time::sleep(Duration::ZERO)),
+        });
+        self
+    }
+
+    /// Polled before every read and write: once the cut fired, acts on the socket (once) and
+    /// fails this and every later call, so the owner drops the connection.
+    fn poll_cut(&mut self, cx: &mut Context<'_>) -> Option<io::Error> {
+        let cut = self.cut.as_mut()?;
+        if cut.fired.as_mut().poll(cx).is_pending() {
+            return None;
+        }
+        let how = cut.switch.how();
+        if self.failed.is_none() {
+            if let Some(fd) = self.socket {
+                // Best effort: a socket the peer already closed needs nothing more.
+                let _ = match how {
+                    How::Close => crate::sys::shutdown_write(fd),
+                    How::Reset => crate::sys::set_linger_zero(fd),
+                };
+            }
+            self.failed = Some(io::ErrorKind::ConnectionAborted);
+        }
+        Some(io::Error::new(
+            io::ErrorKind::ConnectionAborted,
+            "connection severed by a client-side fault",
+        ))
     }
 }
 
@@ -97,6 +220,8 @@ impl<M: Meter> CountingStream<tokio::net::TcpStream, M> {
             blocked: false,
             stall: None,
             failed: None,
+            cut: None,
+            pace: None,
         }
     }
 }
@@ -114,11 +239,45 @@ impl<S: AsyncRead + Unpin, M: Meter> AsyncRead for CountingStream<S, M> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if let Some(error) = self.poll_cut(cx) {
+            return Poll::Ready(Err(error));
+        }
+        if self.pace.is_some() {
+            return self.poll_read_paced(cx, buf);
+        }
         let before = buf.filled().len();
         let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = &poll {
             let n = buf.filled().len() - before;
             if n > 0 {
+                self.meter.on_read(n);
+            }
+        }
+        poll
+    }
+}
+
+impl<S: AsyncRead + Unpin, M: Meter> CountingStream<S, M> {
+    /// A read through the pace: waits until the last read is paid for, then reads at most
+    /// the scratch buffer's worth.
+    fn poll_read_paced(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let pace = self.pace.as_mut().expect("called with a pace");
+        if pace.wait.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        let room = buf.remaining().min(pace.scratch.len());
+        let mut scratch = ReadBuf::new(&mut pace.scratch[..room]);
+        let poll = Pin::new(&mut self.inner).poll_read(cx, &mut scratch);
+        let n = scratch.filled().len();
+        if let Poll::Ready(Ok(())) = &poll {
+            buf.put_slice(scratch.filled());
+            if n > 0 {
+                let cost = Duration::from_secs_f64(n as f64 / pace.bytes_per_s as f64);
+                pace.wait.as_mut().reset(Instant::now() + cost);
                 self.meter.on_read(n);
             }
         }
@@ -194,6 +353,9 @@ impl<S: AsyncWrite + Unpin, M: Meter> AsyncWrite for CountingStream<S, M> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        if let Some(error) = self.poll_cut(cx) {
+            return Poll::Ready(Err(error));
+        }
         if let Some(kind) = self.failed {
             return Poll::Ready(Err(failure(kind)));
         }
@@ -206,6 +368,9 @@ impl<S: AsyncWrite + Unpin, M: Meter> AsyncWrite for CountingStream<S, M> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        if let Some(error) = self.poll_cut(cx) {
+            return Poll::Ready(Err(error));
+        }
         if let Some(kind) = self.failed {
             return Poll::Ready(Err(failure(kind)));
         }
@@ -286,5 +451,54 @@ impl Meter for ByteMeter {
                 .fetch_add(k.segs_out, Ordering::Relaxed);
             self.kernel_segs_in.fetch_add(k.segs_in, Ordering::Relaxed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+
+    /// What the peer sees when a cut fires while the owner is reading, once the owner drops
+    /// the failed stream: end of stream for a close, an error for a reset.
+    async fn peer_after_cut(how: How) -> io::Result<usize> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (mut server, _) = listener.accept().await.unwrap();
+        let switch = Arc::new(CutSwitch::default());
+        let mut stream = CountingStream::tcp(client, ByteMeter::new()).with_cut(&switch);
+        let owner = tokio::spawn(async move {
+            let mut buf = [0u8; 16];
+            let result = stream.read(&mut buf).await;
+            drop(stream);
+            result.map_err(|e| e.kind())
+        });
+        switch.fire(how);
+        let owner = tokio::time::timeout(Duration::from_secs(5), owner)
+            .await
+            .expect("the cut wakes the blocked read")
+            .unwrap();
+        assert_eq!(owner, Err(io::ErrorKind::ConnectionAborted));
+        let mut buf = [0u8; 16];
+        tokio::time::timeout(Duration::from_secs(5), server.read(&mut buf))
+            .await
+            .expect("the peer learns at once")
+    }
+
+    #[tokio::test]
+    async fn a_cut_closes_with_a_fin_or_aborts_with_a_reset() {
+        assert_eq!(peer_after_cut(How::Close).await.unwrap(), 0);
+        let reset = peer_after_cut(How::Reset).await.unwrap_err();
+        assert_eq!(reset.kind(), io::ErrorKind::ConnectionReset);
+        // Connections made after a firing are not cut by it.
+        let switch = Arc::new(CutSwitch::default());
+        switch.fire(How::Close);
+        let mut later = switch.watch();
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(later.fired.as_mut().poll(&mut cx).is_pending());
     }
 }

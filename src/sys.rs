@@ -2,7 +2,8 @@
 //! line on its block: CPU time (`getrusage`, microsecond resolution, where `/proc/self/stat`
 //! counts 10 ms ticks, too coarse for CPU per delivered comment over a short cell), the
 //! open-files limit, signalling a child, the kernel's own TCP counts (`TCP_INFO`), and
-//! `TCP_USER_TIMEOUT`, so a server notices a vanished peer in seconds.
+//! `TCP_USER_TIMEOUT`, so a server notices a vanished peer in seconds; `SO_LINGER` 0 and
+//! `shutdown`, for client-side faults.
 
 /// User plus system CPU time of this process, in seconds; 0 if the kernel will not say.
 pub fn cpu_seconds() -> f64 {
@@ -136,6 +137,44 @@ pub fn set_user_timeout(
     _timeout: std::time::Duration,
 ) -> std::io::Result<()> {
     Ok(())
+}
+
+/// Sets `SO_LINGER` to on, zero seconds, on a live socket: its close then sends an RST at
+/// once and discards unsent data, instead of the orderly FIN. A client-side fault uses it to
+/// abort a connection the way a crashed process or a middlebox would.
+pub fn set_linger_zero(fd: std::os::fd::RawFd) -> std::io::Result<()> {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: `linger` is a valid `struct linger` for setsockopt to read and the length is
+    // its size; the caller passes the descriptor of a live socket it owns.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Shuts down the sending half of a live socket: the peer gets a FIN now, whatever the
+/// socket's owner does later.
+pub fn shutdown_write(fd: std::os::fd::RawFd) -> std::io::Result<()> {
+    // SAFETY: shutdown(2) takes a descriptor and a constant; it touches no memory of ours,
+    // and the caller passes the descriptor of a live socket it owns.
+    if unsafe { libc::shutdown(fd, libc::SHUT_WR) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// Whether `error` is the kernel giving up on an unacknowledged peer (`ETIMEDOUT`, as

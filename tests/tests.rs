@@ -7,6 +7,8 @@ mod browser;
 mod conform;
 // The module graph of src/: a DAG with model at the bottom.
 mod layout;
+// The link emulator's relay: delays, bandwidth, and bytes and closes forwarded faithfully.
+mod link;
 // The load generator end to end: scenarios in, results folders out, against real servers.
 mod loadgen;
 // The server over real sockets: every technique, accounting, bad input, lifecycle.

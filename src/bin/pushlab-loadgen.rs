@@ -8,10 +8,13 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use pushlab::loadgen::conform::{self, ConformOptions, Verdict};
+use pushlab::loadgen::link::probe;
+use pushlab::loadgen::netns;
 use pushlab::loadgen::output::write_run_files;
 use pushlab::loadgen::runner::{self, RunOptions};
 use pushlab::loadgen::scenario::Scenario;
 use pushlab::loadgen::target::sibling_server_binary;
+use pushlab::model::network::{Link, describe_rate};
 use pushlab::report;
 use tokio_util::sync::CancellationToken;
 
@@ -63,6 +66,25 @@ enum Command {
         /// Scenario files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Measures an emulated link (the relay a scenario's `[network]` puts between clients and
+    /// server) and prints its round trip and bandwidth, to check the emulation.
+    Link {
+        /// Round-trip time the link adds.
+        #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
+        rtt: std::time::Duration,
+        /// Bandwidth per connection, each direction (e.g. 2mbit, 256kbit) [default: unlimited].
+        #[arg(long, value_parser = parse_rate)]
+        bandwidth: Option<u64>,
+        /// Each chunk's delay varies by up to this much either way.
+        #[arg(long, default_value = "0ms", value_parser = humantime::parse_duration)]
+        jitter: std::time::Duration,
+        /// One-byte round trips to time.
+        #[arg(long, default_value_t = 20)]
+        round_trips: usize,
+        /// How long the bulk transfer should take at the set bandwidth (its size follows).
+        #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+        transfer_time: std::time::Duration,
     },
     /// Redraws the charts and report of a run folder from its summary.json.
     Report {
@@ -121,6 +143,24 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
             };
             conform(options)
         }
+        Command::Link {
+            rtt,
+            bandwidth,
+            jitter,
+            round_trips,
+            transfer_time,
+        } => {
+            if round_trips == 0 {
+                bail!("--round-trips must be at least 1");
+            }
+            let link = Link {
+                rtt,
+                jitter,
+                bandwidth_bps: bandwidth,
+                ..Link::DIRECT
+            };
+            measure_link(link, round_trips, transfer_time)
+        }
         Command::Report { run_dir } => {
             let summary = report::load_summary(&run_dir)?;
             for path in report::write_report(&run_dir, &summary)? {
@@ -140,6 +180,20 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 .iter()
                 .map(|t| parse_target("--target", t))
                 .collect::<anyhow::Result<Vec<_>>>()?;
+            // Vanishing subscribers need a network namespace of the run's own: run again
+            // inside one (the run's process tree is all that lives there).
+            if scenario.faults.vanish.is_some() {
+                if !targets.is_empty() {
+                    return Err(netns::NetnsError::Target.into());
+                }
+                if !netns::inside() {
+                    let status = netns::rerun_inside()?;
+                    return Ok(ExitCode::from(
+                        status.code().unwrap_or(1).clamp(0, 255) as u8
+                    ));
+                }
+                netns::prepare()?;
+            }
             let options = RunOptions {
                 results_root: results,
                 targets,
@@ -187,6 +241,45 @@ async fn run(scenario: Scenario, options: RunOptions) -> anyhow::Result<ExitCode
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn parse_rate(text: &str) -> Result<u64, String> {
+    pushlab::model::network::parse_rate(text)
+}
+
+#[tokio::main]
+async fn measure_link(
+    link: Link,
+    count: usize,
+    transfer_time: std::time::Duration,
+) -> anyhow::Result<ExitCode> {
+    println!("link: {}", link.describe());
+    let times = probe::round_trips(link, count).await?;
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "round trip over {count}: min {:.1} ms, median {:.1} ms, max {:.1} ms (set: {:.1} ms)",
+        ms(*times.iter().min().expect("at least one")),
+        ms(probe::median(&times)),
+        ms(*times.iter().max().expect("at least one")),
+        ms(link.rtt)
+    );
+    // Unlimited, send enough that the copy, not the set-up, dominates.
+    let bytes = match link.bandwidth_bps {
+        Some(bps) => (bps as f64 / 8.0 * transfer_time.as_secs_f64()) as usize,
+        None => 64 << 20,
+    }
+    .max(64 * 1024);
+    let transfer = probe::transfer(link, bytes).await?;
+    let set = link
+        .bandwidth_bps
+        .map_or("unlimited".to_string(), describe_rate);
+    println!(
+        "bandwidth, server to client: {} ({} bytes in {:.3} s after the first read; set: {set})",
+        describe_rate(transfer.bits_per_second() as u64),
+        transfer.timed_bytes,
+        transfer.elapsed.as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 #[tokio::main]

@@ -49,6 +49,29 @@ pub async fn connect_counted(
     Ok(CountingStream::tcp(stream, meter))
 }
 
+/// As [`connect_counted`], with the socket's receive buffer (`SO_RCVBUF`) set to
+/// `recv_buffer` bytes before connecting, so the TCP window it advertises is that small.
+pub async fn connect_counted_small(
+    target: &Target,
+    meter: Arc<ByteMeter>,
+    recv_buffer: u32,
+) -> Result<CountingStream<TcpStream, ByteMeter>, ClientError> {
+    let error = |source| ClientError::Connect {
+        addr: target.addr,
+        source,
+    };
+    let socket = if target.addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(error)?;
+    socket.set_recv_buffer_size(recv_buffer).map_err(error)?;
+    let stream = socket.connect(target.addr).await.map_err(error)?;
+    let _ = stream.set_nodelay(true);
+    Ok(CountingStream::tcp(stream, meter))
+}
+
 /// One keep-alive connection; requests on it go one after another, as a browser's would.
 pub struct HttpConnection {
     sender: http1::SendRequest<Full<Bytes>>,
@@ -58,7 +81,14 @@ pub struct HttpConnection {
 impl HttpConnection {
     /// Connects and performs the HTTP/1.1 handshake (no bytes are sent until a request).
     pub async fn open(target: &Target, meter: Arc<ByteMeter>) -> Result<Self, ClientError> {
-        let stream = connect_counted(target, meter).await?;
+        Self::over(connect_counted(target, meter).await?, target).await
+    }
+
+    /// Performs the HTTP/1.1 handshake over a counted stream already connected to `target`.
+    pub async fn over(
+        stream: CountingStream<TcpStream, ByteMeter>,
+        target: &Target,
+    ) -> Result<Self, ClientError> {
         let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {
             let _ = connection.await;

@@ -14,7 +14,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use super::client::{ClientError, connect_counted};
 use crate::model::Target;
-use crate::net::ByteMeter;
+use crate::net::{ByteMeter, CountingStream};
+use tokio::net::TcpStream;
 
 /// One HTTP/2 connection; clones send on the same connection.
 #[derive(Clone)]
@@ -27,7 +28,15 @@ pub struct H2Connection {
 impl H2Connection {
     /// Connects and performs the HTTP/2 handshake (preface and SETTINGS).
     pub async fn open(target: &Target, meter: Arc<ByteMeter>) -> Result<Self, ClientError> {
-        let stream = DrainOnClose::new(connect_counted(target, meter).await?);
+        Self::over(connect_counted(target, meter).await?, target).await
+    }
+
+    /// Performs the HTTP/2 handshake on a counted connection to `target`.
+    pub async fn over(
+        stream: CountingStream<TcpStream, ByteMeter>,
+        target: &Target,
+    ) -> Result<Self, ClientError> {
+        let stream = DrainOnClose::new(stream);
         let (sender, connection) = http2::Builder::new(TokioExecutor::new())
             .handshake(TokioIo::new(stream))
             .await?;

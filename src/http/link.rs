@@ -16,7 +16,7 @@ use crate::net::ByteMeter;
 
 /// How a client connects.
 #[derive(Clone, Default)]
-pub enum Link {
+pub enum HttpLink {
     /// HTTP/1.1, a connection per client.
     #[default]
     H1,
@@ -26,10 +26,10 @@ pub enum Link {
     H2Shared(Arc<SharedH2>),
 }
 
-impl Link {
+impl HttpLink {
     /// Whether the link speaks HTTP/2.
     pub fn is_h2(&self) -> bool {
-        !matches!(self, Link::H1)
+        !matches!(self, HttpLink::H1)
     }
 }
 
@@ -51,7 +51,7 @@ impl SharedH2 {
     }
 
     /// The shared connection, and whether this call opened it.
-    async fn get(&self) -> Result<(H2Connection, bool), ClientError> {
+    pub async fn get(&self) -> Result<(H2Connection, bool), ClientError> {
         let mut slot = self.connection.lock().await;
         if let Some(connection) = slot.as_ref().filter(|c| c.is_open()) {
             return Ok((connection.clone(), false));
@@ -69,29 +69,6 @@ pub enum Connection {
 }
 
 impl Connection {
-    /// Connects by `link` (HTTP/1.1 and per-client HTTP/2 to `target`, counted in `meter`);
-    /// `true` with it when a TCP connection was opened for it (a shared one may exist).
-    pub async fn open(
-        link: &Link,
-        target: &Target,
-        meter: Arc<ByteMeter>,
-    ) -> Result<(Self, bool), ClientError> {
-        Ok(match link {
-            Link::H1 => (
-                Connection::H1(HttpConnection::open(target, meter).await?),
-                true,
-            ),
-            Link::H2PerClient => (
-                Connection::H2(H2Connection::open(target, meter).await?),
-                true,
-            ),
-            Link::H2Shared(shared) => {
-                let (connection, opened) = shared.get().await?;
-                (Connection::H2(connection), opened)
-            }
-        })
-    }
-
     /// Whether the server has not closed the connection.
     pub fn is_open(&self) -> bool {
         match self {

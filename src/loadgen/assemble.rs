@@ -61,6 +61,8 @@ pub fn assemble(observations: CellObservations) -> CellResult {
         redis: redis_use(&o.window),
         idle_memory: idle_memory(o),
         server_unavailable: !o.server_figures,
+        link: spec.link,
+        faults: o.faults.clone(),
     };
     cell.warnings = warnings(&cell, o).iter().map(ToString::to_string).collect();
     cell
@@ -592,6 +594,7 @@ mod tests {
                 payload_bytes: 100,
                 deployment: Default::default(),
                 http: Default::default(),
+                link: None,
             },
             audience: Audience::Broadcast,
             external_target: false,
@@ -637,6 +640,7 @@ mod tests {
                 },
                 instances: Vec::new(),
                 h2_overhead: (0, 0),
+                user_timeouts: 0,
             },
             merged: CellRecord {
                 histogram: histogram_of(&[1_000, 2_000, 3_000]),
@@ -657,6 +661,7 @@ mod tests {
                 payload_bytes: 150_000,
                 restarts_seen: 0,
             },
+            faults: None,
         }
     }
 

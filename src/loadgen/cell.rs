@@ -8,6 +8,7 @@
 //! an end-of-cell comment so each stops after a complete exchange, then compare the whole
 //! cell's bytes as counted at both ends.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -18,7 +19,9 @@ use tokio::task::{JoinError, JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use super::assemble::assemble;
-use super::deploy::{DeployPlan, Deployed, deploy};
+use super::deploy::{DeployPlan, Deployed, deploy, publish_targets, read_all, redis_info};
+use super::faults::{self, Arena, FaultHandle, FaultSlot, Injection};
+use super::link::CellLinks;
 use super::observations::{
     CellObservations, ClientMoment, CutOff, Ending, InstanceSettled, Published, ServerMoment,
     Settled, Window,
@@ -26,16 +29,21 @@ use super::observations::{
 use super::publisher::{PublishCounts, Publisher, user_name};
 use super::recorder::{self, CellProgress, Schedule, ScheduleStart, SeqSet, SubscriberRecord};
 use super::runner::{RunError, RunOptions};
-use crate::http::link::{Link, SharedH2};
+use crate::http::link::{HttpLink, SharedH2};
 use crate::model::ServerConfig;
+use crate::model::faults::{
+    DropRecovery, FaultResults, Faults, Slow, SlowComparison, TimeSummary, VanishRun,
+};
 use crate::model::results::CellResult;
 use crate::model::scenario::{Audience, CellSpec, H2Connections, HttpVersion, Scenario};
 use crate::model::stats::AccountStats;
 use crate::model::stats::StatsSnapshot;
 use crate::net::ByteMeter;
-use crate::techniques::{ClientCounters, ClientSettings, Subscriber, Technique};
+use crate::techniques::{ClientCounters, ClientSettings, Subscriber, Target, Technique};
 
-/// Runs one cell; returns its result and its latency histogram.
+/// Runs one cell; returns its result and its latency histogram. A cell with slow
+/// subscribers runs a second time without them, as its control (its server log goes to
+/// `control/logs/`), and the comparison joins the cell's fault results.
 pub async fn run_cell(
     scenario: &Scenario,
     spec: &CellSpec,
@@ -43,12 +51,114 @@ pub async fn run_cell(
     run_dir: &Path,
     options: &RunOptions,
 ) -> Result<(CellResult, Histogram<u64>), RunError> {
+    let (mut cell, histogram, slow) = run_once(scenario, spec, index, run_dir, options).await?;
+    if let (Some(figures), Some(setting)) = (slow, scenario.faults.slow) {
+        let mut control = scenario.clone();
+        control.faults.slow = None;
+        let control_dir = run_dir.join("control");
+        let logs = control_dir.join("logs");
+        std::fs::create_dir_all(&logs).map_err(|source| RunError::Write { path: logs, source })?;
+        let (control_cell, _, _) = run_once(&control, spec, index, &control_dir, options).await?;
+        let comparison = slow_comparison(&cell, &control_cell, &figures, setting);
+        cell.faults.get_or_insert_with(Default::default).slow = Some(comparison);
+    }
+    // One more run per further liveness setting, each on a fresh server with those flags; only
+    // their vanish figures are kept (the cell's own figures are the first setting's run).
+    if let Some(vanish) = &scenario.faults.vanish {
+        for (n, setting) in vanish.settings.iter().enumerate().skip(1) {
+            let mut run = scenario.clone();
+            run.faults = Faults {
+                vanish: Some(crate::model::faults::Vanish {
+                    settings: vec![*setting],
+                    ..vanish.clone()
+                }),
+                ..Faults::default()
+            };
+            let dir = run_dir.join(format!("vanish-{n}"));
+            let logs = dir.join("logs");
+            std::fs::create_dir_all(&logs)
+                .map_err(|source| RunError::Write { path: logs, source })?;
+            let (other, _, _) = run_once(&run, spec, index, &dir, options).await?;
+            let runs = other.faults.map(|f| f.vanish).unwrap_or_default();
+            cell.faults
+                .get_or_insert_with(Default::default)
+                .vanish
+                .extend(runs);
+        }
+    }
+    Ok((cell, histogram))
+}
+
+/// What the slow subscribers' cell measured of its two groups.
+struct SlowFigures {
+    slow_subscribers: u32,
+    fast_p50_us: u64,
+    fast_p99_us: u64,
+    fast_missing: u64,
+    slow_missing: u64,
+    slow_delivered: u64,
+    slow_resumed: u64,
+    /// Dropped as too slow, stalled, unresponsive or for the user timeout, whole cell (zero
+    /// across a restart).
+    dropped: u64,
+}
+
+fn slow_comparison(
+    cell: &CellResult,
+    control: &CellResult,
+    figures: &SlowFigures,
+    setting: Slow,
+) -> SlowComparison {
+    let control_p99 = control.latency.p99_us;
+    SlowComparison {
+        slow_subscribers: figures.slow_subscribers,
+        read_bytes_per_s: setting.read_bytes_per_s,
+        fast_p50_us: figures.fast_p50_us,
+        fast_p99_us: figures.fast_p99_us,
+        control_p50_us: control.latency.p50_us,
+        control_p99_us: control_p99,
+        p99_ratio: if control_p99 > 0 {
+            figures.fast_p99_us as f64 / control_p99 as f64
+        } else {
+            0.0
+        },
+        fast_missing: figures.fast_missing,
+        slow_missing: figures.slow_missing,
+        slow_delivered: figures.slow_delivered,
+        peak_rss_bytes: cell.server.peak_rss_bytes,
+        control_peak_rss_bytes: control.server.peak_rss_bytes,
+        dropped: figures.dropped,
+        control_dropped: control.server.dropped_slow,
+        slow_resumed: figures.slow_resumed,
+    }
+}
+
+/// One run of a cell; with slow subscribers, also the figures of its two groups.
+async fn run_once(
+    scenario: &Scenario,
+    spec: &CellSpec,
+    index: usize,
+    run_dir: &Path,
+    options: &RunOptions,
+) -> Result<(CellResult, Histogram<u64>, Option<SlowFigures>), RunError> {
     let plan = CellPlan::new(scenario, spec);
     let mut target = start_target(scenario, spec, &plan, index, run_dir, options).await?;
     let start_cursor = target
         .newest_id
         .unwrap_or_else(|| start_cursor(&target.instances[0].before));
-    let mut subscribers = connect_subscribers(scenario, spec, &plan, &target, start_cursor).await;
+    // Over an emulated link, everyone reaches each instance through that instance's relay.
+    let publisher_link = scenario.network.as_ref().and_then(|n| n.publisher);
+    let links = CellLinks::start(spec.link, publisher_link, &target.addrs())
+        .await
+        .map_err(RunError::Link)?;
+    let mut subscribers = connect_subscribers(
+        scenario,
+        spec,
+        &plan,
+        &links.subscribers_addrs(),
+        start_cursor,
+    )
+    .await;
     // Every subscriber connected and nothing published yet: what idle connections hold.
     let rss_connected = rss(&target.read_all().await?);
     let rss_before = target
@@ -56,11 +166,30 @@ pub async fn run_cell(
         .iter()
         .map(|i| i.before.process.rss_bytes)
         .sum();
-    let observed = publish_and_observe(scenario, spec, &plan, &subscribers, &mut target).await?;
+    let publish_targets = publish_targets(&links.publisher_addrs(), scenario.publish_to);
+    let observed = publish_and_observe(
+        scenario,
+        spec,
+        &plan,
+        &subscribers,
+        &mut target,
+        publish_targets,
+    )
+    .await?;
     let expected = expected_deliveries(scenario.audience, observed.accepted.len(), spec.clients);
     let (records, ending) = drain(scenario, &mut subscribers, &observed.publisher, expected).await;
     let server_figures = target.has_server_figures();
     let settled = settle(target, spec.technique, &subscribers).await?;
+    drop(links);
+    let faults = observed.injection.as_ref().map(|injection| {
+        fault_results(
+            &scenario.faults,
+            injection,
+            &subscribers.faults,
+            observed.schedule.window_start(),
+            observed.schedule.window_end(),
+        )
+    });
 
     let expectation = recorder::Expectation {
         schedule: &observed.schedule,
@@ -70,6 +199,41 @@ pub async fn run_cell(
     };
     let merged = recorder::merge(&records, &expectation, &observed.reconnects_by_second);
     let histogram = merged.histogram.clone();
+    let slow_count = scenario.faults.slow_count(spec.clients) as usize;
+    let slow = (scenario.faults.slow.is_some()).then(|| {
+        let whole = if settled.server_restarted {
+            Default::default()
+        } else {
+            settled.server_after - settled.server_before
+        };
+        let slow_resumed = subscribers.faults[..slow_count]
+            .iter()
+            .map(|h| h.slot.totals().connections.saturating_sub(1))
+            .sum();
+        // Broadcast only (the scenario checks it), so each group is merged on its own.
+        let (slow_records, fast_records): (Vec<_>, Vec<_>) = records
+            .into_iter()
+            .enumerate()
+            .partition(|(i, _)| *i < slow_count);
+        let strip = |group: Vec<(usize, Option<SubscriberRecord>)>| -> Vec<_> {
+            group.into_iter().map(|(_, r)| r).collect()
+        };
+        let fast = recorder::merge(&strip(fast_records), &expectation, &[]);
+        let slow = recorder::merge(&strip(slow_records), &expectation, &[]);
+        SlowFigures {
+            slow_subscribers: slow_count as u32,
+            fast_p50_us: fast.histogram.value_at_quantile(0.5),
+            fast_p99_us: fast.histogram.value_at_quantile(0.99),
+            fast_missing: fast.deliveries.missing,
+            slow_missing: slow.deliveries.missing,
+            slow_delivered: slow.deliveries.delivered,
+            slow_resumed,
+            dropped: whole.dropped_slow
+                + whole.dropped_stalled
+                + whole.dropped_unresponsive
+                + settled.user_timeouts,
+        }
+    });
     let cell = assemble(CellObservations {
         index,
         spec: *spec,
@@ -84,8 +248,9 @@ pub async fn run_cell(
         ending,
         settled,
         merged,
+        faults,
     });
-    Ok((cell, histogram))
+    Ok((cell, histogram, slow))
 }
 
 /// The cursor every subscriber starts after: the feed's newest id before publishing (ids
@@ -129,12 +294,36 @@ impl CellPlan {
 /// The server's flags for a cell: the scenario's settings, and a history long enough that
 /// no comment of the cell is evicted before every subscriber has read it.
 fn server_config(scenario: &Scenario, plan: &CellPlan) -> ServerConfig {
+    let defaults = ServerConfig::default();
     ServerConfig {
-        sse_heartbeat: scenario.sse_heartbeat,
         subscriber_queue: scenario.subscriber_queue as usize,
         history_capacity: (plan.total * 2 + 1_000_000) as usize,
-        ..ServerConfig::default()
+        // A vanish run's liveness settings (the first listed: `run_cell` runs the others).
+        sse_heartbeat: vanish_setting(scenario)
+            .and_then(|s| s.sse_heartbeat)
+            .unwrap_or(scenario.sse_heartbeat),
+        ws_ping_interval: vanish_setting(scenario)
+            .and_then(|s| s.ws_ping_interval)
+            .unwrap_or(defaults.ws_ping_interval),
+        ws_pong_timeout: vanish_setting(scenario)
+            .and_then(|s| s.ws_pong_timeout)
+            .unwrap_or(defaults.ws_pong_timeout),
+        user_timeout: vanish_setting(scenario)
+            .and_then(|s| s.user_timeout)
+            .unwrap_or(defaults.user_timeout),
+        // Server-side drops go through the admin endpoint.
+        admin: scenario
+            .faults
+            .drop
+            .iter()
+            .any(|d| d.side == crate::model::faults::Side::Server),
+        ..defaults
     }
+}
+
+/// The liveness settings of a vanish run.
+fn vanish_setting(scenario: &Scenario) -> Option<&crate::model::faults::LivenessSettings> {
+    scenario.faults.vanish.as_ref()?.settings.first()
 }
 
 /// The (comment, subscriber) pairs the accepted comments should make.
@@ -183,6 +372,8 @@ struct Subscribers {
     /// How many there are, and how many were connected when publishing began.
     clients: u32,
     ready: u64,
+    /// What the fault injector acts on, by subscriber; empty in cells without faults.
+    faults: Vec<FaultHandle>,
 }
 
 /// Starts every subscriber from the same known cursor, so none can miss a measured comment
@@ -193,39 +384,45 @@ async fn connect_subscribers(
     scenario: &Scenario,
     spec: &CellSpec,
     plan: &CellPlan,
-    target: &Deployed,
+    addrs: &[SocketAddr],
     start_cursor: u64,
 ) -> Subscribers {
     let mut subscribers = Subscribers {
         tasks: JoinSet::new(),
         stop: CancellationToken::new(),
-        meters: target.instances.iter().map(|_| ByteMeter::new()).collect(),
+        meters: addrs.iter().map(|_| ByteMeter::new()).collect(),
         counters: Arc::new(ClientCounters::default()),
         progress: Arc::new(CellProgress::default()),
         started: Arc::default(),
         clients: spec.clients,
         ready: 0,
+        faults: Vec::new(),
     };
     // HTTP/2: one connection per instance for all its subscribers, or one each.
     let shared: Vec<Arc<SharedH2>> = (0..subscribers.meters.len() as u32)
         .map(|i| {
             SharedH2::new(
-                target.subscriber_target(i),
+                Target {
+                    addr: addrs[i as usize],
+                },
                 subscribers.meters[i as usize].clone(),
             )
         })
         .collect();
     for i in 0..spec.clients {
-        let link = match (spec.http, scenario.h2_connections) {
-            (HttpVersion::H1, _) => Link::H1,
-            (HttpVersion::H2, H2Connections::PerClient) => Link::H2PerClient,
+        let http = match (spec.http, scenario.h2_connections) {
+            (HttpVersion::H1, _) => HttpLink::H1,
+            (HttpVersion::H2, H2Connections::PerClient) => HttpLink::H2PerClient,
             (HttpVersion::H2, H2Connections::Shared) => {
-                Link::H2Shared(shared[i as usize % shared.len()].clone())
+                HttpLink::H2Shared(shared[i as usize % shared.len()].clone())
             }
         };
         let subscriber = Subscriber {
-            link,
-            target: target.subscriber_target(i),
+            http,
+            // Round-robin over the instances, so each gets an equal share.
+            target: Target {
+                addr: addrs[i as usize % addrs.len()],
+            },
             user: Some(user_name(i)),
             after: Some(start_cursor),
             settings: ClientSettings {
@@ -237,6 +434,12 @@ async fn connect_subscribers(
             meter: subscribers.meters[i as usize % subscribers.meters.len()].clone(),
             counters: subscribers.counters.clone(),
             stop: subscribers.stop.child_token(),
+            cut: Arc::default(),
+            read_bytes_per_s: scenario
+                .faults
+                .slow
+                .filter(|_| i < scenario.faults.slow_count(spec.clients))
+                .map(|s| s.read_bytes_per_s),
         };
         let mut record = SubscriberRecord::new(
             subscribers.started.clone(),
@@ -245,6 +448,16 @@ async fn connect_subscribers(
             subscriber.stop.clone(),
             user_name(i),
         );
+        if !scenario.faults.is_empty() {
+            let slot = Arc::new(FaultSlot::default());
+            record = record.with_fault(slot.clone());
+            subscribers.faults.push(FaultHandle {
+                user: user_name(i),
+                cut: subscriber.cut.clone(),
+                stop: subscriber.stop.clone(),
+                slot,
+            });
+        }
         let technique = spec.technique;
         subscribers.tasks.spawn(async move {
             technique.run_client(&subscriber, &mut record).await;
@@ -286,6 +499,8 @@ struct Observed {
     /// Reconnects second by second through the window, for the timeline.
     reconnects_by_second: Vec<u64>,
     window: Window,
+    /// What the fault injector did, in cells with faults.
+    injection: Option<Injection>,
 }
 
 /// Publishes on the open-loop schedule and observes the measured window: from half a
@@ -296,6 +511,7 @@ async fn publish_and_observe(
     plan: &CellPlan,
     subscribers: &Subscribers,
     target: &mut Deployed,
+    publish_targets: Vec<Target>,
 ) -> Result<Observed, RunError> {
     let schedule = Schedule {
         start: Instant::now() + Duration::from_millis(50),
@@ -307,7 +523,7 @@ async fn publish_and_observe(
     let (monitor, reconnects) = spawn_reconnect_monitor(subscribers.counters.clone(), schedule);
     let lag = spawn_lag_probe(schedule);
     let publisher = Arc::new(Publisher::new(
-        target.publish_targets(scenario.publish_to),
+        publish_targets,
         spec.payload_bytes as usize,
         scenario.audience,
         spec.clients,
@@ -318,14 +534,61 @@ async fn publish_and_observe(
         .run_on_own_thread(schedule, subscribers.stop.clone());
 
     let technique = spec.technique;
-    tokio::time::sleep_until(schedule.window_start().into()).await;
-    let client_start = client_moment(&subscribers.counters, &subscribers.meters);
-    let server_instances_start = server_moments(&target.read_all().await?, technique);
-    let redis_start = target.redis_info().await?;
-    tokio::time::sleep_until(schedule.window_end().into()).await;
-    let client_end = client_moment(&subscribers.counters, &subscribers.meters);
-    let server_instances_end = server_moments(&target.read_all().await?, technique);
-    let redis_end = target.redis_info().await?;
+    let addrs = target.addrs();
+    // Disjoint borrows: the window's reads need every instance's `/stats` reader, a restart
+    // needs one instance's process.
+    let restart_instance = scenario.faults.restart_instance as usize;
+    let mut server = None;
+    let mut readers = Vec::with_capacity(target.instances.len());
+    for (k, instance) in target.instances.iter_mut().enumerate() {
+        if k == restart_instance {
+            server = instance.server.as_mut();
+        }
+        readers.push(&mut instance.stats);
+    }
+    let redis = target.redis.as_ref();
+    let observe = async {
+        tokio::time::sleep_until(schedule.window_start().into()).await;
+        let client_start = client_moment(&subscribers.counters, &subscribers.meters);
+        let server_instances_start = server_moments(&read_all(&mut readers).await?, technique);
+        let redis_start = redis_info(redis).await?;
+        tokio::time::sleep_until(schedule.window_end().into()).await;
+        let client_end = client_moment(&subscribers.counters, &subscribers.meters);
+        let server_instances_end = server_moments(&read_all(&mut readers).await?, technique);
+        let redis_end = redis_info(redis).await?;
+        Ok::<_, RunError>((
+            client_start,
+            server_instances_start,
+            redis_start,
+            client_end,
+            server_instances_end,
+            redis_end,
+        ))
+    };
+    let inject = async {
+        if scenario.faults.is_empty() {
+            return None;
+        }
+        let arena = Arena {
+            technique,
+            addrs,
+            handles: &subscribers.faults,
+            server,
+            restart_instance,
+            window_start: schedule.window_start(),
+            window_end: schedule.window_end(),
+        };
+        Some(faults::inject(&scenario.faults, arena).await)
+    };
+    let (observed, injection) = tokio::join!(observe, inject);
+    let (
+        client_start,
+        server_instances_start,
+        redis_start,
+        client_end,
+        server_instances_end,
+        redis_end,
+    ) = observed?;
     monitor.abort();
     let runtime_lag = lag.await.unwrap_or_else(|_| recorder::new_histogram());
     let _ = publishing.await;
@@ -355,6 +618,7 @@ async fn publish_and_observe(
             published: published(counts),
         },
         publisher,
+        injection,
     })
 }
 
@@ -574,6 +838,20 @@ async fn settle(
     let h2_overhead = instances.iter().fold((0, 0), |(i, o), instance| {
         (i + instance.h2_overhead.0, o + instance.h2_overhead.1)
     });
+    // Connections the servers closed for `--user-timeout`, over the instances that did not
+    // restart (a restarted one's counters started again).
+    let user_timeouts = target
+        .instances
+        .iter()
+        .zip(&last)
+        .filter(|(instance, after)| after.started_at_us == instance.before.started_at_us)
+        .map(|(instance, after)| {
+            after
+                .timeouts
+                .user_timeout
+                .saturating_sub(instance.before.timeouts.user_timeout)
+        })
+        .sum();
     target.stop().await;
     let (client_up, client_down) = byte_totals(&subscribers.meters);
     let mut kernel_sockets = 0;
@@ -596,6 +874,7 @@ async fn settle(
             .map(|i| i.after)
             .fold(Default::default(), |a, b| a + b),
         server_restarted: instances.iter().any(|i| i.restarted),
+        user_timeouts,
         client_up,
         client_down,
         kernel_sockets,
@@ -603,6 +882,76 @@ async fn settle(
         instances,
         h2_overhead,
     })
+}
+
+/// What the faults did, from the injector's log and every subscriber's slot.
+fn fault_results(
+    faults: &Faults,
+    injection: &Injection,
+    handles: &[FaultHandle],
+    window_start: Instant,
+    window_end: Instant,
+) -> FaultResults {
+    let totals: Vec<_> = handles.iter().map(|h| h.slot.totals()).collect();
+    // Over the drops of entry `Some(i)`, or of every `drop` entry (a restart's are apart).
+    let summary = |entry: Option<usize>| {
+        let of = |e: &usize| entry.map_or(*e != faults::RESTART_ENTRY, |i| i == *e);
+        let times = totals
+            .iter()
+            .flat_map(|t| {
+                t.recoveries
+                    .iter()
+                    .filter(|(e, _)| of(e))
+                    .map(|(_, us)| *us)
+            })
+            .collect();
+        let unrecovered = totals
+            .iter()
+            .flat_map(|t| t.unrecovered.iter().filter(|e| of(e)))
+            .count();
+        let drops = totals
+            .iter()
+            .flat_map(|t| t.drops.iter().filter(|e| of(e)))
+            .count();
+        (drops as u64, TimeSummary::of(times, unrecovered as u64))
+    };
+    let (drops, recovery) = summary(None);
+    FaultResults {
+        events: injection.events.clone(),
+        drops,
+        recovery,
+        recovery_by_drop: faults
+            .drop
+            .iter()
+            .enumerate()
+            .map(|(i, drop)| {
+                let (drops, recovery) = summary(Some(i));
+                DropRecovery {
+                    side: drop.side,
+                    how: drop.how,
+                    drops,
+                    recovery,
+                }
+            })
+            .collect(),
+        restarts: injection.restarts,
+        restart_recovery: (injection.restarts > 0).then(|| summary(Some(faults::RESTART_ENTRY)).1),
+        close_detection: injection
+            .closed
+            .map(|(at, closed)| faults::close_detection(&injection.samples, at, closed)),
+        connections_open: faults::open_series(&injection.samples, window_start),
+        errors: injection.errors.clone(),
+        slow: None,
+        vanish: match (&faults.vanish, injection.vanished) {
+            (Some(vanish), Some((at, vanished))) => vec![VanishRun {
+                settings: vanish.settings[0],
+                vanished,
+                detection: faults::close_detection(&injection.samples, at, vanished),
+                watched_ms: window_end.saturating_duration_since(at).as_millis() as u64,
+            }],
+            _ => Vec::new(),
+        },
+    }
 }
 
 #[cfg(test)]
@@ -626,6 +975,7 @@ mod tests {
             payload_bytes: 100,
             deployment: Default::default(),
             http: Default::default(),
+            link: None,
         }
     }
 

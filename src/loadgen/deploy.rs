@@ -163,14 +163,8 @@ impl Instance {
 impl Deployed {
     /// Every instance's `/stats` now, in instance order (all zero for one without it).
     pub async fn read_all(&mut self) -> Result<Vec<StatsSnapshot>, TargetError> {
-        let mut snapshots = Vec::with_capacity(self.instances.len());
-        for instance in &mut self.instances {
-            snapshots.push(match &mut instance.stats {
-                Some(stats) => stats.read().await?,
-                None => StatsSnapshot::default(),
-            });
-        }
-        Ok(snapshots)
+        let mut readers: Vec<_> = self.instances.iter_mut().map(|i| &mut i.stats).collect();
+        read_all(&mut readers).await
     }
 
     /// True when every instance serves `/stats`, so the server side's figures exist.
@@ -178,35 +172,9 @@ impl Deployed {
         self.instances.iter().all(|i| i.stats.is_some())
     }
 
-    /// The instance subscriber `i` connects to: round-robin, so each gets an equal share.
-    pub fn subscriber_target(&self, i: u32) -> Target {
-        let n = self.instances.len();
-        Target {
-            addr: self.instances[i as usize % n].addr,
-        }
-    }
-
-    /// The instances the publisher posts to, in turn.
-    pub fn publish_targets(&self, publish_to: PublishTo) -> Vec<Target> {
-        let targets = self.instances.iter().map(|i| Target { addr: i.addr });
-        match publish_to {
-            PublishTo::One => targets.take(1).collect(),
-            PublishTo::All => targets.collect(),
-        }
-    }
-
-    /// Redis's figures now, when the cell started one.
-    pub async fn redis_info(&self) -> Result<Option<RedisInfo>, DeployError> {
-        let Some(redis) = &self.redis else {
-            return Ok(None);
-        };
-        let client = redis::Client::open(redis.url())?;
-        let mut connection = client.get_multiplexed_async_connection().await?;
-        let text: String = redis::cmd("INFO")
-            .arg("all")
-            .query_async(&mut connection)
-            .await?;
-        Ok(Some(RedisInfo::parse(&text)))
+    /// The instances' addresses, in instance order.
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        self.instances.iter().map(|i| i.addr).collect()
     }
 
     /// Stops every instance the cell started (SIGTERM, then kill), then Redis.
@@ -217,6 +185,44 @@ impl Deployed {
             }
         }
         drop(self.redis);
+    }
+}
+
+/// Each reader's `/stats` now, in order (all zero where an instance has none).
+pub async fn read_all(
+    readers: &mut [&mut Option<StatsReader>],
+) -> Result<Vec<StatsSnapshot>, TargetError> {
+    let mut snapshots = Vec::with_capacity(readers.len());
+    for reader in readers.iter_mut() {
+        snapshots.push(match reader {
+            Some(stats) => stats.read().await?,
+            None => StatsSnapshot::default(),
+        });
+    }
+    Ok(snapshots)
+}
+
+/// A Redis's figures now, when the cell started one.
+pub async fn redis_info(redis: Option<&RedisServer>) -> Result<Option<RedisInfo>, DeployError> {
+    let Some(redis) = redis else {
+        return Ok(None);
+    };
+    let client = redis::Client::open(redis.url())?;
+    let mut connection = client.get_multiplexed_async_connection().await?;
+    let text: String = redis::cmd("INFO")
+        .arg("all")
+        .query_async(&mut connection)
+        .await?;
+    Ok(Some(RedisInfo::parse(&text)))
+}
+
+/// The addresses the publisher posts to, in turn: the first instance's, or every one's.
+/// (Over an emulated link these are the relays' in front of the instances.)
+pub fn publish_targets(addrs: &[SocketAddr], publish_to: PublishTo) -> Vec<Target> {
+    let targets = addrs.iter().map(|&addr| Target { addr });
+    match publish_to {
+        PublishTo::One => targets.take(1).collect(),
+        PublishTo::All => targets.collect(),
     }
 }
 

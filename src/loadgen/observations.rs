@@ -36,6 +36,8 @@ pub struct CellObservations {
     pub settled: Settled,
     /// Every subscriber's record, merged against what was expected.
     pub merged: CellRecord,
+    /// What the scenario's faults did, in cells with faults.
+    pub faults: Option<crate::model::faults::FaultResults>,
 }
 
 /// The subscribers' counters, summed over all of them, at one moment.
@@ -181,6 +183,9 @@ pub struct Settled {
     /// The kernel's totals over the subscribers' closed sockets, and how many sockets.
     pub kernel_sockets: u64,
     pub kernel: KernelCount,
+    /// Connections the server closed for `--user-timeout` over the cell (zero across a
+    /// restart): the kernel gave up on a peer that acknowledged nothing.
+    pub user_timeouts: u64,
     /// Each instance's own, whose sums are the fields above.
     pub instances: Vec<InstanceSettled>,
     /// Over HTTP/2: the servers' `h2.overhead_in` / `overhead_out` over the cell, summed:

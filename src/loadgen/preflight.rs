@@ -56,7 +56,16 @@ pub fn check(scenario: &Scenario, own_server: bool) -> Result<Preflight, Preflig
     // Open-loop publishing keeps about rate x latency POSTs in flight; allow for stalls.
     let publisher_connections = ((max_rate * 0.05).ceil() as u64).clamp(2, 256);
     let fd_limit = crate::sys::raise_open_files_limit();
-    let loadgen_fds_needed = clients + publisher_connections + LOADGEN_BASE_FDS;
+    // Over an emulated link each connection through the relay costs the load generator two
+    // more descriptors: the relay's accepted socket and its own to the server.
+    let relayed = |n: u64, through_relay: bool| if through_relay { 3 * n } else { n };
+    let network = scenario.network.as_ref();
+    let loadgen_fds_needed = relayed(clients, network.is_some())
+        + relayed(
+            publisher_connections,
+            network.is_some_and(|n| n.publisher.is_some()),
+        )
+        + LOADGEN_BASE_FDS;
     // Each instance is a process of its own and gets its round-robin share of the clients.
     let clients_per_instance = scenario
         .clients

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use tokio_util::sync::CancellationToken;
 
+use super::faults::FaultSlot;
 use crate::feed::Comment;
 use crate::model::results::{Deliveries, TimelinePoint};
 use crate::techniques::{DeliverySink, Gone, GoneCause};
@@ -177,6 +178,8 @@ pub struct SubscriberRecord {
     /// before the subscriber learned of it (exclusive) to the first one after (exclusive;
     /// `None` until it arrives).
     restart_gaps: Vec<(Option<u64>, Option<u64>)>,
+    /// This subscriber's fault state, in cells with faults.
+    fault: Option<Arc<FaultSlot>>,
 }
 
 impl SubscriberRecord {
@@ -204,7 +207,23 @@ impl SubscriberRecord {
             in_window: 0,
             last_seq: None,
             restart_gaps: Vec::new(),
+            fault: None,
         }
+    }
+
+    /// Shares this subscriber's fault state with the injector.
+    pub fn with_fault(mut self, slot: Arc<FaultSlot>) -> Self {
+        self.fault = Some(slot);
+        self
+    }
+
+    /// The last sequence number this subscriber may be expected to have: the last it had
+    /// before it closed for good (`close_page`); `None` when it stayed.
+    fn horizon(&self) -> Option<u64> {
+        self.fault
+            .as_ref()
+            .filter(|slot| slot.has_left())
+            .map(|_| self.last_seq.unwrap_or(0))
     }
 
     /// Whether sequence number `seq` falls in a span lost to a restart.
@@ -225,6 +244,9 @@ impl DeliverySink for SubscriberRecord {
         else {
             return;
         };
+        if let Some(slot) = &self.fault {
+            slot.delivered(received_at);
+        }
         if comment.to.as_deref().is_some_and(|to| to != self.user) {
             self.misdelivered += 1;
             return;
@@ -261,6 +283,12 @@ impl DeliverySink for SubscriberRecord {
             received_us: received.as_micros() as u64,
         });
         self.progress.delivered.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn connected(&mut self) {
+        if let Some(slot) = &self.fault {
+            slot.connected();
+        }
     }
 
     /// A restart opens a span of lost sequence numbers; an eviction is plain loss (the
@@ -352,14 +380,15 @@ pub fn merge(
             per_second[second].saturating_record(sample.latency_us);
         }
         deliveries.delivered_in_window += record.in_window;
+        let horizon = record.horizon();
         for index in 0..measured {
+            let seq = expect.schedule.first_measured + index as u64;
             let (expected, seen) = (
-                expect.expects(subscriber, index),
+                expect.expects(subscriber, index) && horizon.is_none_or(|last| seq <= last),
                 record.seen.contains(index),
             );
             deliveries.expected += u64::from(expected);
             if expected && !seen {
-                let seq = expect.schedule.first_measured + index as u64;
                 if record.lost_to_restart(seq) {
                     deliveries.lost_to_restart += 1;
                 } else {

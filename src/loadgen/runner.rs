@@ -46,6 +46,8 @@ pub enum RunError {
     },
     #[error("interrupted")]
     Interrupted,
+    #[error("starting the link emulator: {0}")]
+    Link(std::io::Error),
 }
 
 /// What a run produced.

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::model::ServerConfig;
+use crate::model::network::{Link, Network, Stall, parse_rate};
 pub use crate::model::scenario::{
     Audience, CellSpec, Deployment, FeedKind, H2_MAX_CONCURRENT_STREAMS, H2Connections,
     HttpVersion, PublishTo, RedisPersistence, Scenario,
@@ -41,7 +42,7 @@ pub enum OneOrMany<T> {
 }
 
 impl<T: Clone> OneOrMany<T> {
-    fn into_vec(self) -> Vec<T> {
+    pub(super) fn into_vec(self) -> Vec<T> {
         match self {
             OneOrMany::One(value) => vec![value],
             OneOrMany::Many(values) => values,
@@ -66,6 +67,40 @@ struct RawScenario {
     server: Option<RawServer>,
     http: Option<OneOrMany<String>>,
     h2_connections: Option<String>,
+    faults: Option<super::faults_scenario::RawFaults>,
+    network: Option<RawNetwork>,
+}
+
+/// `[network]`: the subscribers' link, whose `rtt`, `bandwidth` and `aggregate_bandwidth` may
+/// be lists (sweeps), and `[network.publisher]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNetwork {
+    rtt: Option<OneOrMany<String>>,
+    jitter: Option<String>,
+    bandwidth: Option<OneOrMany<String>>,
+    aggregate_bandwidth: Option<OneOrMany<String>>,
+    stall: Option<RawStall>,
+    publisher: Option<RawLink>,
+}
+
+/// `[network.publisher]`: one link, nothing swept.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLink {
+    rtt: Option<String>,
+    jitter: Option<String>,
+    bandwidth: Option<String>,
+    aggregate_bandwidth: Option<String>,
+    stall: Option<RawStall>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStall {
+    every: String,
+    #[serde(rename = "for")]
+    length: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -202,6 +237,47 @@ impl Validator<'_> {
                 }
             }
         }
+        let network = raw.network.map(|n| self.network(n)).transpose()?;
+        let faults = match raw.faults {
+            Some(faults) => {
+                faults.validate(|key, message| self.invalid(key, message), timing.duration)?
+            }
+            None => Default::default(),
+        };
+        // A shared HTTP/2 connection belongs to no one subscriber: cutting, pacing or
+        // black-holing "a share of the subscribers" would hit all of them, or none.
+        let per_subscriber_faults = !faults.drop.is_empty()
+            || faults.close_page.is_some()
+            || faults.slow.is_some()
+            || faults.vanish.is_some();
+        if per_subscriber_faults
+            && http.contains(&HttpVersion::H2)
+            && h2_connections == H2Connections::Shared
+        {
+            return Err(self.invalid(
+                "h2_connections",
+                "faults that act on a share of the subscribers (drop, close_page, slow, vanish) \
+                 need their own connections: use h2_connections = \"per-client\" with http = \"2\"",
+            ));
+        }
+        if let Some(fewest) = server.deployments.iter().map(|d| d.instances).min()
+            && !faults.restart.is_empty()
+            && faults.restart_instance >= fewest
+        {
+            return Err(self.invalid(
+                "faults.restart_instance",
+                format!(
+                    "is {}, but a deployment has only {fewest} instance(s), numbered from 0",
+                    faults.restart_instance
+                ),
+            ));
+        }
+        if faults.slow.is_some() && audience == Audience::PerUser {
+            return Err(self.invalid(
+                "faults.slow",
+                "needs publish.audience = \"broadcast\", so the slow and the other subscribers expect the same comments",
+            ));
+        }
         Ok(Scenario {
             name,
             description: raw.description.trim().to_string(),
@@ -222,6 +298,8 @@ impl Validator<'_> {
             redis_persistence: server.redis_persistence,
             http,
             h2_connections,
+            network,
+            faults,
         })
     }
 
@@ -559,6 +637,113 @@ struct ServerSettings {
     redis_persistence: RedisPersistence,
 }
 
+/// The longest round trip, jitter or stall a scenario may set: beyond it the link is not a
+/// network any client would stay on.
+const LINK_LIMIT: Duration = Duration::from_secs(10);
+
+impl Validator<'_> {
+    fn network(&self, raw: RawNetwork) -> Result<Network, ScenarioError> {
+        let rtts = match raw.rtt {
+            Some(list) => list
+                .into_vec()
+                .iter()
+                .map(|t| self.link_duration("network.rtt", t))
+                .collect::<Result<Vec<_>, _>>()?,
+            None => vec![Duration::ZERO],
+        };
+        if rtts.is_empty() {
+            return Err(self.invalid("network.rtt", "must hold at least one round trip"));
+        }
+        let bandwidths_bps = self.rates_list("network.bandwidth", raw.bandwidth)?;
+        let aggregates_bps =
+            self.rates_list("network.aggregate_bandwidth", raw.aggregate_bandwidth)?;
+        let jitter = match &raw.jitter {
+            Some(text) => self.link_duration("network.jitter", text)?,
+            None => Duration::ZERO,
+        };
+        let stall = raw
+            .stall
+            .map(|s| self.stall("network.stall", &s))
+            .transpose()?;
+        let subscribers = Link {
+            rtt: rtts[0],
+            jitter,
+            bandwidth_bps: bandwidths_bps.first().copied(),
+            aggregate_bps: aggregates_bps.first().copied(),
+            stall,
+        };
+        let publisher = raw
+            .publisher
+            .map(|p| self.link("network.publisher", &p))
+            .transpose()?;
+        Ok(Network {
+            subscribers,
+            rtts,
+            bandwidths_bps,
+            aggregates_bps,
+            publisher,
+        })
+    }
+
+    fn link(&self, prefix: &str, raw: &RawLink) -> Result<Link, ScenarioError> {
+        let duration = |key: &str, text: &Option<String>| match text {
+            Some(text) => self.link_duration(&format!("{prefix}.{key}"), text),
+            None => Ok(Duration::ZERO),
+        };
+        let rate = |key: &str, text: &Option<String>| {
+            text.as_deref()
+                .map(|t| {
+                    parse_rate(t)
+                        .map_err(|message| self.invalid(&format!("{prefix}.{key}"), message))
+                })
+                .transpose()
+        };
+        Ok(Link {
+            rtt: duration("rtt", &raw.rtt)?,
+            jitter: duration("jitter", &raw.jitter)?,
+            bandwidth_bps: rate("bandwidth", &raw.bandwidth)?,
+            aggregate_bps: rate("aggregate_bandwidth", &raw.aggregate_bandwidth)?,
+            stall: raw
+                .stall
+                .as_ref()
+                .map(|s| self.stall(&format!("{prefix}.stall"), s))
+                .transpose()?,
+        })
+    }
+
+    fn link_duration(&self, key: &str, text: &str) -> Result<Duration, ScenarioError> {
+        let duration = self.duration(key, text)?;
+        if duration > LINK_LIMIT {
+            return Err(self.invalid(key, "must be at most 10s"));
+        }
+        Ok(duration)
+    }
+
+    fn rates_list(
+        &self,
+        key: &str,
+        raw: Option<OneOrMany<String>>,
+    ) -> Result<Vec<u64>, ScenarioError> {
+        let texts = raw.map_or(Vec::new(), OneOrMany::into_vec);
+        texts
+            .iter()
+            .map(|t| parse_rate(t).map_err(|message| self.invalid(key, message)))
+            .collect()
+    }
+
+    fn stall(&self, key: &str, raw: &RawStall) -> Result<Stall, ScenarioError> {
+        let every = self.positive_duration(&format!("{key}.every"), &raw.every)?;
+        let length = self.positive_duration(&format!("{key}.for"), &raw.length)?;
+        if length >= every || every > Duration::from_secs(3600) {
+            return Err(self.invalid(
+                key,
+                "`for` must be shorter than `every` (and `every` at most 1h)",
+            ));
+        }
+        Ok(Stall { every, length })
+    }
+}
+
 /// A scenario's durations, checked.
 struct Timing {
     duration: Duration,
@@ -588,6 +773,35 @@ rate = 10
         assert_eq!(scenario.cells().len(), 4);
         assert_eq!(scenario.audience, Audience::Broadcast);
         assert_eq!(scenario.payload_bytes, [100]);
+    }
+
+    #[test]
+    fn a_network_table_sweeps_the_round_trip() {
+        let text = format!(
+            "{GOOD}[network]\nrtt = [\"0ms\", \"100ms\"]\nbandwidth = \"2mbit\"\n\
+             jitter = \"10ms\"\nstall = {{ every = \"10s\", for = \"300ms\" }}\n\
+             [network.publisher]\nrtt = \"20ms\"\n"
+        );
+        let scenario = Scenario::parse(&text, "t.toml").unwrap();
+        let cells = scenario.cells();
+        assert_eq!(cells.len(), 8);
+        let link = cells[4].link.unwrap();
+        assert_eq!(link.rtt, Duration::from_millis(100));
+        assert_eq!(link.bandwidth_bps, Some(2_000_000));
+        assert_eq!(link.stall.unwrap().length, Duration::from_millis(300));
+        let network = scenario.network.as_ref().unwrap();
+        assert_eq!(network.publisher.unwrap().rtt, Duration::from_millis(20));
+        assert!(
+            Scenario::parse(GOOD, "t.toml").unwrap().cells()[0]
+                .link
+                .is_none()
+        );
+        let bad = text.replace("\"2mbit\"", "\"2mb\"");
+        let error = Scenario::parse(&bad, "t.toml").unwrap_err().to_string();
+        assert!(error.contains("`network.bandwidth`"), "{error}");
+        let bad = text.replace("\"300ms\"", "\"20s\"");
+        let error = Scenario::parse(&bad, "t.toml").unwrap_err().to_string();
+        assert!(error.contains("`network.stall`"), "{error}");
     }
 
     #[test]
@@ -663,6 +877,19 @@ rate = 10
             "{error}"
         );
         let per_client = crowded.replace("duration", "h2_connections = \"per-client\"\nduration");
+        assert!(Scenario::parse(&per_client, "t.toml").is_ok());
+        // Faults on a share of the subscribers need connections of their own.
+        let faulted = GOOD.replace("duration", "http = \"2\"\nduration")
+            + "[faults]\nclose_page = { at = \"1s\", share = 0.1 }\n";
+        let error = Scenario::parse(&faulted, "t.toml").unwrap_err().to_string();
+        assert!(
+            error.contains("`h2_connections`") && error.contains("per-client"),
+            "{error}"
+        );
+        let per_client = faulted.replace(
+            "http = \"2\"",
+            "http = \"2\"\nh2_connections = \"per-client\"",
+        );
         assert!(Scenario::parse(&per_client, "t.toml").is_ok());
     }
 

@@ -49,6 +49,8 @@ pub struct ServerLaunch {
 pub struct ServerProcess {
     child: Child,
     pub addr: SocketAddr,
+    /// How it was started, to start it again on the same address (`restart`).
+    launch: ServerLaunch,
 }
 
 impl ServerProcess {
@@ -57,8 +59,22 @@ impl ServerProcess {
             binary: launch.log.clone(),
             source,
         })?;
+        let (child, addr) = Self::spawn(launch, "127.0.0.1:0", log).await?;
+        Ok(Self {
+            child,
+            addr,
+            launch: launch.clone(),
+        })
+    }
+
+    /// Starts the binary on `bind` and reads the address it prints.
+    async fn spawn(
+        launch: &ServerLaunch,
+        bind: &str,
+        log: std::fs::File,
+    ) -> Result<(Child, SocketAddr), TargetError> {
         let mut child = Command::new(&launch.binary)
-            .args(["--bind", "127.0.0.1:0"])
+            .args(["--bind", bind])
             .args(&launch.args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -86,11 +102,33 @@ impl ServerProcess {
             .ok_or_else(|| no_address(format!("first line was {line:?}")))?;
         // Keep reading stdout so the server never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Self { child, addr })
+        Ok((child, addr))
+    }
+
+    /// Stops the server as `stop` does, then starts it again with the same flags on the same
+    /// address, so clients reconnect where they were; its log continues in the same file.
+    /// Returns when the new process listens.
+    pub async fn restart(&mut self) -> Result<(), TargetError> {
+        self.terminate().await;
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.launch.log)
+            .map_err(|source| TargetError::Spawn {
+                binary: self.launch.log.clone(),
+                source,
+            })?;
+        let (child, addr) = Self::spawn(&self.launch, &self.addr.to_string(), log).await?;
+        self.child = child;
+        self.addr = addr;
+        Ok(())
     }
 
     /// Sends SIGTERM and waits up to five seconds for a clean exit, then kills.
     pub async fn stop(mut self) {
+        self.terminate().await;
+    }
+
+    async fn terminate(&mut self) {
         if let Some(pid) = self.child.id() {
             crate::sys::terminate(pid);
         }

@@ -7,6 +7,8 @@
 //! `model` <- `report` <- `loadgen` (which also drives `techniques` and `http`).
 
 pub mod comment;
+pub mod faults;
+pub mod network;
 pub mod results;
 pub mod scenario;
 pub mod server_config;

@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::faults::FaultResults;
+use super::network::Link;
 use super::scenario::{Audience, Deployment, HttpVersion, Scenario};
 use super::technique::Technique;
 
@@ -74,6 +76,13 @@ pub struct CellResult {
     pub timeline: Vec<TimelinePoint>,
     /// Anything a reader must know before trusting the cell (loss, generator-bound, ...).
     pub warnings: Vec<String>,
+    /// What the scenario's faults did; absent from cells without faults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faults: Option<FaultResults>,
+    /// The emulated link the subscribers were on; `None` on plain loopback (every run
+    /// before `[network]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<Link>,
     /// How the server was deployed; left out for one in-memory server, as before the key.
     #[serde(default, skip_serializing_if = "Deployment::is_default")]
     pub deployment: Deployment,

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::faults::Faults;
+use super::network::{Link, Network};
 use super::technique::Technique;
 
 /// Who each comment is addressed to.
@@ -59,6 +61,13 @@ pub struct Scenario {
     pub sse_heartbeat: Duration,
     /// The server's per-subscriber queue when the load generator starts the server.
     pub subscriber_queue: u32,
+    /// Faults injected in every cell (`[faults]`); absent from runs made without.
+    #[serde(default, skip_serializing_if = "Faults::is_empty")]
+    pub faults: Faults,
+    /// The emulated link between clients and server; `None` (no `[network]` table) is
+    /// plain loopback, as every run before links were emulated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<Network>,
     /// How the load generator deploys the server for each cell, swept like the other keys:
     /// one process with its in-memory feed (the default), or instances over a Redis feed.
     #[serde(
@@ -263,27 +272,37 @@ pub struct CellSpec {
     pub payload_bytes: u32,
     pub deployment: Deployment,
     pub http: HttpVersion,
+    /// The subscribers' link for this cell; `None` without a `[network]` table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<Link>,
 }
 
 impl Scenario {
-    /// The cells in run order: sweeps outermost, techniques innermost, so cells that are
+    /// The cells in run order: the link's sweeps outermost, techniques innermost, so cells that are
     /// compared with each other run close together in time.
     pub fn cells(&self) -> Vec<CellSpec> {
         let mut cells = Vec::new();
-        for &payload_bytes in &self.payload_bytes {
-            for &rate in &self.rates {
-                for &clients in &self.clients {
-                    for &deployment in &self.deployments {
-                        for &http in &self.http {
-                            for &technique in &self.techniques {
-                                cells.push(CellSpec {
-                                    technique,
-                                    clients,
-                                    rate,
-                                    payload_bytes,
-                                    deployment,
-                                    http,
-                                });
+        let links = match &self.network {
+            Some(network) => network.links().into_iter().map(Some).collect(),
+            None => vec![None],
+        };
+        for link in links {
+            for &payload_bytes in &self.payload_bytes {
+                for &rate in &self.rates {
+                    for &clients in &self.clients {
+                        for &deployment in &self.deployments {
+                            for &http in &self.http {
+                                for &technique in &self.techniques {
+                                    cells.push(CellSpec {
+                                        technique,
+                                        clients,
+                                        rate,
+                                        payload_bytes,
+                                        deployment,
+                                        link,
+                                        http,
+                                    });
+                                }
                             }
                         }
                     }

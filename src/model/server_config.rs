@@ -80,7 +80,8 @@ pub struct ServerConfig {
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub ws_pong_timeout: Duration,
     /// Enables POST /admin/drop?technique=T, which drops the live connections of one
-    /// technique (for fault tests and demonstrations). Off by default.
+    /// technique (for fault tests and demonstrations); `&users=a,b` or `&share=0.1` drops only
+    /// some users' connections. Off by default.
     #[arg(long)]
     pub admin: bool,
     /// Serves TLS with a self-signed certificate made at start (for localhost and

@@ -15,6 +15,12 @@ pub enum Dim {
     Clients,
     Rate,
     Payload,
+    /// The emulated link's round trip, ms (runs with a `[network]` table only).
+    Rtt,
+    /// The link's bandwidth per connection, kbit/s.
+    Bandwidth,
+    /// The link's bandwidth shared by all connections, kbit/s.
+    SharedBandwidth,
     /// The server's deployment, by `Deployment::code`: 0 for one in-memory server, n for n
     /// instances over Redis.
     Deployment,
@@ -23,10 +29,13 @@ pub enum Dim {
 }
 
 impl Dim {
-    pub const ALL: [Dim; 5] = [
+    pub const ALL: [Dim; 8] = [
         Dim::Clients,
         Dim::Rate,
         Dim::Payload,
+        Dim::Rtt,
+        Dim::Bandwidth,
+        Dim::SharedBandwidth,
         Dim::Deployment,
         Dim::Http,
     ];
@@ -36,6 +45,9 @@ impl Dim {
             Dim::Clients => f64::from(point.clients),
             Dim::Rate => point.rate,
             Dim::Payload => f64::from(point.payload_bytes),
+            Dim::Rtt => point.rtt_us.map_or(0.0, |us| us as f64 / 1000.0),
+            Dim::Bandwidth => point.bandwidth_bps.map_or(0.0, |b| b as f64 / 1000.0),
+            Dim::SharedBandwidth => point.aggregate_bps.map_or(0.0, |b| b as f64 / 1000.0),
             Dim::Deployment => f64::from(point.deployment.code()),
             Dim::Http => point.http.code(),
         }
@@ -50,6 +62,21 @@ impl Dim {
         }
     }
 
+    /// Whether the point has this key at all: the link's keys only over an emulated link,
+    /// the deployment only when it is not one in-memory server, the HTTP version only when
+    /// it is not HTTP/1.1, so runs on plain loopback with one server over HTTP/1.1 describe
+    /// their points as they always did.
+    pub fn applies(self, point: &Point) -> bool {
+        match self {
+            Dim::Clients | Dim::Rate | Dim::Payload => true,
+            Dim::Rtt => point.rtt_us.is_some(),
+            Dim::Bandwidth => point.bandwidth_bps.is_some(),
+            Dim::SharedBandwidth => point.aggregate_bps.is_some(),
+            Dim::Deployment => !point.deployment.is_default(),
+            Dim::Http => !point.http.is_default(),
+        }
+    }
+
     /// The deployment a `Dim::Deployment` value stands for.
     fn deployment(value: f64) -> Deployment {
         match value as u32 {
@@ -61,23 +88,15 @@ impl Dim {
         }
     }
 
-    /// Whether a point's value of this key goes into its description: a key that every run
-    /// before it had at one value (the deployment) is left out at that value, so those runs'
-    /// reports read as they did.
-    fn shown(self, point: &Point) -> bool {
-        match self {
-            Dim::Deployment => !point.deployment.is_default(),
-            Dim::Http => !point.http.is_default(),
-            _ => true,
-        }
-    }
-
     /// The chart axis title, with its unit.
     pub fn axis_label(self) -> &'static str {
         match self {
             Dim::Clients => "clients (concurrent subscribers)",
             Dim::Rate => "publish rate (comments per second)",
             Dim::Payload => "comment size (bytes)",
+            Dim::Rtt => "round-trip time of the link (ms)",
+            Dim::Bandwidth => "bandwidth per connection (kbit/s)",
+            Dim::SharedBandwidth => "bandwidth shared by all subscribers (kbit/s)",
             Dim::Deployment => "server deployment (in-memory feed, or instances over Redis)",
             Dim::Http => "HTTP version of the subscribers",
         }
@@ -89,6 +108,9 @@ impl Dim {
             Dim::Clients => "clients",
             Dim::Rate => "rate",
             Dim::Payload => "payload",
+            Dim::Rtt => "rtt",
+            Dim::Bandwidth => "bandwidth",
+            Dim::SharedBandwidth => "shared-bandwidth",
             Dim::Deployment => "deployment",
             Dim::Http => "http",
         }
@@ -99,6 +121,9 @@ impl Dim {
             Dim::Clients => "client count",
             Dim::Rate => "publish rate",
             Dim::Payload => "comment size",
+            Dim::Rtt => "round-trip time",
+            Dim::Bandwidth => "bandwidth per connection",
+            Dim::SharedBandwidth => "shared bandwidth",
             Dim::Deployment => "deployment",
             Dim::Http => "HTTP version",
         }
@@ -112,6 +137,9 @@ impl Dim {
             Dim::Rate if value == 1.0 => "1 comment/s".into(),
             Dim::Rate => format!("{} comments/s", num(value)),
             Dim::Payload => format!("{} B comments", num(value)),
+            Dim::Rtt => format!("rtt {} ms", num(value)),
+            Dim::Bandwidth => format!("{} kbit/s per connection", num(value)),
+            Dim::SharedBandwidth => format!("{} kbit/s shared", num(value)),
             Dim::Deployment => match Dim::deployment(value) {
                 d if d.feed == FeedKind::Memory => "in-memory feed".into(),
                 d if d.instances == 1 => "Redis feed, 1 instance".into(),
@@ -136,6 +164,9 @@ impl Dim {
             Dim::Clients => format!("{value}-clients"),
             Dim::Rate => format!("{value}-per-s"),
             Dim::Payload => format!("{value}-bytes"),
+            Dim::Rtt => format!("{value}-ms-rtt"),
+            Dim::Bandwidth => format!("{value}-kbit"),
+            Dim::SharedBandwidth => format!("{value}-kbit-shared"),
             Dim::Deployment => format!(
                 "{}-x{}",
                 Dim::deployment(value).feed.name(),
@@ -146,13 +177,17 @@ impl Dim {
     }
 }
 
-/// One point of the scenario's sweeps: the cells of every technique that share clients, rate
-/// and payload size.
+/// One point of the scenario's sweeps: the cells of every technique that share clients, rate,
+/// payload size and link.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Point {
     pub clients: u32,
     pub rate: f64,
     pub payload_bytes: u32,
+    /// The link's round trip and bandwidths; `None` on plain loopback (or unlimited).
+    pub rtt_us: Option<u64>,
+    pub bandwidth_bps: Option<u64>,
+    pub aggregate_bps: Option<u64>,
     pub deployment: Deployment,
     pub http: HttpVersion,
 }
@@ -163,15 +198,22 @@ impl Point {
             clients: cell.clients,
             rate: cell.rate,
             payload_bytes: cell.payload_bytes,
+            rtt_us: cell.link.map(|l| l.rtt.as_micros() as u64),
+            bandwidth_bps: cell.link.and_then(|l| l.bandwidth_bps),
+            aggregate_bps: cell.link.and_then(|l| l.aggregate_bps),
             deployment: cell.deployment,
             http: cell.http,
         }
     }
 
-    /// The order of `Scenario::cells`: payload, then rate, then clients, then deployment.
+    /// The order of `Scenario::cells`: the link, then payload, then rate, then clients,
+    /// then deployment.
     fn order(&self, other: &Point) -> Ordering {
-        self.payload_bytes
-            .cmp(&other.payload_bytes)
+        self.rtt_us
+            .cmp(&other.rtt_us)
+            .then(self.bandwidth_bps.cmp(&other.bandwidth_bps))
+            .then(self.aggregate_bps.cmp(&other.aggregate_bps))
+            .then(self.payload_bytes.cmp(&other.payload_bytes))
             .then(self.rate.total_cmp(&other.rate))
             .then(self.clients.cmp(&other.clients))
             .then(self.deployment.code().cmp(&other.deployment.code()))
@@ -189,7 +231,7 @@ impl Point {
     pub fn describe(&self) -> String {
         Dim::ALL
             .iter()
-            .filter(|d| d.shown(self))
+            .filter(|d| d.applies(self))
             .map(|d| d.describe(d.of(self)))
             .collect::<Vec<_>>()
             .join(" · ")
@@ -228,6 +270,10 @@ pub enum ChartKind {
     Cost,
     /// Latency second by second of every technique at one point.
     Timeline(Point),
+    /// Connections open through the window with each fault marked (runs with faults).
+    FaultConnections(Point),
+    /// Recovery after drops and the server's notice of closed pages (runs with faults).
+    FaultTimes(Point),
 }
 
 /// One chart file of the report.
@@ -363,7 +409,7 @@ impl<'a> View<'a> {
         let point = &sweep.points[0];
         Dim::ALL
             .iter()
-            .filter(|&&d| d != sweep.dim && d.shown(point))
+            .filter(|&&d| d != sweep.dim && d.applies(point))
             .map(|d| d.describe(d.of(point)))
             .collect::<Vec<_>>()
             .join(" · ")
@@ -450,6 +496,33 @@ impl<'a> View<'a> {
                 file_name: format!("timeline{}.png", suffix(point)),
                 title: format!("{name}: latency second by second{}", at(point)),
                 kind: ChartKind::Timeline(*point),
+            });
+        }
+        for point in &self.points {
+            if !self.cells_at(point).iter().any(|c| c.faults.is_some()) {
+                continue;
+            }
+            charts.push(ChartPlan {
+                file_name: format!("faults-connections{}.png", suffix(point)),
+                title: format!("{name}: connections open through the faults{}", at(point)),
+                kind: ChartKind::FaultConnections(*point),
+            });
+            let timed = self
+                .cells_at(point)
+                .iter()
+                .filter_map(|c| c.faults.as_ref())
+                .any(|f| {
+                    !f.recovery_by_drop.is_empty()
+                        || f.close_detection.is_some()
+                        || !f.vanish.is_empty()
+                });
+            if !timed {
+                continue;
+            }
+            charts.push(ChartPlan {
+                file_name: format!("faults-times{}.png", suffix(point)),
+                title: format!("{name}: recovery and detection times{}", at(point)),
+                kind: ChartKind::FaultTimes(*point),
             });
         }
         charts

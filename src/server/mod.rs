@@ -132,6 +132,11 @@ impl AppState {
         self.drops[technique.index()].fire();
     }
 
+    /// The drop switch of `technique`, to drop some users' connections only.
+    fn drop_switch(&self, technique: Technique) -> &DropSwitch {
+        &self.drops[technique.index()]
+    }
+
     /// The feed's counters and the process's, as `/stats` serves them.
     pub fn snapshot(&self) -> StatsSnapshot {
         let mut snapshot = self.stats.snapshot(self.feed.published(), process_stats());

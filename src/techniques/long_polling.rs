@@ -43,12 +43,12 @@ async fn long_poll(
     };
     // Subscribing from the cursor misses nothing after it (the feed's visibility rule), so a
     // comment published between "nothing yet" and "wait" cannot slip through.
+    let dropped = state.drop_signal_for(user.as_deref());
     let mut subscription = state
         .feed
         .subscribe(query.after, user)
         .await
         .map_err(|error| feed_error(&state, error))?;
-    let dropped = state.drop_signal();
     let mut page = Page {
         comments: Vec::new(),
         next: subscription.cursor(),

@@ -28,10 +28,13 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::feed::{Comment, FeedError, Page};
+use crate::http::client::{ClientError, HttpConnection};
 use crate::http::error::AppError;
+use crate::http::h2client::H2Connection;
+use crate::http::link::{Connection, HttpLink};
 pub use crate::model::stats::ClientCounters;
 pub use crate::model::{Target, Technique};
-use crate::net::ByteMeter;
+use crate::net::{ByteMeter, CutSwitch};
 pub use context::{Context, DropSwitch};
 
 impl Technique {
@@ -141,8 +144,16 @@ pub struct Subscriber {
     /// Cancelled to end the subscriber.
     pub stop: CancellationToken,
     /// HTTP/1.1, or HTTP/2 on a connection of its own or a shared one.
-    pub link: crate::http::link::Link,
+    pub http: HttpLink,
+    /// Severs this subscriber's live connections when a client-side fault fires it.
+    pub cut: Arc<CutSwitch>,
+    /// A slow subscriber's read rate, bytes per second: its sockets get a small receive
+    /// buffer and paced reads. `None` reads as fast as the bytes come.
+    pub read_bytes_per_s: Option<u64>,
 }
+
+/// The receive buffer a slow subscriber asks for (the kernel doubles it and keeps a floor).
+pub const SLOW_RECV_BUFFER: u32 = 4096;
 
 impl Subscriber {
     /// A subscriber with default settings and its own counters.
@@ -155,8 +166,53 @@ impl Subscriber {
             meter: ByteMeter::new(),
             counters: Arc::default(),
             stop: CancellationToken::new(),
-            link: Default::default(),
+            http: Default::default(),
+            cut: Arc::default(),
+            read_bytes_per_s: None,
         }
+    }
+
+    /// A counted TCP connection to the target that this subscriber's cut switch can sever.
+    pub(crate) async fn connect(
+        &self,
+    ) -> Result<crate::net::CountingStream<tokio::net::TcpStream, ByteMeter>, ClientError> {
+        use crate::http::client::{connect_counted, connect_counted_small};
+        let stream = match self.read_bytes_per_s {
+            None => connect_counted(&self.target, self.meter.clone()).await?,
+            Some(rate) => connect_counted_small(&self.target, self.meter.clone(), SLOW_RECV_BUFFER)
+                .await?
+                .with_pace(rate),
+        };
+        if let Ok(local) = stream.get_ref().local_addr() {
+            self.cut.note_port(local.port());
+        }
+        Ok(stream.with_cut(&self.cut))
+    }
+
+    /// A keep-alive HTTP connection over [`Subscriber::connect`].
+    pub(crate) async fn open_http(&self) -> Result<HttpConnection, ClientError> {
+        HttpConnection::over(self.connect().await?, &self.target).await
+    }
+
+    /// A connection by this subscriber's link, and whether a TCP connection was opened for
+    /// it (a shared HTTP/2 one may already be open). HTTP/1.1 and per-client HTTP/2 go over
+    /// [`Subscriber::connect`], so cuts and slow reading apply to them; a shared HTTP/2
+    /// connection belongs to no one subscriber and is neither cut nor paced.
+    pub(crate) async fn open_connection(&self) -> Result<(Connection, bool), ClientError> {
+        Ok(match &self.http {
+            HttpLink::H1 => (Connection::H1(self.open_http().await?), true),
+            HttpLink::H2PerClient => {
+                let stream = self.connect().await?;
+                (
+                    Connection::H2(H2Connection::over(stream, &self.target).await?),
+                    true,
+                )
+            }
+            HttpLink::H2Shared(shared) => {
+                let (connection, opened) = shared.get().await?;
+                (Connection::H2(connection), opened)
+            }
+        })
     }
 
     /// The query string naming the user and, if known, the cursor.
@@ -193,6 +249,11 @@ pub trait DeliverySink: Send {
     fn cursor_gone(&mut self, gone: &Gone) {
         let _ = gone;
     }
+
+    /// A new connection (or stream) of this subscriber is up and subscribed: deliveries after
+    /// it come over that connection. Fault scenarios time recovery from a drop to the first
+    /// delivery after this.
+    fn connected(&mut self) {}
 }
 
 /// Why a cursor was refused with 410, as the answer's `cause` names it.

@@ -112,6 +112,7 @@ impl Poller {
         let path = format!("{path}?{query}");
         // `biased`: a stopped subscriber must not start an exchange it will not finish (its
         // request bytes would be counted with no answer read).
+        let opened = self.connection.opened;
         let result = tokio::select! {
             biased;
             _ = subscriber.stop.cancelled() => return None,
@@ -119,6 +120,9 @@ impl Poller {
         };
         match result {
             Ok(page) => {
+                if self.connection.opened != opened {
+                    sink.connected();
+                }
                 if !self.ready {
                     self.ready = true;
                     ClientCounters::add(&subscriber.counters.ready);
@@ -200,12 +204,7 @@ impl KeepAlive {
                 if self.opened > 0 {
                     ClientCounters::add(&counters.reconnects);
                 }
-                let (connection, opened) = Connection::open(
-                    &subscriber.link,
-                    &subscriber.target,
-                    subscriber.meter.clone(),
-                )
-                .await?;
+                let (connection, opened) = subscriber.open_connection().await?;
                 self.opened += 1;
                 // On a shared HTTP/2 connection only its opener counts it.
                 if opened {

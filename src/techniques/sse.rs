@@ -78,6 +78,8 @@ async fn subscribe(
         .data(serde_json::json!({ "user": user, "after": subscription.cursor() }).to_string());
     let keep_alive = KeepAlive::new().interval(state.config.sse_heartbeat);
     let verdict = Verdict::default();
+    // One token for both watchers, taken before either runs, so one admin drop ends both.
+    let dropped = state.drop_signal_for(user.as_deref());
     // Ends with the stream: a connection kept alive after it is no longer this subscriber.
     let done = CancellationToken::new();
     connection
@@ -89,12 +91,14 @@ async fn subscribe(
         Arc::downgrade(&connection.meter),
         verdict.clone(),
         done.clone(),
+        dropped.clone(),
     ));
     let stream = futures_util::stream::once(async move { Ok(connect) }).chain(comments(
         state,
         subscription,
         verdict,
         done.drop_guard(),
+        dropped,
     ));
     Ok(Sse::new(stream).keep_alive(keep_alive))
 }
@@ -127,9 +131,9 @@ async fn while_stuck(
     meter: Weak<ConnMeter>,
     verdict: Verdict,
     done: CancellationToken,
+    dropped: CancellationToken,
 ) {
     let stats = state.counters();
-    let dropped = state.drop_signal();
     tokio::select! {
         // The stream has ended (at a shutdown, say) but its tail may be what is stuck.
         _ = done.cancelled() => {
@@ -169,8 +173,8 @@ fn comments(
     subscription: Subscription,
     verdict: Verdict,
     done: DropGuard,
+    dropped: CancellationToken,
 ) -> impl Stream<Item = Result<Event, DroppedByAdmin>> {
-    let dropped = state.drop_signal();
     let context = (state, subscription, dropped, verdict, done);
     futures_util::stream::unfold(Some(context), |context| async move {
         let (state, mut subscription, dropped, verdict, done) = context?;
@@ -255,9 +259,12 @@ pub async fn run_client(subscriber: &Subscriber, sink: &mut dyn DeliverySink) {
                         last_event_id = Some(event.id.clone());
                     }
                     match event.event.as_str() {
-                        "connect" if !ready => {
-                            ready = true;
-                            ClientCounters::add(&counters.ready);
+                        "connect" => {
+                            sink.connected();
+                            if !ready {
+                                ready = true;
+                                ClientCounters::add(&counters.ready);
+                            }
                         }
                         "comment" => {
                             let received_at = Instant::now();
@@ -296,12 +303,7 @@ async fn open_stream(
     path: &str,
     last_event_id: Option<&str>,
 ) -> Result<impl Stream<Item = Result<bytes::Bytes, hyper::Error>> + use<>, ClientError> {
-    let (mut connection, opened) = Connection::open(
-        &subscriber.link,
-        &subscriber.target,
-        subscriber.meter.clone(),
-    )
-    .await?;
+    let (mut connection, opened) = subscriber.open_connection().await?;
     if opened {
         ClientCounters::add(&subscriber.counters.connections_opened);
     }

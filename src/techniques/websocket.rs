@@ -24,7 +24,6 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use super::{Backoff, ClientCounters, Context, DeliverySink, Gone, Subscriber, feed_error};
 use crate::accounting::{ConnInfo, ConnMeter};
 use crate::feed::{Comment, FeedError, Subscription};
-use crate::http::client::connect_counted;
 use crate::http::error::{AppError, AppQuery, ObjectOnly, checked_comment, checked_user};
 
 #[derive(Deserialize)]
@@ -252,7 +251,7 @@ async fn session(
         meter.set_write_stall(state.config.write_stall_timeout);
     }
     let stats = state.counters();
-    let dropped = state.drop_signal();
+    let dropped = state.drop_signal_for(user.as_deref());
     let (sink, mut source) = socket.split();
     let mut writer = Writer {
         sink,
@@ -503,6 +502,7 @@ pub async fn run_client(subscriber: &Subscriber, sink: &mut dyn DeliverySink) {
                             sink.deliver(comment, received_at);
                         }
                         Ok(ServerFrame::Connected { connected }) => {
+                            sink.connected();
                             cursor = cursor.max(Some(connected.after));
                         }
                         Ok(ServerFrame::Other(_)) | Err(_) => {}
@@ -573,13 +573,8 @@ pub async fn connect(
     let config = tungstenite::protocol::WebSocketConfig::default()
         .read_buffer_size(8 * 1024)
         .write_buffer_size(0);
-    if subscriber.link.is_h2() {
-        let (connection, opened) = crate::http::link::Connection::open(
-            &subscriber.link,
-            &subscriber.target,
-            subscriber.meter.clone(),
-        )
-        .await?;
+    if subscriber.http.is_h2() {
+        let (connection, opened) = subscriber.open_connection().await?;
         let crate::http::link::Connection::H2(connection) = connection else {
             unreachable!("an HTTP/2 link opens HTTP/2 connections")
         };
@@ -599,7 +594,7 @@ pub async fn connect(
         .await;
         return Ok(socket);
     }
-    let stream = connect_counted(&subscriber.target, subscriber.meter.clone()).await?;
+    let stream = subscriber.connect().await?;
     ClientCounters::add(&subscriber.counters.connections_opened);
     ClientCounters::add(&subscriber.counters.requests);
     let url = format!(

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use pushlab::model::results::RunSummary;
 
 const LOADGEN: &str = env!("CARGO_BIN_EXE_pushlab-loadgen");
-const SERVER: &str = env!("CARGO_BIN_EXE_pushlab-server");
+pub(super) const SERVER: &str = env!("CARGO_BIN_EXE_pushlab-server");
 
-fn scenario(dir: &Path, name: &str, extra: &str) -> PathBuf {
+pub(super) fn scenario(dir: &Path, name: &str, extra: &str) -> PathBuf {
     let text = format!(
         r#"
 name = "{name}"
@@ -30,7 +30,7 @@ interval = "100ms"
     path
 }
 
-fn loadgen(args: &[&str]) -> Output {
+pub(super) fn loadgen(args: &[&str]) -> Output {
     Command::new(LOADGEN)
         .args(args)
         .output()
@@ -38,7 +38,7 @@ fn loadgen(args: &[&str]) -> Output {
 }
 
 /// The one run folder under `results/<name>/`.
-fn run_dir(results: &Path, name: &str) -> PathBuf {
+pub(super) fn run_dir(results: &Path, name: &str) -> PathBuf {
     let mut dirs: Vec<_> = std::fs::read_dir(results.join(name))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -47,7 +47,7 @@ fn run_dir(results: &Path, name: &str) -> PathBuf {
     dirs.pop().unwrap()
 }
 
-fn run_scenario(name: &str, publish: &str) -> (RunSummary, PathBuf, tempfile::TempDir) {
+pub(super) fn run_scenario(name: &str, publish: &str) -> (RunSummary, PathBuf, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let file = scenario(dir.path(), name, publish);
     let results = dir.path().join("results");
@@ -554,3 +554,32 @@ fn a_redis_scenario_without_redis_server_says_how_to_install_it() {
         "{stderr}"
     );
 }
+
+#[test]
+fn over_an_emulated_link_every_technique_delivers_with_agreeing_byte_counts() {
+    let (summary, run, _dir) = run_scenario(
+        "link",
+        "[publish]\nrate = 20\n[network]\nrtt = \"40ms\"\njitter = \"5ms\"\nbandwidth = \"2mbit\"\n\
+         [network.publisher]\nrtt = \"20ms\"\n",
+    );
+    // The relay forwards every byte and every close: both ends still agree to the byte.
+    assert_clean(&summary);
+    for cell in &summary.cells {
+        let link = cell.link.expect("each cell records its link");
+        assert_eq!(link.rtt, Duration::from_millis(40));
+        // No delivery beats the publisher's one-way delay plus the subscriber's less its
+        // jitter.
+        assert!(
+            cell.latency.min_us >= 10_000 + 15_000,
+            "{}: {:?}",
+            cell.technique.name(),
+            cell.latency
+        );
+    }
+    let report = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(
+        report.contains("## The link's share of the latency"),
+        "{report}"
+    );
+}
+mod faults;

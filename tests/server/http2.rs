@@ -371,7 +371,7 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
 /// account plus its HTTP/2 overhead equals what the client's socket counted.
 #[tokio::test]
 async fn the_techniques_clients_speak_http2_and_both_ends_agree() {
-    use pushlab::http::link::{Link, SharedH2};
+    use pushlab::http::link::{HttpLink, SharedH2};
     use pushlab::techniques::Subscriber;
     let server = start().await;
     let addr = server.addr;
@@ -380,15 +380,15 @@ async fn the_techniques_clients_speak_http2_and_both_ends_agree() {
             let before = stats(addr).await;
             let meter = ByteMeter::new();
             let link = if shared {
-                Link::H2Shared(SharedH2::new(target(addr), meter.clone()))
+                HttpLink::H2Shared(SharedH2::new(target(addr), meter.clone()))
             } else {
-                Link::H2PerClient
+                HttpLink::H2PerClient
             };
             let mut clients = Vec::new();
             for user in ["bob", "carol"] {
                 let mut subscriber = Subscriber::new(addr, Some(user), None);
                 subscriber.meter = meter.clone();
-                subscriber.link = link.clone();
+                subscriber.http = link.clone();
                 clients.push(subscribe_with(technique, subscriber));
             }
             drop(link);

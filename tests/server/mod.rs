@@ -19,6 +19,7 @@
 //! | `stuck` | subscribers that stop reading: write stall, full queue, shutdown, admin drop; pings |
 
 mod accounting;
+mod admin_drop;
 mod bad_input;
 mod delivery;
 mod hostile;

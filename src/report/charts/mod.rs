@@ -10,7 +10,8 @@
 //!
 //! # Layout
 //! - One file per chart kind: `percentiles`, `sweep` (latency, wire and server along a
-//!   sweep), `cost`, `timeline`.
+//!   sweep), `cost`, `timeline`, `faults` (connections open with faults marked, and the
+//!   times faults took).
 //! - What they share: `style` (each technique's colour, marker, line width), `canvas`
 //!   (fonts, text styles, neutral colours), `header` (title, subtitle, legend), `marks`
 //!   (markers and signs drawn at a pixel), `scale` (axis ranges and ticks), `plot` (one
@@ -18,6 +19,7 @@
 
 mod canvas;
 mod cost;
+mod faults;
 mod header;
 mod marks;
 mod percentiles;
@@ -72,6 +74,8 @@ fn draw(root: &Area, view: &View, plan: &ChartPlan) -> Res {
         ChartKind::SweepHttp(sweep) => sweep::http_costs(root, view, plan, sweep),
         ChartKind::Cost => cost::draw(root, view, plan),
         ChartKind::Timeline(point) => timeline::draw(root, view, plan, point),
+        ChartKind::FaultConnections(point) => faults::connections(root, view, plan, point),
+        ChartKind::FaultTimes(point) => faults::times(root, view, plan, point),
     }
 }
 

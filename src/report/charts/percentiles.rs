@@ -3,7 +3,7 @@
 
 use plotters::prelude::*;
 
-use super::canvas::{Area, INK, Res};
+use super::canvas::{Area, FLOOR, INK, Res};
 use super::header::{Legend, Swatch, context_line, header, legend, technique_label};
 use super::marks::{Dash, draw_marker};
 use super::plot::{Axis, no_caption, plot, series_line};
@@ -12,6 +12,7 @@ use super::style::style;
 use crate::model::results::CellResult;
 use crate::report::figures::has_warnings;
 use crate::report::fmt::num;
+use crate::report::models::link_delays_ms;
 use crate::report::plan::{ChartPlan, Point, View};
 
 /// Plot x of a percentile: log10(1 / (1 − p)), so 90%, 99%, 99.9% are evenly spaced.
@@ -55,10 +56,23 @@ pub(super) fn draw(root: &Area, view: &View, plan: &ChartPlan, point: &Point) ->
     if cells.iter().any(|c| has_warnings(c)) {
         items.push(legend(Swatch::Ring, "cell with warnings"));
     }
+    // Over an emulated link, the floor no technique can beat: its one-way delays.
+    let link_ms = cells
+        .iter()
+        .find_map(|c| link_delays_ms(view, c))
+        .map(|(publisher, one_way)| publisher + one_way)
+        .filter(|&ms| ms > 0.0);
+    if let Some(ms) = link_ms {
+        items.push(legend(
+            Swatch::Line(FLOOR, 3, Dash::Dashed),
+            format!("the link's one-way delay ({} ms)", num(ms)),
+        ));
+    }
     let y = Scale::for_values(
         curves
             .iter()
-            .flat_map(|(_, curve)| curve.iter().map(|&(_, v)| v)),
+            .flat_map(|(_, curve)| curve.iter().map(|&(_, v)| v))
+            .chain(link_ms),
     );
     let y = Axis::new(y, "delivery latency", "ms", num);
     // The x axis is linear in log10(1/(1 − p)) already, so its ticks are transformed here
@@ -79,6 +93,11 @@ pub(super) fn draw(root: &Area, view: &View, plan: &ChartPlan, point: &Point) ->
     let subtitle = context_line(view, &point.describe());
     let body = header(root, &plan.title, &subtitle, &items)?;
     let mut chart = plot(&body, &x, &y, no_caption())?;
+    if let Some(ms) = link_ms {
+        let level = y.scale.t(ms);
+        let ends = [percentile_x(50.0), percentile_x(99.99)].map(|px| (px, level));
+        series_line(&mut chart, &ends, FLOOR, 3, Dash::Dashed)?;
+    }
     for (cell, curve) in &curves {
         let pts: Vec<(f64, f64)> = curve.iter().map(|&(px, v)| (px, y.scale.t(v))).collect();
         series_line(

@@ -12,6 +12,7 @@ use super::style::style;
 use crate::model::results::CellResult;
 use crate::report::figures::{self, has_warnings};
 use crate::report::fmt::{bytes, in_mib, num};
+use crate::report::models::link_delays_ms;
 use crate::report::plan::{ChartPlan, Sweep, View};
 
 pub(super) fn sweep_axis(sweep: &Sweep) -> Axis {
@@ -100,18 +101,47 @@ pub(super) fn sweep_series(
     Ok(())
 }
 
+/// Over an emulated link, the one-way delays at each point of the sweep (where not zero): the
+/// floor no technique can beat.
+fn link_floor(view: &View, sweep: &Sweep) -> Vec<(f64, f64)> {
+    sweep
+        .points
+        .iter()
+        .filter_map(|p| {
+            let cell = *view.cells_at(p).first()?;
+            let (publisher, one_way) = link_delays_ms(view, cell)?;
+            let ms = publisher + one_way;
+            (ms > 0.0).then_some((sweep.dim.of(p), ms))
+        })
+        .collect()
+}
+
 pub(super) fn latency(root: &Area, view: &View, plan: &ChartPlan, sweep: &Sweep) -> Res {
     let cells = sweep_cells(view, sweep);
-    let y = Scale::for_values(cells.iter().filter(|c| c.latency.count > 0).flat_map(|c| {
-        [
-            c.latency.p50_us as f64 / 1000.0,
-            c.latency.p99_us as f64 / 1000.0,
-        ]
-    }));
+    let floor = link_floor(view, sweep);
+    let y = Scale::for_values(
+        cells
+            .iter()
+            .filter(|c| c.latency.count > 0)
+            .flat_map(|c| {
+                [
+                    c.latency.p50_us as f64 / 1000.0,
+                    c.latency.p99_us as f64 / 1000.0,
+                ]
+            })
+            .chain(floor.iter().map(|&(_, ms)| ms)),
+    );
     let x = sweep_axis(sweep);
     let y = Axis::new(y, "delivery latency", "ms", num);
     let subtitle = context_line(view, &view.sweep_fixed(sweep));
-    let body = header(root, &plan.title, &subtitle, &sweep_legend(view, sweep))?;
+    let mut items = sweep_legend(view, sweep);
+    if floor.len() >= 2 {
+        items.push(legend(
+            Swatch::Line(FLOOR, 3, Dash::Dashed),
+            "the link's one-way delay",
+        ));
+    }
+    let body = header(root, &plan.title, &subtitle, &items)?;
     let (w, _) = body.dim_in_pixel();
     let (left, right) = body.split_horizontally(w / 2);
     type Pick = fn(&CellResult) -> Option<f64>;
@@ -125,6 +155,13 @@ pub(super) fn latency(root: &Area, view: &View, plan: &ChartPlan, sweep: &Sweep)
     ];
     for (area, title, pick) in panels {
         let mut chart = plot(area, &x, &y, caption(title))?;
+        if floor.len() >= 2 {
+            let line: Vec<(f64, f64)> = floor
+                .iter()
+                .map(|&(v, ms)| (x.scale.t(v), y.scale.t(ms)))
+                .collect();
+            series_line(&mut chart, &line, FLOOR, 3, Dash::Dashed)?;
+        }
         sweep_series(root, &mut chart, view, sweep, &x, &y, &pick)?;
     }
     Ok(())

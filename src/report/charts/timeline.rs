@@ -17,9 +17,9 @@ use crate::report::plan::{ChartPlan, Point, View};
 
 /// One panel of a grid, and whether it carries the axis titles for its row or column.
 pub(super) struct Panel<'a> {
-    area: Area<'a>,
-    bottom: bool,
-    left: bool,
+    pub(super) area: Area<'a>,
+    pub(super) bottom: bool,
+    pub(super) left: bool,
 }
 
 /// Up to two columns of panels. Only the bottom row shows the x title and only the left
@@ -72,6 +72,13 @@ pub(super) fn draw(root: &Area, view: &View, plan: &ChartPlan, point: &Point) ->
     ];
     if cells.iter().any(|c| has_warnings(c)) {
         items.push(legend(Swatch::Warn, "cell with warnings"));
+    }
+    // Only runs with faults have these; others keep their legend as it was.
+    for kind in super::faults::kinds_at(&cells) {
+        items.push(legend(
+            Swatch::Line(super::faults::mark_colour(kind), 3, Dash::Dashed),
+            super::faults::kind_name(kind),
+        ));
     }
     let subtitle = context_line(view, &point.describe());
     let body = header(root, &plan.title, &subtitle, &items)?;
@@ -135,6 +142,10 @@ fn draw_panel(root: &Area, cell: &CellResult, panel: &Panel, x: &Axis, y: &Axis)
             [(s, bottom), (s + 1.0, top)],
             STALL.filled(),
         )))?;
+    }
+    // Runs with faults mark each one (runs without draw exactly as before).
+    if let Some(faults) = &cell.faults {
+        super::faults::draw_marks(&mut chart, faults, bottom, top)?;
     }
     let c = style(cell.technique).colour;
     type Pick = fn(&TimelinePoint) -> u64;

@@ -23,6 +23,8 @@ pub(super) fn chart_sections(out: &mut String, view: &View, charts: &[ChartPlan]
             ChartKind::SweepHttp(sweep) => sweep_http_text(view, sweep),
             ChartKind::Cost => cost_text(view),
             ChartKind::Timeline(point) => timeline_text(view, point),
+            ChartKind::FaultConnections(point) => super::faults::connections_text(view, point),
+            ChartKind::FaultTimes(point) => super::faults::times_text(view, point),
         };
         let _ = writeln!(out, "{}\n", text.join(" "));
     }

@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 
 mod captions;
 mod deployments;
+mod faults;
 
 use super::figures::{has_warnings, share};
 use super::fmt::{int, mib, num, pct};
@@ -27,7 +28,9 @@ pub fn render(view: &View, charts: &[ChartPlan]) -> String {
     warnings(&mut out, view);
     summary_table(&mut out, view);
     deployments::sections(&mut out, view);
+    link_share(&mut out, view);
     models(&mut out, view);
+    faults::section(&mut out, view);
     captions::chart_sections(&mut out, view, charts);
     out
 }
@@ -135,7 +138,23 @@ fn scenario(out: &mut String, view: &View) {
         rows.push(("HTTP versions", list(labels)));
         rows.push(("HTTP/2 connections", connections.into()));
     }
-    rows.extend([
+    let network = s.network.as_ref().map(|n| {
+        let publisher = n
+            .publisher
+            .map_or("direct (loopback)".to_string(), |p| p.describe());
+        (
+            "emulated link",
+            format!(
+                "subscribers: {}; publisher: {publisher}",
+                n.links()
+                    .iter()
+                    .map(|l| l.describe())
+                    .collect::<Vec<_>>()
+                    .join(" / ")
+            ),
+        )
+    });
+    let rest = [
         (
             "cells",
             format!(
@@ -151,9 +170,9 @@ fn scenario(out: &mut String, view: &View) {
                 view.summary.pushlab_version, view.summary.started_at
             ),
         ),
-    ]);
+    ];
     out.push_str("## Scenario\n\n| parameter | value |\n| --- | --- |\n");
-    for (key, value) in rows {
+    for (key, value) in rows.into_iter().chain(network).chain(rest) {
         let _ = writeln!(out, "| {key} | {} |", cell_text(&value));
     }
     out.push('\n');
@@ -414,6 +433,65 @@ fn technique_label(cell: &CellResult) -> String {
     label
 }
 
+/// Over an emulated link, how much of each latency the link itself accounts for: the
+/// configured one-way delays a delivery crosses (publisher → server, server → subscriber).
+/// Only runs with a `[network]` table have this section.
+fn link_share(out: &mut String, view: &View) {
+    let rows: Vec<(&CellResult, (f64, f64))> = view
+        .cells
+        .iter()
+        .filter_map(|c| models::link_delays_ms(view, c).map(|d| (*c, d)))
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    out.push_str(
+        "## The link's share of the latency
+
+",
+    );
+    out.push_str(
+        "The subscribers reached the server through the load generator's link emulator (a \
+         relay that delays each direction by half the round trip, in order). A delivery crosses \
+         the publisher's link to the server and the server's link to the subscriber once each: \
+         their configured one-way delays are the link's share, and no technique can beat it. \
+         Polling adds its wait for the next request on top; jitter, when set, makes deliveries \
+         that follow each other closely wait for the slowest before them.\n\n",
+    );
+    out.push_str(
+        "| cell | link | link's share (ms) | p50 (ms) | mean (ms) | p99 (ms) | mean − link's share (ms) |\n\
+         | --- | --- | ---: | ---: | ---: | ---: | ---: |\n",
+    );
+    for (cell, (publisher, one_way)) in rows {
+        let l = &cell.latency;
+        let share_ms = publisher + one_way;
+        let value = |us: f64| {
+            if l.count == 0 {
+                "—".to_string()
+            } else {
+                num(us / 1000.0)
+            }
+        };
+        let _ = writeln!(
+            out,
+            "| {} · {} | {} | {} | {} | {} | {} | {} |",
+            cell.technique.name(),
+            view.point_label(&Point::of(cell)),
+            cell_text(&cell.link.map(|k| k.describe()).unwrap_or_default()),
+            num(share_ms),
+            value(l.p50_us as f64),
+            value(l.mean_us),
+            value(l.p99_us as f64),
+            if l.count == 0 {
+                "—".to_string()
+            } else {
+                num(l.mean_us / 1000.0 - share_ms)
+            },
+        );
+    }
+    out.push('\n');
+}
+
 fn models(out: &mut String, view: &View) {
     let rows: Vec<(&CellResult, Model)> = view
         .cells
@@ -443,6 +521,18 @@ fn models(out: &mut String, view: &View) {
          and SSE at the same point (publish → server → subscriber), or, without either, the \
          fastest delivery seen.\n\n",
     );
+    if view.cells.iter().any(|c| c.link.is_some()) {
+        out.push_str(
+            "Over the emulated link the round trip is the configured one, not a measured one, \
+             and the models predict latency from it (the server's own time left out, so the \
+             measured ÷ predicted ratio shows what it adds): short polling **max(interval, \
+             rtt)/2 + one-way**; long polling **one-way, plus rtt/2 on average once a round \
+             trip is at least the gap between a client's comments**, since every comment that \
+             arrives while the re-ask is in flight waits for it (and **requests per comment ≈ \
+             gap / max(rtt, gap)**, below 1 from there on); WebSocket and SSE **one-way**. \
+             Each adds the publisher's one-way delay when its link is emulated too.\n\n",
+        );
+    }
     out.push_str("| cell | figure | model | predicted | measured | measured ÷ predicted |\n");
     out.push_str("| --- | --- | --- | ---: | ---: | ---: |\n");
     for (cell, m) in rows {
