@@ -551,11 +551,17 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
         .extensions()
         .get::<ConnectInfo<Conn>>()
         .map(|c| c.0.clone());
-    let generation = conn.as_ref().map(|conn| {
+    // Ends the request for the edge when dropped: with the response body once it is out,
+    // or here if the request is dropped first (an HTTP/2 stream reset mid-request), so a
+    // cancelled request cannot keep its connection "busy", free of deadlines, for good.
+    let done = conn.as_ref().map(|conn| {
         request
             .extensions_mut()
             .insert(ConnectInfo(conn.info.clone()));
-        conn.edge.request_started()
+        RequestDone {
+            generation: conn.edge.request_started(),
+            edge: conn.edge.clone(),
+        }
     });
     let request_version = request.version();
     let connect = request.method() == axum::http::Method::CONNECT;
@@ -592,7 +598,7 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-    let (Some(conn), Some(generation)) = (conn, generation) else {
+    let (Some(conn), Some(done)) = (conn, done) else {
         return response;
     };
     // RFC 8441: over HTTP/2 a WebSocket is an extended CONNECT answered 200, its stream
@@ -606,8 +612,7 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
     response.map(|body| {
         Body::new(Tracked {
             inner: body,
-            edge: conn.edge,
-            generation,
+            _done: done,
         })
     })
 }
@@ -676,16 +681,21 @@ fn check_origin(request: &Request, config: &ServerConfig) -> Result<(), AppError
     ))
 }
 
-/// A response body that tells the connection's [`Edge`] when it is done (dropped), so the
-/// idle timeout starts only once the response is out: an SSE stream or a slow long poll is
-/// never "idle".
+/// A response body that tells the connection's [`Edge`] when it is done (dropped, with the
+/// [`RequestDone`] it holds), so the idle timeout starts only once the response is out: an
+/// SSE stream or a slow long poll is never "idle".
 struct Tracked {
     inner: Body,
+    _done: RequestDone,
+}
+
+/// One request in flight on a connection: dropping it tells the edge the request is over.
+struct RequestDone {
     edge: Arc<Edge>,
     generation: u64,
 }
 
-impl Drop for Tracked {
+impl Drop for RequestDone {
     fn drop(&mut self) {
         self.edge.response_done(self.generation);
     }

@@ -451,3 +451,31 @@ async fn a_silent_h2c_connection_is_closed_at_the_header_timeout() {
     assert_eq!(s.timeouts.header_read, 1, "{:?}", s.timeouts);
     assert_eq!(s.h2.connections, 1);
 }
+
+/// A request the client cancels (RST_STREAM) while the server holds it still ends, for the
+/// connection's deadlines: the connection, idle again, is closed at the idle timeout.
+#[tokio::test]
+async fn a_cancelled_h2c_request_lets_its_connection_idle_out() {
+    let server = start_with(ServerConfig {
+        idle_timeout: Duration::from_millis(300),
+        ..ServerConfig::default()
+    })
+    .await;
+    let addr = server.addr;
+    let connection = H2Connection::open(&target(addr), ByteMeter::new())
+        .await
+        .expect("h2c");
+    let held = {
+        let connection = connection.clone();
+        tokio::spawn(async move {
+            let _ = connection.get("/long-poll?timeout_ms=60000").await;
+        })
+    };
+    wait_stats(addr, "the long poll held", |s| {
+        account(s, "long-polling").requests == 1
+    })
+    .await;
+    held.abort();
+    wait_for("the idle connection closed", || !connection.is_open()).await;
+    assert!(stats(addr).await.timeouts.idle >= 1);
+}
