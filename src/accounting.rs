@@ -4,12 +4,12 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use crate::model::stats::{Account, Counters, ProcessStats, StatsSnapshot, Timeouts};
+use crate::model::stats::{Account, Counters, H2Counters, ProcessStats, StatsSnapshot, Timeouts};
 use crate::model::technique::Technique;
 use crate::net::Meter;
 
@@ -18,6 +18,8 @@ use crate::net::Meter;
 pub struct Stats {
     /// One per account, in `Account::ALL` order.
     accounts: [Counters; Account::COUNT],
+    /// HTTP/2 bytes outside the accounts (see `model::stats::H2Stats`).
+    pub h2: H2Counters,
     connections_refused: AtomicU64,
     connections_live: AtomicU64,
     /// Timeouts by cause, in the order of [`Timeout`].
@@ -40,6 +42,7 @@ impl Default for Stats {
     fn default() -> Self {
         Self {
             accounts: std::array::from_fn(|_| Counters::default()),
+            h2: H2Counters::default(),
             connections_refused: AtomicU64::new(0),
             connections_live: AtomicU64::new(0),
             timeouts: Default::default(),
@@ -118,6 +121,7 @@ impl Stats {
             process,
             started_at_us: self.started_at_us,
             feed: Default::default(),
+            h2: self.h2.snapshot(),
         }
     }
 }
@@ -160,6 +164,11 @@ const _: () = assert!(Account::COUNT <= 32);
 /// belong to the request being answered. Keep-alive clients send a request only after the
 /// previous response, so each request's bytes land in its own account. After a WebSocket
 /// upgrade the connection reads frames with no further request, so it books reads directly.
+///
+/// HTTP/2 multiplexes requests, so there the meter books nothing itself: on h2c the
+/// connection's frame books (`server::h2`) book each stream's frames to its request's
+/// account and the rest to `h2.overhead_*`; over `--tls` the handshake goes to `other` and
+/// an HTTP/2 connection's encrypted bytes to `h2.tls_*` (see the `MODE_*` constants).
 #[derive(Debug)]
 pub struct ConnMeter {
     stats: Arc<Stats>,
@@ -169,6 +178,8 @@ pub struct ConnMeter {
     pending_in: AtomicU64,
     /// Set after a WebSocket upgrade: reads go straight to the current account.
     direct_reads: AtomicBool,
+    /// How the socket's bytes are booked: one of the `MODE_*` constants.
+    mode: AtomicU8,
     /// Bit per account this connection has served, for `connections_opened`.
     seen: AtomicU32,
     /// When the connection was accepted: the origin of `blocked_since`.
@@ -195,6 +206,27 @@ impl std::fmt::Debug for AbortFuture {
 /// `blocked_since` when no write is blocked.
 const NOT_BLOCKED: u64 = u64::MAX;
 
+/// HTTP/1.1 (and a connection whose protocol is not known yet): the socket's bytes are
+/// booked to the account of the request they carry, as described on [`ConnMeter`].
+const MODE_H1: u8 = 0;
+/// h2c: the socket's bytes are booked frame by frame by the connection's frame parser
+/// (`book_stream`, `book_overhead`), not here.
+const MODE_H2: u8 = 1;
+/// A `--tls` connection during its handshake: reads wait in `pending_in`, writes go to
+/// `other`; the end of the handshake books the reads to `other` too.
+const MODE_TLS_HANDSHAKE: u8 = 2;
+/// HTTP/2 over TLS: every byte to `h2.tls_in` / `h2.tls_out`, unsplit.
+const MODE_H2_TLS: u8 = 3;
+
+/// Which way bytes went on a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// From the client.
+    In,
+    /// To the client.
+    Out,
+}
+
 impl ConnMeter {
     /// A meter for a newly accepted connection.
     pub fn new(stats: Arc<Stats>) -> Arc<Self> {
@@ -204,6 +236,7 @@ impl ConnMeter {
             current: AtomicUsize::new(UNATTRIBUTED),
             pending_in: AtomicU64::new(0),
             direct_reads: AtomicBool::new(false),
+            mode: AtomicU8::new(MODE_H1),
             seen: AtomicU32::new(0),
             accepted: Instant::now(),
             blocked_since: AtomicU64::new(NOT_BLOCKED),
@@ -279,6 +312,60 @@ impl ConnMeter {
         }
     }
 
+    /// The connection spoke the HTTP/2 preface (h2c): from now on its frame parser books
+    /// every byte. The bytes read so far (the preface and what came with it) are dropped
+    /// from `pending_in`, as the parser books them itself.
+    pub fn start_h2(&self) {
+        self.mode.store(MODE_H2, Ordering::Release);
+        self.pending_in.store(0, Ordering::Release);
+        H2Counters::add(&self.stats.h2.connections);
+    }
+
+    /// A `--tls` connection, before its handshake.
+    pub fn start_tls(&self) {
+        self.mode.store(MODE_TLS_HANDSHAKE, Ordering::Release);
+    }
+
+    /// The TLS handshake ended (`h2`: ALPN chose HTTP/2). The handshake's bytes are booked
+    /// to `other`; later ones by the HTTP/1.1 rules, or to `h2.tls_*` whole.
+    pub fn tls_established(&self, h2: bool) {
+        let pending = self.pending_in.swap(0, Ordering::AcqRel);
+        self.stats
+            .account(Account::Other)
+            .bytes_in
+            .fetch_add(pending, Ordering::Relaxed);
+        if h2 {
+            H2Counters::add(&self.stats.h2.connections);
+            self.mode.store(MODE_H2_TLS, Ordering::Release);
+        } else {
+            self.mode.store(MODE_H1, Ordering::Release);
+        }
+    }
+
+    /// Books `n` bytes of an h2c stream's frames to `account`.
+    pub fn book_stream(&self, account: Account, direction: Direction, n: u64) {
+        let counters = self.stats.account(account);
+        let counter = match direction {
+            Direction::In => &counters.bytes_in,
+            Direction::Out => &counters.bytes_out,
+        };
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Books `n` bytes of h2c frames that belong to no stream.
+    pub fn book_overhead(&self, direction: Direction, n: u64) {
+        let counter = match direction {
+            Direction::In => &self.stats.h2.overhead_in,
+            Direction::Out => &self.stats.h2.overhead_out,
+        };
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts a stream opened on an h2c connection.
+    pub fn h2_stream_opened(&self) {
+        H2Counters::add(&self.stats.h2.streams);
+    }
+
     /// After a WebSocket upgrade: book every later read at once to the current account.
     pub fn read_directly(&self) {
         self.direct_reads.store(true, Ordering::Release);
@@ -293,6 +380,14 @@ impl ConnMeter {
 
 impl Meter for ConnMeter {
     fn on_read(&self, n: usize) {
+        match self.mode.load(Ordering::Acquire) {
+            MODE_H2 => return,
+            MODE_H2_TLS => {
+                self.stats.h2.tls_in.fetch_add(n as u64, Ordering::Relaxed);
+                return;
+            }
+            _ => {}
+        }
         if self.direct_reads.load(Ordering::Acquire) {
             let account = self.current().unwrap_or(Account::Other);
             self.stats
@@ -305,11 +400,25 @@ impl Meter for ConnMeter {
     }
 
     fn on_write(&self, n: usize) {
-        let account = self.current().unwrap_or(Account::Other);
-        self.stats
-            .account(account)
-            .bytes_out
-            .fetch_add(n as u64, Ordering::Relaxed);
+        match self.mode.load(Ordering::Acquire) {
+            MODE_H2 => {}
+            MODE_H2_TLS => {
+                self.stats.h2.tls_out.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            MODE_TLS_HANDSHAKE => {
+                self.stats
+                    .account(Account::Other)
+                    .bytes_out
+                    .fetch_add(n as u64, Ordering::Relaxed);
+            }
+            _ => {
+                let account = self.current().unwrap_or(Account::Other);
+                self.stats
+                    .account(account)
+                    .bytes_out
+                    .fetch_add(n as u64, Ordering::Relaxed);
+            }
+        }
         // A load first: most writes find nothing blocked, and a store would dirty the line.
         if self.blocked_since.load(Ordering::Relaxed) != NOT_BLOCKED {
             self.unblock();

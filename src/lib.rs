@@ -15,7 +15,8 @@
 //! - [`feed`]: the comment feed behind an async, fallible interface, its in-memory and Redis
 //!   backends (and a private redis-server for tests) and the conformance checks every backend
 //!   passes.
-//! - [`http`]: a keep-alive HTTP/1.1 client over a counted socket; errors as JSON responses.
+//! - [`http`]: keep-alive HTTP/1.1 and HTTP/2 clients over counted sockets; the HTTP/2 frame
+//!   split and HPACK decoding for per-stream byte accounting; errors as JSON responses.
 //! - [`accounting`]: the server's live counters and per-connection byte meters.
 //! - [`techniques`]: one file per push technique, holding its server handler *and* its
 //!   load-generator client; handlers get a narrow context.

@@ -56,6 +56,7 @@ pub fn assemble(observations: CellObservations) -> CellResult {
         timeline: o.merged.timeline.clone(),
         warnings: Vec::new(),
         deployment: spec.deployment,
+        http: spec.http,
         instances: instance_totals(o),
         redis: redis_use(&o.window),
         idle_memory: idle_memory(o),
@@ -146,12 +147,15 @@ fn whole_cell(settled: &Settled) -> crate::model::stats::AccountStats {
 fn agreement(settled: &Settled) -> ByteAgreement {
     let server = whole_cell(settled);
     let (client_up, client_down) = (settled.client_up, settled.client_down);
+    let (h2_in, h2_out) = settled.h2_overhead;
     ByteAgreement {
         client_up,
         client_down,
         server_in: server.bytes_in,
         server_out: server.bytes_out,
-        equal: client_up == server.bytes_in && client_down == server.bytes_out,
+        equal: client_up == server.bytes_in + h2_in && client_down == server.bytes_out + h2_out,
+        server_h2_overhead_in: h2_in,
+        server_h2_overhead_out: h2_out,
     }
 }
 
@@ -189,8 +193,10 @@ fn instance_totals(o: &CellObservations) -> Vec<InstanceTotals> {
                     client_down: instance.client_down,
                     server_in: whole.bytes_in,
                     server_out: whole.bytes_out,
-                    equal: instance.client_up == whole.bytes_in
-                        && instance.client_down == whole.bytes_out,
+                    equal: instance.client_up == whole.bytes_in + instance.h2_overhead.0
+                        && instance.client_down == whole.bytes_out + instance.h2_overhead.1,
+                    server_h2_overhead_in: instance.h2_overhead.0,
+                    server_h2_overhead_out: instance.h2_overhead.1,
                 },
                 cpu_seconds,
                 peak_rss_bytes: instance.peak_rss_bytes,
@@ -587,6 +593,7 @@ mod tests {
                 rate: 2.5,
                 payload_bytes: 100,
                 deployment: Default::default(),
+                http: Default::default(),
                 link: None,
             },
             audience: Audience::Broadcast,
@@ -632,6 +639,7 @@ mod tests {
                     segs_in: 200,
                 },
                 instances: Vec::new(),
+                h2_overhead: (0, 0),
                 user_timeouts: 0,
             },
             merged: CellRecord {
@@ -730,8 +738,21 @@ mod tests {
                 server_in: 4_000,
                 server_out: 110_000,
                 equal: true,
+                server_h2_overhead_in: 0,
+                server_h2_overhead_out: 0,
             }
         );
+        // Over HTTP/2 the connections' own frames are booked apart: the check adds them.
+        let mut o = quiet();
+        o.settled.server_after.bytes_in = 3_900;
+        o.settled.server_after.bytes_out = 109_950;
+        o.settled.h2_overhead = (100, 50);
+        let a = assemble(o).agreement;
+        assert!(a.equal, "{a:?}");
+        assert_eq!((a.server_in, a.server_h2_overhead_in), (3_900, 100));
+        let mut o = quiet();
+        o.settled.h2_overhead = (100, 50);
+        assert!(!assemble(o).agreement.equal, "overhead counted twice");
         assert_eq!(
             cell.kernel,
             KernelTotals {

@@ -29,12 +29,13 @@ use super::observations::{
 use super::publisher::{PublishCounts, Publisher, user_name};
 use super::recorder::{self, CellProgress, Schedule, ScheduleStart, SeqSet, SubscriberRecord};
 use super::runner::{RunError, RunOptions};
+use crate::http::link::{HttpLink, SharedH2};
 use crate::model::ServerConfig;
 use crate::model::faults::{
     DropRecovery, FaultResults, Faults, Slow, SlowComparison, TimeSummary, VanishRun,
 };
 use crate::model::results::CellResult;
-use crate::model::scenario::{Audience, CellSpec, Scenario};
+use crate::model::scenario::{Audience, CellSpec, H2Connections, HttpVersion, Scenario};
 use crate::model::stats::AccountStats;
 use crate::model::stats::StatsSnapshot;
 use crate::net::ByteMeter;
@@ -405,8 +406,27 @@ async fn connect_subscribers(
         ready: 0,
         faults: Vec::new(),
     };
+    // HTTP/2: one connection per instance for all its subscribers, or one each.
+    let shared: Vec<Arc<SharedH2>> = (0..subscribers.meters.len() as u32)
+        .map(|i| {
+            SharedH2::new(
+                Target {
+                    addr: addrs[i as usize],
+                },
+                subscribers.meters[i as usize].clone(),
+            )
+        })
+        .collect();
     for i in 0..spec.clients {
+        let http = match (spec.http, scenario.h2_connections) {
+            (HttpVersion::H1, _) => HttpLink::H1,
+            (HttpVersion::H2, H2Connections::PerClient) => HttpLink::H2PerClient,
+            (HttpVersion::H2, H2Connections::Shared) => {
+                HttpLink::H2Shared(shared[i as usize % shared.len()].clone())
+            }
+        };
         let subscriber = Subscriber {
+            http,
             // Round-robin over the instances, so each gets an equal share.
             target: Target {
                 addr: addrs[i as usize % addrs.len()],
@@ -810,9 +830,22 @@ async fn settle(
                 client_up,
                 client_down,
                 peak_rss_bytes: after.process.peak_rss_bytes,
+                h2_overhead: (
+                    after
+                        .h2
+                        .overhead_in
+                        .saturating_sub(instance.before.h2.overhead_in),
+                    after
+                        .h2
+                        .overhead_out
+                        .saturating_sub(instance.before.h2.overhead_out),
+                ),
             }
         })
         .collect();
+    let h2_overhead = instances.iter().fold((0, 0), |(i, o), instance| {
+        (i + instance.h2_overhead.0, o + instance.h2_overhead.1)
+    });
     // Connections the servers closed for `--user-timeout`, over the instances that did not
     // restart (a restarted one's counters started again).
     let user_timeouts = target
@@ -855,6 +888,7 @@ async fn settle(
         kernel_sockets,
         kernel,
         instances,
+        h2_overhead,
     })
 }
 
@@ -948,6 +982,7 @@ mod tests {
             rate,
             payload_bytes: 100,
             deployment: Default::default(),
+            http: Default::default(),
             link: None,
         }
     }

@@ -188,6 +188,9 @@ pub struct Settled {
     pub user_timeouts: u64,
     /// Each instance's own, whose sums are the fields above.
     pub instances: Vec<InstanceSettled>,
+    /// Over HTTP/2: the servers' `h2.overhead_in` / `overhead_out` over the cell, summed:
+    /// the subscribers' connection-level bytes (the cell's only HTTP/2 connections).
+    pub h2_overhead: (u64, u64),
 }
 
 /// One instance's whole-cell counts.
@@ -204,4 +207,6 @@ pub struct InstanceSettled {
     pub client_up: u64,
     pub client_down: u64,
     pub peak_rss_bytes: u64,
+    /// Its `h2.overhead_in` / `overhead_out` over the cell.
+    pub h2_overhead: (u64, u64),
 }

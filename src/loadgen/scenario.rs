@@ -10,7 +10,8 @@ use serde::Deserialize;
 use crate::model::ServerConfig;
 use crate::model::network::{Link, Network, Stall, parse_rate};
 pub use crate::model::scenario::{
-    Audience, CellSpec, Deployment, FeedKind, PublishTo, RedisPersistence, Scenario,
+    Audience, CellSpec, Deployment, FeedKind, H2_MAX_CONCURRENT_STREAMS, H2Connections,
+    HttpVersion, PublishTo, RedisPersistence, Scenario,
 };
 use crate::model::technique::Technique;
 
@@ -64,6 +65,8 @@ struct RawScenario {
     short_polling: Option<RawShortPolling>,
     long_polling: Option<RawLongPolling>,
     server: Option<RawServer>,
+    http: Option<OneOrMany<String>>,
+    h2_connections: Option<String>,
     faults: Option<super::faults_scenario::RawFaults>,
     network: Option<RawNetwork>,
 }
@@ -216,6 +219,26 @@ impl Validator<'_> {
             raw.long_polling.as_ref(),
         )?;
         let server = self.server(raw.server)?;
+        let http = self.http(raw.http)?;
+        let h2_connections = self.h2_connections(raw.h2_connections.as_deref())?;
+        if http.contains(&HttpVersion::H2) && h2_connections == H2Connections::Shared {
+            for &count in &clients {
+                for deployment in &server.deployments {
+                    let per_connection = count.div_ceil(deployment.instances.max(1));
+                    if per_connection > H2_MAX_CONCURRENT_STREAMS {
+                        return Err(self.invalid(
+                            "h2_connections",
+                            format!(
+                                "\"shared\" puts {per_connection} subscribers' streams on one \
+                                 HTTP/2 connection, over the server's {H2_MAX_CONCURRENT_STREAMS} \
+                                 concurrent streams (SETTINGS_MAX_CONCURRENT_STREAMS); use \
+                                 \"per-client\", fewer clients or more instances"
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
         let network = raw.network.map(|n| self.network(n)).transpose()?;
         let faults = match raw.faults {
             Some(faults) => {
@@ -223,6 +246,22 @@ impl Validator<'_> {
             }
             None => Default::default(),
         };
+        // A shared HTTP/2 connection belongs to no one subscriber: cutting, pacing or
+        // black-holing "a share of the subscribers" would hit all of them, or none.
+        let per_subscriber_faults = !faults.drop.is_empty()
+            || faults.close_page.is_some()
+            || faults.slow.is_some()
+            || faults.vanish.is_some();
+        if per_subscriber_faults
+            && http.contains(&HttpVersion::H2)
+            && h2_connections == H2Connections::Shared
+        {
+            return Err(self.invalid(
+                "h2_connections",
+                "faults that act on a share of the subscribers (drop, close_page, slow, vanish) \
+                 need their own connections: use h2_connections = \"per-client\" with http = \"2\"",
+            ));
+        }
         if let Some(fewest) = server.deployments.iter().map(|d| d.instances).min()
             && !faults.restart.is_empty()
             && faults.restart_instance >= fewest
@@ -260,9 +299,50 @@ impl Validator<'_> {
             deployments: server.deployments,
             publish_to: server.publish_to,
             redis_persistence: server.redis_persistence,
+            http,
+            h2_connections,
             network,
             faults,
         })
+    }
+
+    /// `http = "1.1"`, `"2"`, or a list of both to compare them.
+    fn http(&self, raw: Option<OneOrMany<String>>) -> Result<Vec<HttpVersion>, ScenarioError> {
+        let Some(raw) = raw else {
+            return Ok(HttpVersion::only_h1());
+        };
+        let mut versions = Vec::new();
+        for name in raw.into_vec() {
+            let version = match name.trim() {
+                "1.1" => HttpVersion::H1,
+                "2" => HttpVersion::H2,
+                other => {
+                    return Err(
+                        self.invalid("http", format!("expected \"1.1\" or \"2\", not {other:?}"))
+                    );
+                }
+            };
+            if versions.contains(&version) {
+                return Err(self.invalid("http", format!("lists {name:?} twice")));
+            }
+            versions.push(version);
+        }
+        if versions.is_empty() {
+            return Err(self.invalid("http", "must list at least one version"));
+        }
+        versions.sort();
+        Ok(versions)
+    }
+
+    fn h2_connections(&self, raw: Option<&str>) -> Result<H2Connections, ScenarioError> {
+        match raw.map(str::trim) {
+            None | Some("shared") => Ok(H2Connections::Shared),
+            Some("per-client") => Ok(H2Connections::PerClient),
+            Some(other) => Err(self.invalid(
+                "h2_connections",
+                format!("expected \"shared\" or \"per-client\", not {other:?}"),
+            )),
+        }
     }
 
     fn name(&self, raw: &str) -> Result<String, ScenarioError> {
@@ -787,6 +867,53 @@ rate = 10
                 instances: 2
             }]
         );
+    }
+
+    #[test]
+    fn http_versions_sweep_and_shared_http2_stays_under_the_stream_limit() {
+        let scenario = Scenario::parse(GOOD, "t.toml").unwrap();
+        assert_eq!(scenario.http, [HttpVersion::H1]);
+        let both = GOOD.replace("duration", "http = [\"2\", \"1.1\"]\nduration");
+        let scenario = Scenario::parse(&both, "t.toml").unwrap();
+        assert_eq!(scenario.http, [HttpVersion::H1, HttpVersion::H2]);
+        assert_eq!(scenario.h2_connections, H2Connections::Shared);
+        assert_eq!(scenario.cells().len(), 8);
+        assert_eq!(scenario.cells()[2].http, HttpVersion::H2);
+        for (line, key) in [
+            ("http = \"3\"", "`http`"),
+            ("http = [\"2\", \"2\"]", "`http`"),
+            (
+                "http = \"2\"\nh2_connections = \"pooled\"",
+                "`h2_connections`",
+            ),
+        ] {
+            let text = GOOD.replace("duration", &format!("{line}\nduration"));
+            let error = Scenario::parse(&text, "t.toml").unwrap_err().to_string();
+            assert!(error.contains(key), "{line}: {error}");
+        }
+        let crowded = GOOD
+            .replace("[10, 100]", "[10, 201]")
+            .replace("duration", "http = \"2\"\nduration");
+        let error = Scenario::parse(&crowded, "t.toml").unwrap_err().to_string();
+        assert!(
+            error.contains("`h2_connections`") && error.contains("201"),
+            "{error}"
+        );
+        let per_client = crowded.replace("duration", "h2_connections = \"per-client\"\nduration");
+        assert!(Scenario::parse(&per_client, "t.toml").is_ok());
+        // Faults on a share of the subscribers need connections of their own.
+        let faulted = GOOD.replace("duration", "http = \"2\"\nduration")
+            + "[faults]\nclose_page = { at = \"1s\", share = 0.1 }\n";
+        let error = Scenario::parse(&faulted, "t.toml").unwrap_err().to_string();
+        assert!(
+            error.contains("`h2_connections`") && error.contains("per-client"),
+            "{error}"
+        );
+        let per_client = faulted.replace(
+            "http = \"2\"",
+            "http = \"2\"\nh2_connections = \"per-client\"",
+        );
+        assert!(Scenario::parse(&per_client, "t.toml").is_ok());
     }
 
     #[test]

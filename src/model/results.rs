@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::faults::FaultResults;
 use super::network::Link;
-use super::scenario::{Audience, Deployment, Scenario};
+use super::scenario::{Audience, Deployment, HttpVersion, Scenario};
 use super::technique::Technique;
 
 /// Bumped whenever a field changes meaning or is removed.
@@ -86,6 +86,9 @@ pub struct CellResult {
     /// How the server was deployed; left out for one in-memory server, as before the key.
     #[serde(default, skip_serializing_if = "Deployment::is_default")]
     pub deployment: Deployment,
+    /// The HTTP version the subscribers spoke; left out for HTTP/1.1, as before the key.
+    #[serde(default, skip_serializing_if = "HttpVersion::is_default")]
+    pub http: HttpVersion,
     /// Each server instance's share, when the cell ran several or a Redis feed; `server`
     /// and `agreement` are their sums.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -252,8 +255,18 @@ pub struct ByteAgreement {
     pub client_down: u64,
     pub server_in: u64,
     pub server_out: u64,
-    /// `client_up == server_in && client_down == server_out`.
+    /// `client_up == server_in && client_down == server_out` (over HTTP/2, with the
+    /// overhead below added to the server's side).
     pub equal: bool,
+    /// Over HTTP/2: what the server counted on the subscribers' connections outside any
+    /// stream (the preface, SETTINGS, PING, connection WINDOW_UPDATE: `/stats` `h2.overhead_*`),
+    /// which is no technique's. The subscribers' sockets carry it too, so `equal` holds
+    /// `client_up` against `server_in + server_h2_overhead_in` (and down against out). Zero
+    /// over HTTP/1.1, and then left out of results files.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub server_h2_overhead_in: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub server_h2_overhead_out: u64,
 }
 
 /// What the kernel counted on the subscribers' sockets over the whole cell (Linux

@@ -85,6 +85,95 @@ pub struct Scenario {
     /// Whether the Redis the load generator starts keeps its data on disk.
     #[serde(default, skip_serializing_if = "is_default")]
     pub redis_persistence: RedisPersistence,
+    /// The HTTP versions the subscribers speak, swept like the other keys.
+    #[serde(
+        default = "HttpVersion::only_h1",
+        skip_serializing_if = "HttpVersion::is_only_h1"
+    )]
+    pub http: Vec<HttpVersion>,
+    /// How HTTP/2 subscribers share connections.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub h2_connections: H2Connections,
+}
+
+/// The HTTP version a cell's subscribers speak (`http = ["1.1", "2"]`).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub enum HttpVersion {
+    /// HTTP/1.1: a connection per subscriber (what every run before the key measured).
+    #[default]
+    #[serde(rename = "1.1")]
+    H1,
+    /// HTTP/2 with prior knowledge (h2c); WebSocket by extended CONNECT (RFC 8441).
+    #[serde(rename = "2")]
+    H2,
+}
+
+impl HttpVersion {
+    /// "1.1" or "2", as in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            HttpVersion::H1 => "1.1",
+            HttpVersion::H2 => "2",
+        }
+    }
+
+    /// "HTTP/1.1", "HTTP/2".
+    pub fn label(self) -> &'static str {
+        match self {
+            HttpVersion::H1 => "HTTP/1.1",
+            HttpVersion::H2 => "HTTP/2",
+        }
+    }
+
+    /// A number for axes and sorting: 1.1 or 2.
+    pub fn code(self) -> f64 {
+        match self {
+            HttpVersion::H1 => 1.1,
+            HttpVersion::H2 => 2.0,
+        }
+    }
+
+    pub fn is_default(&self) -> bool {
+        *self == HttpVersion::H1
+    }
+
+    /// The default list: HTTP/1.1 only.
+    pub fn only_h1() -> Vec<HttpVersion> {
+        vec![HttpVersion::H1]
+    }
+
+    /// True for the default list, which results files leave out (as runs before it did).
+    pub fn is_only_h1(versions: &[HttpVersion]) -> bool {
+        versions == [HttpVersion::H1]
+    }
+}
+
+/// The streams one HTTP/2 connection may carry at once: the server's
+/// SETTINGS_MAX_CONCURRENT_STREAMS, hyper's default (axum::serve does not change it). A
+/// shared connection with more subscribers would leave the rest waiting for a stream.
+pub const H2_MAX_CONCURRENT_STREAMS: u32 = 200;
+
+/// How HTTP/2 subscribers map onto connections (`h2_connections`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum H2Connections {
+    /// One connection per server instance carries every subscriber's stream, as a browser
+    /// multiplexes the streams of one origin.
+    #[default]
+    Shared,
+    /// A connection per subscriber.
+    PerClient,
+}
+
+impl H2Connections {
+    pub fn name(self) -> &'static str {
+        match self {
+            H2Connections::Shared => "shared",
+            H2Connections::PerClient => "per-client",
+        }
+    }
 }
 
 /// Where the server keeps its feed.
@@ -186,6 +275,7 @@ pub struct CellSpec {
     pub rate: f64,
     pub payload_bytes: u32,
     pub deployment: Deployment,
+    pub http: HttpVersion,
     /// The subscribers' link for this cell; `None` without a `[network]` table.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<Link>,
@@ -205,15 +295,18 @@ impl Scenario {
                 for &rate in &self.rates {
                     for &clients in &self.clients {
                         for &deployment in &self.deployments {
-                            for &technique in &self.techniques {
-                                cells.push(CellSpec {
-                                    technique,
-                                    clients,
-                                    rate,
-                                    payload_bytes,
-                                    deployment,
-                                    link,
-                                });
+                            for &http in &self.http {
+                                for &technique in &self.techniques {
+                                    cells.push(CellSpec {
+                                        technique,
+                                        clients,
+                                        rate,
+                                        payload_bytes,
+                                        deployment,
+                                        link,
+                                        http,
+                                    });
+                                }
                             }
                         }
                     }

@@ -84,6 +84,11 @@ pub struct ServerConfig {
     /// some users' connections. Off by default.
     #[arg(long)]
     pub admin: bool,
+    /// Serves TLS with a self-signed certificate made at start (for localhost and
+    /// 127.0.0.1), offering HTTP/2 and HTTP/1.1 by ALPN, so browsers negotiate HTTP/2.
+    /// Without it the port speaks HTTP/1.1 and h2c (HTTP/2 with prior knowledge).
+    #[arg(long)]
+    pub tls: bool,
 }
 
 /// The feed's backend (`--feed`). Only the URL's form is checked here; connecting is the
@@ -185,6 +190,9 @@ impl ServerConfig {
         }
         if self.admin {
             args.push("--admin".into());
+        }
+        if self.tls {
+            args.push("--tls".into());
         }
         args
     }

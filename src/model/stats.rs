@@ -188,6 +188,32 @@ counts! {
     retries: "counter", "connection attempts after a failure";
 }
 
+counts! {
+    /// The server's HTTP/2 figures: what its HTTP/2 connections carried that belongs to no
+    /// stream, shown apart from the accounts. On an h2c connection every stream's frames
+    /// (headers and payload) are booked to the account of its request's `:path`; the
+    /// preface, the connection's own frames (stream 0: SETTINGS, PING, connection
+    /// WINDOW_UPDATE, GOAWAY) and frames on no open stream go to `overhead_*`. An HTTP/2
+    /// connection over `--tls` is not split per stream: its encrypted bytes after the
+    /// handshake go to `tls_*` whole. The accounts' bytes plus these sum to the sockets'.
+    plain H2Stats;
+    /// Live HTTP/2 counters of the server.
+    live H2Counters;
+    /// HTTP/2 connections (h2c with prior knowledge, or ALPN `h2` over `--tls`).
+    connections: "counter", "HTTP/2 connections";
+    /// HTTP/2 streams opened by clients on h2c connections.
+    streams: "counter", "HTTP/2 streams opened (h2c)";
+    /// h2c bytes received that belong to no stream: the preface, stream-0 frames, frames on
+    /// no open stream.
+    overhead_in: "counter", "h2c bytes received outside any stream";
+    /// h2c bytes sent that belong to no stream (stream-0 frames, frames on no open stream).
+    overhead_out: "counter", "h2c bytes sent outside any stream";
+    /// Bytes received on HTTP/2-over-TLS connections after the handshake, not split.
+    tls_in: "counter", "HTTP/2-over-TLS bytes received, not split per stream";
+    /// Bytes sent on HTTP/2-over-TLS connections after the handshake, not split.
+    tls_out: "counter", "HTTP/2-over-TLS bytes sent, not split per stream";
+}
+
 /// Connections and requests ended by a timeout at the connection's edge, by cause (each
 /// cause is a `pushlab-server` flag).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -267,6 +293,9 @@ pub struct StatsSnapshot {
     /// The feed's incarnation and newest id.
     #[serde(default)]
     pub feed: FeedInfo,
+    /// HTTP/2 bytes outside the accounts (see [`H2Stats`]); all zero without HTTP/2.
+    #[serde(default)]
+    pub h2: H2Stats,
 }
 
 impl StatsSnapshot {

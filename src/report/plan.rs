@@ -6,7 +6,7 @@ use std::cmp::Ordering;
 
 use super::fmt::num;
 use crate::model::results::{CellResult, RunSummary};
-use crate::model::scenario::{Deployment, FeedKind};
+use crate::model::scenario::{Deployment, FeedKind, HttpVersion};
 use crate::model::technique::Technique;
 
 /// A scenario key that a sweep can vary.
@@ -24,10 +24,12 @@ pub enum Dim {
     /// The server's deployment, by `Deployment::code`: 0 for one in-memory server, n for n
     /// instances over Redis.
     Deployment,
+    /// The subscribers' HTTP version, by `HttpVersion::code`: 1.1 or 2.
+    Http,
 }
 
 impl Dim {
-    pub const ALL: [Dim; 7] = [
+    pub const ALL: [Dim; 8] = [
         Dim::Clients,
         Dim::Rate,
         Dim::Payload,
@@ -35,6 +37,7 @@ impl Dim {
         Dim::Bandwidth,
         Dim::SharedBandwidth,
         Dim::Deployment,
+        Dim::Http,
     ];
 
     pub fn of(self, point: &Point) -> f64 {
@@ -46,12 +49,23 @@ impl Dim {
             Dim::Bandwidth => point.bandwidth_bps.map_or(0.0, |b| b as f64 / 1000.0),
             Dim::SharedBandwidth => point.aggregate_bps.map_or(0.0, |b| b as f64 / 1000.0),
             Dim::Deployment => f64::from(point.deployment.code()),
+            Dim::Http => point.http.code(),
+        }
+    }
+
+    /// The HTTP version a `Dim::Http` value stands for.
+    fn http(value: f64) -> HttpVersion {
+        if value >= 2.0 {
+            HttpVersion::H2
+        } else {
+            HttpVersion::H1
         }
     }
 
     /// Whether the point has this key at all: the link's keys only over an emulated link,
-    /// the deployment only when it is not one in-memory server, so runs on plain loopback
-    /// with one server describe their points as they always did.
+    /// the deployment only when it is not one in-memory server, the HTTP version only when
+    /// it is not HTTP/1.1, so runs on plain loopback with one server over HTTP/1.1 describe
+    /// their points as they always did.
     pub fn applies(self, point: &Point) -> bool {
         match self {
             Dim::Clients | Dim::Rate | Dim::Payload => true,
@@ -59,6 +73,7 @@ impl Dim {
             Dim::Bandwidth => point.bandwidth_bps.is_some(),
             Dim::SharedBandwidth => point.aggregate_bps.is_some(),
             Dim::Deployment => !point.deployment.is_default(),
+            Dim::Http => !point.http.is_default(),
         }
     }
 
@@ -83,6 +98,7 @@ impl Dim {
             Dim::Bandwidth => "bandwidth per connection (kbit/s)",
             Dim::SharedBandwidth => "bandwidth shared by all subscribers (kbit/s)",
             Dim::Deployment => "server deployment (in-memory feed, or instances over Redis)",
+            Dim::Http => "HTTP version of the subscribers",
         }
     }
 
@@ -96,6 +112,7 @@ impl Dim {
             Dim::Bandwidth => "bandwidth",
             Dim::SharedBandwidth => "shared-bandwidth",
             Dim::Deployment => "deployment",
+            Dim::Http => "http",
         }
     }
 
@@ -108,6 +125,7 @@ impl Dim {
             Dim::Bandwidth => "bandwidth per connection",
             Dim::SharedBandwidth => "shared bandwidth",
             Dim::Deployment => "deployment",
+            Dim::Http => "HTTP version",
         }
     }
 
@@ -127,6 +145,7 @@ impl Dim {
                 d if d.instances == 1 => "Redis feed, 1 instance".into(),
                 d => format!("Redis feed, {} instances", d.instances),
             },
+            Dim::Http => Dim::http(value).label().to_string(),
         }
     }
 
@@ -134,6 +153,7 @@ impl Dim {
     pub fn tick(self, value: f64) -> String {
         match self {
             Dim::Deployment => Dim::deployment(value).label(),
+            Dim::Http => Dim::http(value).label().to_string(),
             _ => num(value),
         }
     }
@@ -152,6 +172,7 @@ impl Dim {
                 Dim::deployment(value).feed.name(),
                 Dim::deployment(value).instances
             ),
+            Dim::Http => format!("http-{}", Dim::http(value).name()),
         }
     }
 }
@@ -168,6 +189,7 @@ pub struct Point {
     pub bandwidth_bps: Option<u64>,
     pub aggregate_bps: Option<u64>,
     pub deployment: Deployment,
+    pub http: HttpVersion,
 }
 
 impl Point {
@@ -180,6 +202,7 @@ impl Point {
             bandwidth_bps: cell.link.and_then(|l| l.bandwidth_bps),
             aggregate_bps: cell.link.and_then(|l| l.aggregate_bps),
             deployment: cell.deployment,
+            http: cell.http,
         }
     }
 
@@ -194,6 +217,7 @@ impl Point {
             .then(self.rate.total_cmp(&other.rate))
             .then(self.clients.cmp(&other.clients))
             .then(self.deployment.code().cmp(&other.deployment.code()))
+            .then(self.http.cmp(&other.http))
     }
 
     fn same_except(&self, other: &Point, dim: Dim) -> bool {
@@ -239,6 +263,9 @@ pub enum ChartKind {
     SweepWire(Sweep),
     /// Server CPU and peak resident memory along a sweep.
     SweepServer(Sweep),
+    /// Along an HTTP-version sweep only: bytes per delivered comment, the subscribers'
+    /// connections, and server memory per idle subscriber.
+    SweepHttp(Sweep),
     /// Requests, bytes and server CPU per delivered comment, every cell.
     Cost,
     /// Latency second by second of every technique at one point.
@@ -446,6 +473,16 @@ impl<'a> View<'a> {
                     kind,
                 });
             }
+            if sweep.dim == Dim::Http {
+                charts.push(ChartPlan {
+                    file_name: format!("sweep-{word}-costs{others}.png"),
+                    title: format!(
+                        "{name}: bytes per comment, connections and memory per subscriber vs {}",
+                        sweep.dim.phrase()
+                    ),
+                    kind: ChartKind::SweepHttp(sweep.clone()),
+                });
+            }
         }
         if !self.cells.is_empty() {
             charts.push(ChartPlan {
@@ -537,6 +574,38 @@ mod tests {
         unique.sort();
         unique.dedup();
         assert_eq!(unique.len(), files.len(), "file names are unique");
+    }
+
+    fn files_of_one_point() -> Vec<String> {
+        files(&fixture::one_point())
+    }
+
+    #[test]
+    fn an_http_sweep_compares_the_versions_in_a_chart_of_its_own() {
+        let mut summary = fixture::one_point();
+        let h2: Vec<CellResult> = summary
+            .cells
+            .iter()
+            .cloned()
+            .map(|mut c| {
+                c.http = HttpVersion::H2;
+                c
+            })
+            .collect();
+        summary.cells.extend(h2);
+        let view = View::new(&summary);
+        assert_eq!(view.swept, [Dim::Http]);
+        let files = files(&summary);
+        for name in [
+            "latency-percentiles-http-1.1.png",
+            "latency-percentiles-http-2.png",
+            "sweep-http-wire.png",
+            "sweep-http-costs.png",
+        ] {
+            assert!(files.iter().any(|f| f == name), "{name} in {files:?}");
+        }
+        // Runs without the key show no trace of it.
+        assert!(!files_of_one_point().iter().any(|f| f.contains("http")));
     }
 
     #[test]

@@ -32,10 +32,16 @@ pub fn render(summary: &RunSummary) -> String {
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     for cell in &summary.cells {
         rows.push(vec![
-            if cell.deployment.is_default() {
-                cell.technique.name().to_string()
-            } else {
-                format!("{} ({})", cell.technique.name(), cell.deployment.label())
+            {
+                let mut label = if cell.deployment.is_default() {
+                    cell.technique.name().to_string()
+                } else {
+                    format!("{} ({})", cell.technique.name(), cell.deployment.label())
+                };
+                if !cell.http.is_default() {
+                    label.push_str(&format!(" [{}]", cell.http.label()));
+                }
+                label
             },
             cell.clients.to_string(),
             format_rate(cell.rate),

@@ -15,6 +15,15 @@
 //!
 //! Deadlines are kept by the stream (hyper reads it whenever it waits for a head), and the
 //! middleware [`guard`] tells it when a request starts and when its response is done.
+//!
+//! HTTP/2 (h2c with prior knowledge, recognised by its preface, or ALPN `h2` over `--tls`)
+//! multiplexes requests, so there the deadlines follow the streams in flight: the header
+//! timeout runs from accepting the connection to its first request, the idle timeout
+//! whenever no request is in flight; a timeout closes the connection without a reply (an
+//! HTTP/1.1 408 would be garbage in an HTTP/2 stream). hyper's HTTP/2 layer keeps its own
+//! limits (concurrent streams, header list size, flow control). The body timeout applies per
+//! request on both. On h2c the stream also hands every byte to the connection's frame books
+//! (`h2.rs`), which book each stream's frames to its request's account.
 
 use std::io;
 use std::pin::Pin;
@@ -30,16 +39,17 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
 use super::AppState;
+use super::h2::H2Books;
+use super::tls::Transport;
 use crate::accounting::{ConnInfo, ConnMeter, Stats, Timeout};
 use crate::http::body::TimedBody;
 use crate::http::error::AppError;
+use crate::http::h2frames::PREFACE;
 use crate::model::ServerConfig;
 use crate::model::stats::Account;
-use crate::net::CountingStream;
 
 /// What one connection is doing, shared by its stream and the requests it carries.
 pub struct Edge {
@@ -59,6 +69,10 @@ struct EdgeState {
     /// slept on until some older timer fired, and an idle timeout shorter than the header
     /// timeout only took effect at the header deadline.
     reader: Option<std::task::Waker>,
+    /// The connection speaks HTTP/2: requests overlap, so `active` rules, not `generation`.
+    h2: bool,
+    /// HTTP/2 requests in flight (their responses not done).
+    active: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -90,6 +104,8 @@ impl Edge {
                 },
                 generation: 0,
                 reader: None,
+                h2: false,
+                active: 0,
             }),
         })
     }
@@ -104,6 +120,10 @@ impl Edge {
     /// header timeout.
     fn on_bytes(&self) {
         let mut state = self.lock();
+        if state.h2 {
+            // HTTP/2 bytes between requests (PING, WINDOW_UPDATE) start no head.
+            return;
+        }
         if let Phase::Waiting { cause, started, .. } = &mut state.phase {
             if *cause == Timeout::Idle {
                 state.phase = Phase::Waiting {
@@ -139,6 +159,7 @@ impl Edge {
     fn request_started(&self) -> u64 {
         let mut state = self.lock();
         state.generation += 1;
+        state.active += 1;
         if !matches!(state.phase, Phase::Upgraded) {
             state.phase = Phase::Busy;
         }
@@ -148,7 +169,13 @@ impl Edge {
     /// The response of request `generation` is done: the connection idles until the next.
     fn response_done(&self, generation: u64) {
         let mut state = self.lock();
-        if state.generation == generation && matches!(state.phase, Phase::Busy) {
+        state.active = state.active.saturating_sub(1);
+        let last = if state.h2 {
+            state.active == 0
+        } else {
+            state.generation == generation
+        };
+        if last && matches!(state.phase, Phase::Busy) {
             state.phase = Phase::Waiting {
                 deadline: Instant::now() + self.idle_timeout,
                 cause: Timeout::Idle,
@@ -162,6 +189,11 @@ impl Edge {
 
     fn upgraded(&self) {
         self.lock().phase = Phase::Upgraded;
+    }
+
+    /// The connection turned out to speak HTTP/2.
+    fn set_h2(&self) {
+        self.lock().h2 = true;
     }
 }
 
@@ -179,10 +211,27 @@ struct Replacement {
     reported: usize,
 }
 
+/// Which protocol a connection speaks, as far as the edge knows.
+enum Protocol {
+    /// Plain TCP, no byte read yet that rules out HTTP/2: `n` bytes of the preface seen.
+    Sniffing(usize),
+    /// HTTP/1.x (plain or over TLS).
+    H1,
+    /// h2c: every byte goes through the frame books.
+    H2(Box<H2Books>),
+    /// HTTP/2 over TLS: the socket's bytes are encrypted, so not split per stream (see
+    /// `accounting::ConnMeter::tls_established`).
+    H2Tls,
+    /// A `--tls` connection before its handshake ends.
+    Handshake,
+}
+
 /// An accepted connection: its byte count, its read deadlines, and hyper's bodiless
 /// refusals rewritten with a JSON body.
 pub struct EdgeStream {
-    inner: CountingStream<TcpStream, ConnMeter>,
+    inner: Transport,
+    meter: Arc<ConnMeter>,
+    protocol: Protocol,
     edge: Arc<Edge>,
     sleep: Pin<Box<Sleep>>,
     /// The deadline `sleep` is set to.
@@ -195,9 +244,17 @@ pub struct EdgeStream {
 }
 
 impl EdgeStream {
-    pub fn new(inner: CountingStream<TcpStream, ConnMeter>, edge: Arc<Edge>) -> Self {
+    pub fn new(inner: Transport, meter: Arc<ConnMeter>, edge: Arc<Edge>) -> Self {
+        let protocol = if inner.is_plain() {
+            Protocol::Sniffing(0)
+        } else {
+            meter.start_tls();
+            Protocol::Handshake
+        };
         Self {
             inner,
+            meter,
+            protocol,
             edge,
             sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
             sleep_until: None,
@@ -208,7 +265,77 @@ impl EdgeStream {
     }
 
     pub fn meter(&self) -> &Arc<ConnMeter> {
-        self.inner.meter()
+        &self.meter
+    }
+
+    /// Drives the TLS handshake, if one is pending, and books its end.
+    fn poll_handshake(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match ready!(self.inner.poll_handshake(cx)) {
+            Ok(Some(h2)) => {
+                self.meter.tls_established(h2);
+                if h2 {
+                    self.edge.set_h2();
+                    self.protocol = Protocol::H2Tls;
+                } else {
+                    self.protocol = Protocol::H1;
+                }
+                Poll::Ready(Ok(()))
+            }
+            Ok(None) => Poll::Ready(Ok(())),
+            Err(error) => Poll::Ready(Err(error)),
+        }
+    }
+
+    /// `bytes` were just read (and counted at the socket): recognise the HTTP/2 preface, and
+    /// on h2c hand them to the frame books.
+    fn on_read(&mut self, bytes: &[u8]) {
+        match &mut self.protocol {
+            Protocol::Sniffing(seen) => {
+                let seen = *seen;
+                let want = &PREFACE[seen..];
+                let n = want.len().min(bytes.len());
+                if bytes[..n] != want[..n] {
+                    self.protocol = Protocol::H1;
+                } else if seen + n < PREFACE.len() {
+                    self.protocol = Protocol::Sniffing(seen + n);
+                } else {
+                    // The meter forgets the bytes read so far; the books count them again,
+                    // from the start: all but these were the preface's first `seen` bytes.
+                    self.meter.start_h2();
+                    self.edge.set_h2();
+                    let mut books = Box::new(H2Books::new(self.meter.clone()));
+                    books.read(&PREFACE[..seen]);
+                    books.read(bytes);
+                    self.protocol = Protocol::H2(books);
+                }
+            }
+            Protocol::H2(books) => books.read(bytes),
+            _ => {}
+        }
+    }
+
+    /// The first `n` bytes of `bufs` were written: on h2c, hand them to the frame books.
+    fn on_written(&mut self, bufs: &[&[u8]], mut n: usize) {
+        match &mut self.protocol {
+            Protocol::H2(books) => {
+                for buf in bufs {
+                    let take = n.min(buf.len());
+                    books.wrote(&buf[..take]);
+                    n -= take;
+                    if n == 0 {
+                        break;
+                    }
+                }
+            }
+            // A response before the preface was complete: not HTTP/2.
+            Protocol::Sniffing(_) => self.protocol = Protocol::H1,
+            _ => {}
+        }
+    }
+
+    /// Whether writes may be HTTP/1.x responses (to rewrite hyper's refusals).
+    fn speaks_h1(&self) -> bool {
+        matches!(self.protocol, Protocol::Sniffing(_) | Protocol::H1)
     }
 
     pub fn edge(&self) -> &Arc<Edge> {
@@ -243,7 +370,7 @@ impl EdgeStream {
     /// Starts replacing hyper's bodiless refusal `head` (whose write of `len` bytes is being
     /// asked for) with one carrying a JSON body. The refusal is booked to `other`.
     fn replace(&mut self, status: StatusCode, len: usize) {
-        self.inner.meter().attribute(Account::Other);
+        self.meter.attribute(Account::Other);
         self.replacement = Some(Replacement {
             bytes: json_response(status, protocol_message(status)),
             written: 0,
@@ -263,10 +390,15 @@ impl AsyncRead for EdgeStream {
             return Poll::Ready(Ok(()));
         }
         let before = buf.filled().len();
-        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+        let poll = match this.poll_handshake(cx) {
+            Poll::Ready(Ok(())) => Pin::new(&mut this.inner).poll_read(cx, buf),
+            other => other,
+        };
+        match poll {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before {
                     this.edge.on_bytes();
+                    this.on_read(&buf.filled()[before..]);
                 }
                 Poll::Ready(Ok(()))
             }
@@ -285,11 +417,11 @@ impl AsyncRead for EdgeStream {
                 ready!(this.sleep.as_mut().poll(cx));
                 this.timed_out = true;
                 this.edge.stats.record_timeout(cause);
-                if cause == Timeout::HeaderRead && started {
+                if cause == Timeout::HeaderRead && started && this.speaks_h1() {
                     // Part of a head arrived: say why the connection ends. Best effort, as
                     // a client that stalls may not read either; the socket's buffer is
                     // empty here, so a short reply is normally taken whole.
-                    this.inner.meter().attribute(Account::Other);
+                    this.meter.attribute(Account::Other);
                     let message = format!(
                         "the request's headers did not arrive within {:?}",
                         this.edge.header_timeout
@@ -312,7 +444,8 @@ impl AsyncWrite for EdgeStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        if this.replacement.is_none() {
+        ready!(this.poll_handshake(cx))?;
+        if this.replacement.is_none() && this.speaks_h1() {
             if let Some(status) = hyper_refusal(buf) {
                 this.replace(status, buf.len());
             }
@@ -321,8 +454,10 @@ impl AsyncWrite for EdgeStream {
             return this.poll_replacement(cx);
         }
         let poll = Pin::new(&mut this.inner).poll_write(cx, buf);
-        if let Poll::Ready(Err(error)) = &poll {
-            this.note_error(error);
+        match &poll {
+            Poll::Ready(Ok(n)) => this.on_written(&[buf], *n),
+            Poll::Ready(Err(error)) => this.note_error(error),
+            Poll::Pending => {}
         }
         poll
     }
@@ -333,7 +468,8 @@ impl AsyncWrite for EdgeStream {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        if this.replacement.is_none() {
+        ready!(this.poll_handshake(cx))?;
+        if this.replacement.is_none() && this.speaks_h1() {
             let first = bufs.iter().find(|b| !b.is_empty());
             if let Some(status) = first.and_then(|b| hyper_refusal(b)) {
                 this.replace(status, bufs.iter().map(|b| b.len()).sum());
@@ -343,8 +479,13 @@ impl AsyncWrite for EdgeStream {
             return this.poll_replacement(cx);
         }
         let poll = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Err(error)) = &poll {
-            this.note_error(error);
+        match &poll {
+            Poll::Ready(Ok(n)) => {
+                let slices: Vec<&[u8]> = bufs.iter().map(|b| &b[..]).collect();
+                this.on_written(&slices, *n);
+            }
+            Poll::Ready(Err(error)) => this.note_error(error),
+            Poll::Pending => {}
         }
         poll
     }
@@ -410,12 +551,20 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
         .extensions()
         .get::<ConnectInfo<Conn>>()
         .map(|c| c.0.clone());
-    let generation = conn.as_ref().map(|conn| {
+    // Ends the request for the edge when dropped: with the response body once it is out,
+    // or here if the request is dropped first (an HTTP/2 stream reset mid-request), so a
+    // cancelled request cannot keep its connection "busy", free of deadlines, for good.
+    let done = conn.as_ref().map(|conn| {
         request
             .extensions_mut()
             .insert(ConnectInfo(conn.info.clone()));
-        conn.edge.request_started()
+        RequestDone {
+            generation: conn.edge.request_started(),
+            edge: conn.edge.clone(),
+        }
     });
+    let request_version = request.version();
+    let connect = request.method() == axum::http::Method::CONNECT;
     let response = match check(&request, &state.config) {
         Err(error) => {
             super::book(&request, Account::Other);
@@ -437,27 +586,33 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
         }
     };
     let mut response = response;
-    if matches!(
-        response.status(),
-        StatusCode::REQUEST_TIMEOUT | StatusCode::PAYLOAD_TOO_LARGE
-    ) {
+    let h2 = request_version >= Version::HTTP_2;
+    if !h2
+        && matches!(
+            response.status(),
+            StatusCode::REQUEST_TIMEOUT | StatusCode::PAYLOAD_TOO_LARGE
+        )
+    {
         // Part of the body may still be on its way: end the connection rather than read it.
         response
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-    let (Some(conn), Some(generation)) = (conn, generation) else {
+    let (Some(conn), Some(done)) = (conn, done) else {
         return response;
     };
-    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+    // RFC 8441: over HTTP/2 a WebSocket is an extended CONNECT answered 200, its stream
+    // the socket. Like an upgraded HTTP/1.1 connection, its connection then keeps no read
+    // deadline: the WebSocket's pings watch it.
+    let h2_websocket = h2 && connect && response.status().is_success();
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS || h2_websocket {
         conn.edge.upgraded();
         return response;
     }
     response.map(|body| {
         Body::new(Tracked {
             inner: body,
-            edge: conn.edge,
-            generation,
+            _done: done,
         })
     })
 }
@@ -498,10 +653,12 @@ fn check_origin(request: &Request, config: &ServerConfig) -> Result<(), AppError
         return Ok(());
     };
     let origin = origin.to_str().unwrap_or("");
+    // HTTP/2 names the host in `:authority` (the URI), not in a Host header.
     let host = request
         .headers()
         .get(header::HOST)
-        .and_then(|h| h.to_str().ok());
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()));
     let own = host.is_some_and(|host| {
         origin
             .strip_prefix("http://")
@@ -524,16 +681,21 @@ fn check_origin(request: &Request, config: &ServerConfig) -> Result<(), AppError
     ))
 }
 
-/// A response body that tells the connection's [`Edge`] when it is done (dropped), so the
-/// idle timeout starts only once the response is out: an SSE stream or a slow long poll is
-/// never "idle".
+/// A response body that tells the connection's [`Edge`] when it is done (dropped, with the
+/// [`RequestDone`] it holds), so the idle timeout starts only once the response is out: an
+/// SSE stream or a slow long poll is never "idle".
 struct Tracked {
     inner: Body,
+    _done: RequestDone,
+}
+
+/// One request in flight on a connection: dropping it tells the edge the request is over.
+struct RequestDone {
     edge: Arc<Edge>,
     generation: u64,
 }
 
-impl Drop for Tracked {
+impl Drop for RequestDone {
     fn drop(&mut self) {
         self.edge.response_done(self.generation);
     }

@@ -14,7 +14,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::edge::{Conn, Edge, EdgeStream};
+use super::tls::Transport;
 use crate::accounting::{ConnInfo, ConnMeter, Stats};
+use crate::http::h2frames::PREFACE;
 use crate::model::ServerConfig;
 use crate::model::stats::Account;
 use crate::net::CountingStream;
@@ -24,6 +26,8 @@ pub struct CountingListener {
     listener: TcpListener,
     stats: Arc<Stats>,
     config: Arc<ServerConfig>,
+    /// `--tls`: every connection is TLS (with ALPN h2 or http/1.1).
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl CountingListener {
@@ -32,7 +36,14 @@ impl CountingListener {
             listener,
             stats,
             config,
+            tls: None,
         }
+    }
+
+    /// Serves TLS with `acceptor` on every connection.
+    pub fn with_tls(mut self, acceptor: tokio_rustls::TlsAcceptor) -> Self {
+        self.tls = Some(acceptor);
+        self
     }
 }
 
@@ -58,7 +69,12 @@ impl axum::serve::Listener for CountingListener {
                         continue;
                     }
                     let edge = Edge::new(self.stats.clone(), &self.config);
-                    return (EdgeStream::new(stream, edge), addr);
+                    let meter = stream.meter().clone();
+                    let transport = match &self.tls {
+                        Some(acceptor) => Transport::Handshake(Box::new(acceptor.accept(stream))),
+                        None => Transport::Plain(stream),
+                    };
+                    return (EdgeStream::new(transport, meter, edge), addr);
                 }
                 Err(error) => {
                     // EMFILE and friends: back off briefly rather than spin; the error is
@@ -75,8 +91,10 @@ impl axum::serve::Listener for CountingListener {
     }
 }
 
-/// Answers a connection over the cap with 503 and closes it. The request is read first so
-/// the close does not turn into a reset that would hide the response from the client.
+/// Answers a connection over the cap with 503 and closes it; an HTTP/2 client (its preface
+/// read) gets SETTINGS and a GOAWAY that processed no stream, its debug data the same JSON
+/// error. The request is read first so the close does not turn into a reset that would hide
+/// the response from the client.
 async fn refuse(mut stream: CountingStream<TcpStream, ConnMeter>, cap: usize) {
     stream.meter().attribute(Account::Other);
     let mut head = Vec::with_capacity(1024);
@@ -94,6 +112,11 @@ async fn refuse(mut stream: CountingStream<TcpStream, ConnMeter>, cap: usize) {
         "error": format!("the server is at its connection cap ({cap}); retry later")
     })
     .to_string();
+    if head.starts_with(&PREFACE[..18]) {
+        let _ = stream.write_all(&goaway(body.as_bytes())).await;
+        let _ = stream.shutdown().await;
+        return;
+    }
     let response = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n\
          connection: close\r\ncontent-length: {}\r\n\r\n{body}",
@@ -109,6 +132,18 @@ async fn refuse(mut stream: CountingStream<TcpStream, ConnMeter>, cap: usize) {
         }
     })
     .await;
+}
+
+/// An empty SETTINGS frame (the server's required first frame) and a GOAWAY with last
+/// stream 0 and NO_ERROR (nothing was processed: the client may retry) carrying `debug`.
+fn goaway(debug: &[u8]) -> Vec<u8> {
+    let mut out = vec![0, 0, 0, 0x4, 0, 0, 0, 0, 0];
+    let len = (8 + debug.len()) as u32;
+    out.extend_from_slice(&len.to_be_bytes()[1..]);
+    out.extend_from_slice(&[0x7, 0, 0, 0, 0, 0]);
+    out.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0]);
+    out.extend_from_slice(debug);
+    out
 }
 
 impl Connected<IncomingStream<'_, CountingListener>> for Conn {

@@ -68,6 +68,16 @@ pub fn prometheus(snapshot: &StatsSnapshot) -> String {
         let _ = writeln!(out, "# TYPE pushlab_{name} {kind}");
         let _ = writeln!(out, "pushlab_{name} {value}");
     }
+    // HTTP/2's figures outside the accounts, one metric each: `pushlab_h2_...`.
+    for (field, kind, help, value) in snapshot.h2.fields() {
+        let name = match kind {
+            "counter" => format!("h2_{field}_total"),
+            _ => format!("h2_{field}"),
+        };
+        let _ = writeln!(out, "# HELP pushlab_{name} {help}");
+        let _ = writeln!(out, "# TYPE pushlab_{name} {kind}");
+        let _ = writeln!(out, "pushlab_{name} {value}");
+    }
     let _ = writeln!(
         out,
         "# HELP pushlab_timeouts_total connections and requests ended by a timeout, by cause"

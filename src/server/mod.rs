@@ -4,9 +4,11 @@
 
 mod admin;
 mod edge;
+mod h2;
 mod listener;
 mod metrics;
 mod publish;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -226,7 +228,11 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 pub async fn serve(listener: TcpListener, state: AppState, grace: Duration) -> std::io::Result<()> {
     let shutdown = state.shutdown.clone();
     let sessions = state.sessions.clone();
-    let listener = CountingListener::new(listener, state.stats.clone(), state.config.clone());
+    let mut listener = CountingListener::new(listener, state.stats.clone(), state.config.clone());
+    if state.config.tls {
+        let (acceptor, _) = tls::self_signed().map_err(std::io::Error::other)?;
+        listener = listener.with_tls(acceptor);
+    }
     let service = app(state).into_make_service_with_connect_info::<edge::Conn>();
     let server = axum::serve(listener, service)
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())

@@ -30,6 +30,8 @@ use tokio_util::sync::CancellationToken;
 use crate::feed::{Comment, FeedError, Page};
 use crate::http::client::{ClientError, HttpConnection};
 use crate::http::error::AppError;
+use crate::http::h2client::H2Connection;
+use crate::http::link::{Connection, HttpLink};
 pub use crate::model::stats::ClientCounters;
 pub use crate::model::{Target, Technique};
 use crate::net::{ByteMeter, CutSwitch};
@@ -141,6 +143,8 @@ pub struct Subscriber {
     pub counters: Arc<ClientCounters>,
     /// Cancelled to end the subscriber.
     pub stop: CancellationToken,
+    /// HTTP/1.1, or HTTP/2 on a connection of its own or a shared one.
+    pub http: HttpLink,
     /// Severs this subscriber's live connections when a client-side fault fires it.
     pub cut: Arc<CutSwitch>,
     /// A slow subscriber's read rate, bytes per second: its sockets get a small receive
@@ -162,6 +166,7 @@ impl Subscriber {
             meter: ByteMeter::new(),
             counters: Arc::default(),
             stop: CancellationToken::new(),
+            http: Default::default(),
             cut: Arc::default(),
             read_bytes_per_s: None,
         }
@@ -187,6 +192,27 @@ impl Subscriber {
     /// A keep-alive HTTP connection over [`Subscriber::connect`].
     pub(crate) async fn open_http(&self) -> Result<HttpConnection, ClientError> {
         HttpConnection::over(self.connect().await?, &self.target).await
+    }
+
+    /// A connection by this subscriber's link, and whether a TCP connection was opened for
+    /// it (a shared HTTP/2 one may already be open). HTTP/1.1 and per-client HTTP/2 go over
+    /// [`Subscriber::connect`], so cuts and slow reading apply to them; a shared HTTP/2
+    /// connection belongs to no one subscriber and is neither cut nor paced.
+    pub(crate) async fn open_connection(&self) -> Result<(Connection, bool), ClientError> {
+        Ok(match &self.http {
+            HttpLink::H1 => (Connection::H1(self.open_http().await?), true),
+            HttpLink::H2PerClient => {
+                let stream = self.connect().await?;
+                (
+                    Connection::H2(H2Connection::over(stream, &self.target).await?),
+                    true,
+                )
+            }
+            HttpLink::H2Shared(shared) => {
+                let (connection, opened) = shared.get().await?;
+                (Connection::H2(connection), opened)
+            }
+        })
     }
 
     /// The query string naming the user and, if known, the cursor.

@@ -14,8 +14,9 @@ use super::{
     Backoff, ClientCounters, Context, DeliverySink, Gone, PageBody, Subscriber, feed_error,
     page_response,
 };
-use crate::http::client::{ClientError, HttpConnection};
+use crate::http::client::ClientError;
 use crate::http::error::{AppError, AppQuery, checked_user};
+use crate::http::link::Connection;
 
 #[derive(Deserialize)]
 struct PollQuery {
@@ -172,7 +173,7 @@ pub(crate) fn deliver_page(
 /// A poller's keep-alive connection, reopened (and counted as a reconnect) when lost.
 #[derive(Default)]
 pub(crate) struct KeepAlive {
-    connection: Option<HttpConnection>,
+    connection: Option<Connection>,
     opened: u64,
 }
 
@@ -203,9 +204,12 @@ impl KeepAlive {
                 if self.opened > 0 {
                     ClientCounters::add(&counters.reconnects);
                 }
-                let connection = subscriber.open_http().await?;
+                let (connection, opened) = subscriber.open_connection().await?;
                 self.opened += 1;
-                ClientCounters::add(&counters.connections_opened);
+                // On a shared HTTP/2 connection only its opener counts it.
+                if opened {
+                    ClientCounters::add(&counters.connections_opened);
+                }
                 self.connection.insert(connection)
             }
         };

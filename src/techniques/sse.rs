@@ -24,6 +24,7 @@ use crate::accounting::{ConnInfo, ConnMeter};
 use crate::feed::{Comment, EndCause, EndWatch, FeedError, Subscription};
 use crate::http::client::ClientError;
 use crate::http::error::{AppError, AppQuery, checked_user};
+use crate::http::link::Connection;
 
 #[derive(Deserialize)]
 struct SseQuery {
@@ -302,8 +303,10 @@ async fn open_stream(
     path: &str,
     last_event_id: Option<&str>,
 ) -> Result<impl Stream<Item = Result<bytes::Bytes, hyper::Error>> + use<>, ClientError> {
-    let mut connection = subscriber.open_http().await?;
-    ClientCounters::add(&subscriber.counters.connections_opened);
+    let (mut connection, opened) = subscriber.open_connection().await?;
+    if opened {
+        ClientCounters::add(&subscriber.counters.connections_opened);
+    }
     ClientCounters::add(&subscriber.counters.requests);
     let mut headers = vec![
         ("accept", "text/event-stream"),
@@ -321,7 +324,15 @@ async fn open_stream(
             body: String::from_utf8_lossy(&body).into_owned(),
         });
     }
-    // hyper keeps the connection until the body ends; dropping the stream closes it.
-    drop(connection);
-    Ok(response.into_body().into_data_stream())
+    // hyper keeps an HTTP/1.1 connection until the body ends, and dropping the stream
+    // closes it; an HTTP/2 handle is kept with the stream, so the connection outlives
+    // neither (a shared one lives on with its other holders).
+    let keep = match connection {
+        Connection::H1(_) => None,
+        h2 => Some(h2),
+    };
+    Ok(response.into_body().into_data_stream().map(move |chunk| {
+        let _ = &keep;
+        chunk
+    }))
 }

@@ -14,7 +14,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{MethodFilter, on};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
@@ -52,13 +52,17 @@ pub const CLOSE_TRY_AGAIN: u16 = 1013;
 pub const CLOSE_NO_PONG: u16 = 4009;
 
 pub fn routes() -> Router<Context> {
-    Router::new().route("/ws", get(upgrade))
+    // CONNECT: a WebSocket over HTTP/2 is an extended CONNECT (RFC 8441), which axum's
+    // `WebSocketUpgrade` accepts; hyper's HTTP/2 server enables it (axum::serve does).
+    let methods = MethodFilter::GET.or(MethodFilter::CONNECT);
+    Router::new().route("/ws", on(methods, upgrade))
 }
 
 async fn upgrade(
     State(state): State<Context>,
     ConnectInfo(connection): ConnectInfo<ConnInfo>,
     AppQuery(query): AppQuery<WsQuery>,
+    method: axum::http::Method,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, AppError> {
@@ -80,7 +84,10 @@ async fn upgrade(
             return Ok(response);
         }
     };
-    check_key(&headers)?;
+    // An extended CONNECT carries no key (RFC 8441, 5: the stream is already the client's).
+    if method != axum::http::Method::CONNECT {
+        check_key(&headers)?;
+    }
     let user = checked_user(query.user)?;
     // Subscribe before upgrading so a bad cursor is an HTTP error the client can read.
     let subscription = state
@@ -517,6 +524,14 @@ pub async fn run_client(subscriber: &Subscriber, sink: &mut dyn DeliverySink) {
 
 /// The 410 answer to a handshake, if that is what refused it.
 fn gone_of(error: &(dyn std::error::Error + 'static)) -> Option<Gone> {
+    // Over HTTP/2 the extended CONNECT is refused like any request.
+    if let Some(crate::http::client::ClientError::Status { status, body }) =
+        error.downcast_ref::<crate::http::client::ClientError>()
+    {
+        return (*status == StatusCode::GONE)
+            .then(|| Gone::parse(body.as_bytes()))
+            .flatten();
+    }
     match error.downcast_ref::<tungstenite::Error>()? {
         tungstenite::Error::Http(response) if response.status() == StatusCode::GONE => {
             Gone::parse(response.body().as_deref()?)
@@ -542,15 +557,43 @@ struct Connected {
     after: u64,
 }
 
-type ClientSocket = tokio_tungstenite::WebSocketStream<
-    crate::net::CountingStream<tokio::net::TcpStream, crate::net::ByteMeter>,
->;
+/// The byte stream under a client's WebSocket: a counted TCP connection of its own
+/// (HTTP/1.1 upgrade), or an HTTP/2 stream (extended CONNECT) on a counted connection.
+pub trait ClientIo: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> ClientIo for T {}
 
-/// Opens a counted TCP connection and performs the WebSocket handshake on it.
+type ClientSocket = tokio_tungstenite::WebSocketStream<Box<dyn ClientIo>>;
+
+/// Opens a counted TCP connection and performs the WebSocket handshake on it; over HTTP/2,
+/// opens a stream by extended CONNECT (RFC 8441) on the subscriber's connection instead.
 pub async fn connect(
     subscriber: &Subscriber,
     cursor: Option<u64>,
 ) -> Result<ClientSocket, Box<dyn std::error::Error + Send + Sync>> {
+    let config = tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(0);
+    if subscriber.http.is_h2() {
+        let (connection, opened) = subscriber.open_connection().await?;
+        let crate::http::link::Connection::H2(connection) = connection else {
+            unreachable!("an HTTP/2 link opens HTTP/2 connections")
+        };
+        if opened {
+            ClientCounters::add(&subscriber.counters.connections_opened);
+        }
+        ClientCounters::add(&subscriber.counters.requests);
+        let tunnel = connection
+            .websocket(&format!("/ws?{}", subscriber.query(cursor)))
+            .await?;
+        let io: Box<dyn ClientIo> = Box::new(tunnel);
+        let socket = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            io,
+            tungstenite::protocol::Role::Client,
+            Some(config),
+        )
+        .await;
+        return Ok(socket);
+    }
     let stream = subscriber.connect().await?;
     ClientCounters::add(&subscriber.counters.connections_opened);
     ClientCounters::add(&subscriber.counters.requests);
@@ -560,10 +603,8 @@ pub async fn connect(
         subscriber.query(cursor)
     );
     let request = url.into_client_request()?;
-    let config = tungstenite::protocol::WebSocketConfig::default()
-        .read_buffer_size(8 * 1024)
-        .write_buffer_size(0);
+    let io: Box<dyn ClientIo> = Box::new(stream);
     let (socket, _response) =
-        tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
+        tokio_tungstenite::client_async_with_config(request, io, Some(config)).await?;
     Ok(socket)
 }

@@ -13,6 +13,10 @@ const INDEX_HTML: &str = include_str!("index.html");
 const APP_JS: &str = include_str!("app.js");
 const STYLE_CSS: &str = include_str!("style.css");
 const FAVICON_SVG: &str = include_str!("favicon.svg");
+/// `GET /seven`: seven SSE streams from one page, the browser's per-origin connection limit
+/// over HTTP/1.1 against HTTP/2.
+const SEVEN_HTML: &str = include_str!("seven.html");
+const SEVEN_JS: &str = include_str!("seven.js");
 
 /// Only this origin's own script, style and sockets: comments are rendered as text, and this
 /// keeps a future slip from turning into script injection (the study note's weak point).
@@ -39,6 +43,14 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route(
             "/favicon.svg",
             get(|| async { asset(FAVICON_SVG, "image/svg+xml") }),
+        )
+        .route(
+            "/seven",
+            get(|| async { asset(SEVEN_HTML, "text/html; charset=utf-8") }),
+        )
+        .route(
+            "/seven.js",
+            get(|| async { asset(SEVEN_JS, "text/javascript; charset=utf-8") }),
         )
         // Browsers ask for /favicon.ico whatever the page says; an empty answer keeps the
         // console (and the "other" account) free of 404s.

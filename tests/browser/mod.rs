@@ -6,6 +6,8 @@
 //! port it picks itself), its own Chromium with a fresh profile, and its own server, and waits
 //! for conditions in the page's DOM against a deadline: nothing here sleeps to synchronise.
 //!
+//! `seven.rs`: the seven-stream page, HTTP/1.1 (the seventh waits) against HTTP/2 over `--tls`.
+//!
 //! Set `PUSHLAB_SCREENSHOT=/path/page.png` to save a screenshot of the page after a few
 //! comments (from `comments_posted_from_the_page_appear_in_all_four_panes`).
 
@@ -25,6 +27,9 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio_util::sync::CancellationToken;
+
+/// The seven-stream page: HTTP/1.1's six connections per origin against HTTP/2.
+mod seven;
 
 /// What CI (and a developer) runs as root to get the browser and its driver.
 const INSTALL: &str = "apt-get update && apt-get install -y chromium chromium-driver";
@@ -248,17 +253,26 @@ async fn start_chromedriver(program: &PathBuf) -> (Driver, u16) {
 impl Lab {
     /// Starts everything and opens the page subscribed as `bob`.
     async fn start() -> Lab {
-        let (chromium, chromedriver) = browser_programs();
-        let server = pushlab::server::spawn(ServerConfig {
+        let config = ServerConfig {
             admin: true,
             ..ServerConfig::default()
-        })
-        .await
-        .expect("the server starts on 127.0.0.1:0");
+        };
+        Lab::start_with(config, &[], "/?user=bob").await
+    }
+
+    /// Starts a server with `config`, a Chromium with `flags` added, and opens `path`
+    /// (over `https://` when the server serves `--tls`).
+    async fn start_with(config: ServerConfig, flags: &[&str], path: &str) -> Lab {
+        let (chromium, chromedriver) = browser_programs();
+        let tls = config.tls;
+        let server = pushlab::server::spawn(config)
+            .await
+            .expect("the server starts on 127.0.0.1:0");
         let profile = tempfile::tempdir().expect("a temporary Chromium profile");
         let (driver, port) = start_chromedriver(&chromedriver).await;
 
         let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|f| f.to_string()).collect();
+        args.extend(flags.iter().map(|f| f.to_string()));
         args.push(format!("--user-data-dir={}", profile.path().display()));
         let capabilities = json!({
             "browserName": "chrome",
@@ -278,8 +292,13 @@ impl Lab {
             _driver: driver,
             _profile: profile,
         };
+        let origin = if tls {
+            format!("https://{}", lab.server.addr)
+        } else {
+            lab.server.url()
+        };
         lab.browser
-            .goto(&format!("{}/?user=bob", lab.server.url()))
+            .goto(&format!("{origin}{path}"))
             .await
             .expect("the page loads");
         lab

@@ -168,6 +168,47 @@ fn a_broadcast_scenario_runs_every_technique_with_no_loss_and_agreeing_byte_coun
     );
 }
 
+/// Over HTTP/2, shared and per-client: every technique delivers everything, the subscribers'
+/// sockets carry what the server booked to the technique plus its HTTP/2 overhead, and the
+/// connections are one per instance, or one per subscriber.
+#[test]
+fn an_http2_scenario_delivers_and_both_ends_agree_with_the_overhead_apart() {
+    for (connections, sockets) in [("shared", 1), ("per-client", 3)] {
+        let (summary, _run, _dir) = run_scenario(
+            &format!("h2-{connections}"),
+            &format!("http = \"2\"\nh2_connections = \"{connections}\"\n[publish]\nrate = 20\n"),
+        );
+        assert_eq!(summary.cells.len(), 4);
+        for cell in &summary.cells {
+            let name = format!("{} ({connections})", cell.technique.name());
+            assert_eq!(
+                cell.http,
+                pushlab::model::scenario::HttpVersion::H2,
+                "{name}"
+            );
+            let d = &cell.deliveries;
+            assert!(d.expected > 0 && d.missing == 0, "{name}: {d:?}");
+            let a = &cell.agreement;
+            assert!(a.equal, "{name}: {a:?}");
+            assert!(a.server_h2_overhead_in >= 24 * sockets, "{name}: {a:?}");
+            assert_eq!(
+                (a.client_up, a.client_down),
+                (
+                    a.server_in + a.server_h2_overhead_in,
+                    a.server_out + a.server_h2_overhead_out
+                ),
+                "{name}"
+            );
+            assert_eq!(cell.kernel.sockets, sockets, "{name}: {:?}", cell.kernel);
+            assert!(
+                cell.warnings.iter().all(|w| !w.contains("differ")),
+                "{name}: {:?}",
+                cell.warnings
+            );
+        }
+    }
+}
+
 #[test]
 fn a_per_user_scenario_delivers_each_comment_to_its_one_recipient() {
     let (summary, _run, _dir) = run_scenario(

@@ -158,6 +158,7 @@ fn the_binary_documents_every_flag() {
         "--ws-ping-interval",
         "--ws-pong-timeout",
         "--admin",
+        "--tls",
         "--feed",
         "--header-timeout",
         "--body-timeout",

@@ -51,6 +51,46 @@ async fn connections_over_the_cap_get_503_with_retry_after() {
     assert_serving(addr).await;
 }
 
+#[tokio::test]
+async fn an_http2_connection_over_the_cap_gets_a_goaway_naming_the_cap() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = start_with(ServerConfig {
+        max_connections: 1,
+        ..ServerConfig::default()
+    })
+    .await;
+    let addr = server.addr;
+    let mut held = HttpConnection::open(&target(addr), ByteMeter::new())
+        .await
+        .unwrap();
+    held.get("/poll").await.expect("under the cap");
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    socket
+        .write_all(pushlab::http::h2frames::PREFACE)
+        .await
+        .unwrap();
+    socket
+        .write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0])
+        .await
+        .unwrap();
+    let mut reply = Vec::new();
+    within("the refusal", socket.read_to_end(&mut reply))
+        .await
+        .unwrap();
+    // SETTINGS (9 bytes, empty), then GOAWAY: type 7, last stream 0, NO_ERROR, JSON.
+    assert_eq!(&reply[..9], &[0, 0, 0, 4, 0, 0, 0, 0, 0], "{reply:?}");
+    assert_eq!(reply[9 + 3], 7, "a GOAWAY: {reply:?}");
+    assert_eq!(&reply[18..26], &[0; 8]);
+    let debug: serde_json::Value = serde_json::from_slice(&reply[26..]).unwrap();
+    assert_error_json(&debug, &["connection cap", "1"]);
+    assert_eq!(stats_over(&mut held).await.connections_refused, 1);
+}
+
+/// `/stats` over a connection already held (a new one would be over the cap).
+async fn stats_over(connection: &mut HttpConnection) -> pushlab::server::StatsSnapshot {
+    serde_json::from_slice(&connection.get("/stats").await.unwrap()).unwrap()
+}
+
 fn comment(text: String) -> NewComment {
     NewComment {
         from: "alice".into(),

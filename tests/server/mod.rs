@@ -11,6 +11,7 @@
 //! | `delivery` | per technique: delivery, targeting, resuming; long-poll, WebSocket and SSE specifics |
 //! | `accounting` | `/stats` bytes equal the client's socket count; `/metrics` |
 //! | `bad_input` | every refusal's status and JSON body; invalid WebSocket frames |
+//! | `http2` | h2c for every technique, per-stream accounting, h2 idle timeout, `--tls` ALPN |
 //! | `hostile` | raw malformed and hostile bytes: protocol errors, smuggling, Origin, frames, timeouts |
 //! | `limits` | connection cap, slow subscribers, the admin drop endpoint |
 //! | `lifecycle` | graceful shutdown; the `pushlab-server` binary |
@@ -22,6 +23,7 @@ mod admin_drop;
 mod bad_input;
 mod delivery;
 mod hostile;
+mod http2;
 mod lifecycle;
 mod limits;
 mod redis;

@@ -71,6 +71,7 @@ fn draw(root: &Area, view: &View, plan: &ChartPlan) -> Res {
         ChartKind::SweepLatency(sweep) => sweep::latency(root, view, plan, sweep),
         ChartKind::SweepWire(sweep) => sweep::wire(root, view, plan, sweep),
         ChartKind::SweepServer(sweep) => sweep::server(root, view, plan, sweep),
+        ChartKind::SweepHttp(sweep) => sweep::http_costs(root, view, plan, sweep),
         ChartKind::Cost => cost::draw(root, view, plan),
         ChartKind::Timeline(point) => timeline::draw(root, view, plan, point),
         ChartKind::FaultConnections(point) => faults::connections(root, view, plan, point),

@@ -210,6 +210,54 @@ pub(super) fn wire(root: &Area, view: &View, plan: &ChartPlan, sweep: &Sweep) ->
     Ok(())
 }
 
+/// HTTP/1.1 against HTTP/2: bytes per delivered comment, the subscribers' connections, and
+/// server memory per idle subscriber, side by side.
+pub(super) fn http_costs(root: &Area, view: &View, plan: &ChartPlan, sweep: &Sweep) -> Res {
+    let cells = sweep_cells(view, sweep);
+    let x = sweep_axis(sweep);
+    type Pick = fn(&CellResult) -> Option<f64>;
+    let per_comment: Pick =
+        |c| (c.deliveries.delivered_in_window > 0).then_some(c.per_delivery.bytes);
+    // The kernel's socket count over the whole cell: every TCP connection the subscribers
+    // opened, reconnections included (the window's own count misses those opened before).
+    let connections: Pick = |c| Some(c.kernel.sockets as f64);
+    let memory: Pick = |c| c.idle_memory.map(|m| m.bytes_per_connection / 1024.0);
+    let panels: [(&str, &str, &str, Pick); 3] = [
+        (
+            "bytes per delivered comment",
+            "bytes per comment",
+            "B",
+            per_comment,
+        ),
+        (
+            "TCP connections",
+            "subscribers' TCP connections",
+            "whole cell",
+            connections,
+        ),
+        (
+            "server memory per subscriber",
+            "memory per idle subscriber",
+            "KiB",
+            memory,
+        ),
+    ];
+    let subtitle = context_line(view, &view.sweep_fixed(sweep));
+    let body = header(root, &plan.title, &subtitle, &sweep_legend(view, sweep))?;
+    let areas = body.split_evenly((1, 3));
+    for ((title, label, unit, pick), area) in panels.into_iter().zip(&areas) {
+        let y = Axis::new(
+            Scale::for_values(cells.iter().filter_map(|c| pick(c))),
+            label,
+            unit,
+            num,
+        );
+        let mut chart = plot(area, &x, &y, caption(title))?;
+        sweep_series(root, &mut chart, view, sweep, &x, &y, &pick)?;
+    }
+    Ok(())
+}
+
 pub(super) fn server(root: &Area, view: &View, plan: &ChartPlan, sweep: &Sweep) -> Res {
     let cells = sweep_cells(view, sweep);
     let x = sweep_axis(sweep);

@@ -20,6 +20,7 @@ pub(super) fn chart_sections(out: &mut String, view: &View, charts: &[ChartPlan]
             ChartKind::SweepLatency(sweep) => sweep_latency_text(view, sweep),
             ChartKind::SweepWire(sweep) => sweep_wire_text(view, sweep),
             ChartKind::SweepServer(sweep) => sweep_server_text(view, sweep),
+            ChartKind::SweepHttp(sweep) => sweep_http_text(view, sweep),
             ChartKind::Cost => cost_text(view),
             ChartKind::Timeline(point) => timeline_text(view, point),
             ChartKind::FaultConnections(point) => super::faults::connections_text(view, point),
@@ -145,6 +146,75 @@ fn along(
             Some(format!("{} {} → {}", t.name(), first(*a), last(*b)))
         })
         .collect()
+}
+
+/// The HTTP comparison: bytes per delivered comment, connections, memory per subscriber.
+fn sweep_http_text(view: &View, sweep: &Sweep) -> Vec<String> {
+    let (first, last) = span(sweep);
+    let bytes_each = along(
+        view,
+        sweep,
+        &|c| (c.deliveries.delivered_in_window > 0).then_some(c.per_delivery.bytes),
+        &|v| num(v.round()),
+        &|v| format!("{} B", num(v.round())),
+    );
+    let connections = along(
+        view,
+        sweep,
+        &|c| Some(c.kernel.sockets as f64),
+        &|v| num(v),
+        &|v| num(v),
+    );
+    let memory = along(
+        view,
+        sweep,
+        &|c| c.idle_memory.map(|m| m.bytes_per_connection),
+        &|v| bytes(v),
+        &|v| bytes(v),
+    );
+    let mut text = vec![
+        format!(
+            "From {first} to {last}, bytes per delivered comment (both ways, at the \
+             subscribers' sockets, HTTP/2's own frames included) went: {}.",
+            bytes_each.join("; ")
+        ),
+        format!(
+            "TCP connections the subscribers opened over the whole cell (the kernel's count of \
+             their sockets): {}.",
+            connections.join("; ")
+        ),
+    ];
+    let overhead: Vec<String> = sweep
+        .points
+        .iter()
+        .flat_map(|p| view.cells_at(p))
+        .filter(|c| c.agreement.server_h2_overhead_in + c.agreement.server_h2_overhead_out > 0)
+        .map(|c| {
+            format!(
+                "{} at {}: {} in, {} out",
+                c.technique.name(),
+                view.point_label(&Point::of(c)),
+                bytes(c.agreement.server_h2_overhead_in as f64),
+                bytes(c.agreement.server_h2_overhead_out as f64)
+            )
+        })
+        .collect();
+    if !overhead.is_empty() {
+        text.push(format!(
+            "HTTP/2's connection-level frames (preface, SETTINGS, PING, connection \
+             WINDOW_UPDATE, GOAWAY), which the server books to no technique, over each whole \
+             cell: {}.",
+            overhead.join("; ")
+        ));
+    }
+    if !memory.is_empty() {
+        text.push(format!(
+            "Server memory per idle subscriber (resident memory once all were connected, less \
+             before, over their number): {}.",
+            memory.join("; ")
+        ));
+    }
+    text
 }
 
 fn span(sweep: &Sweep) -> (String, String) {

@@ -15,7 +15,9 @@ use super::fmt::{int, mib, num, pct};
 use super::models::{self, Model};
 use super::plan::{ChartPlan, Point, View};
 use crate::model::results::CellResult;
-use crate::model::scenario::{Audience, Deployment, PublishTo, RedisPersistence};
+use crate::model::scenario::{
+    Audience, Deployment, H2Connections, HttpVersion, PublishTo, RedisPersistence,
+};
 
 /// The whole report, given the charts `charts::render` drew for the same view.
 pub fn render(view: &View, charts: &[ChartPlan]) -> String {
@@ -126,6 +128,15 @@ fn scenario(out: &mut String, view: &View) {
         rows.push(("deployments", list(labels)));
         rows.push(("publishes go to", publish_to.into()));
         rows.push(("Redis persistence", persistence.into()));
+    }
+    if !HttpVersion::is_only_h1(&s.http) {
+        let labels = s.http.iter().map(|v| v.label().to_string()).collect();
+        let connections = match s.h2_connections {
+            H2Connections::Shared => "one per server instance, shared by its subscribers",
+            H2Connections::PerClient => "one per subscriber",
+        };
+        rows.push(("HTTP versions", list(labels)));
+        rows.push(("HTTP/2 connections", connections.into()));
     }
     let network = s.network.as_ref().map(|n| {
         let publisher = n
@@ -412,11 +423,16 @@ fn server_figure(cell: &CellResult, figure: String) -> String {
 
 /// The technique, and its deployment when it is not one in-memory server.
 fn technique_label(cell: &CellResult) -> String {
-    if cell.deployment.is_default() {
+    let mut label = if cell.deployment.is_default() {
         cell.technique.name().to_string()
     } else {
         format!("{} · {}", cell.technique.name(), cell.deployment.label())
+    };
+    if !cell.http.is_default() {
+        label.push_str(" · ");
+        label.push_str(cell.http.label());
     }
+    label
 }
 
 /// Over an emulated link, how much of each latency the link itself accounts for: the
