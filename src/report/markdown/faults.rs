@@ -100,14 +100,8 @@ pub(super) fn section(out: &mut String, view: &View) {
         }
         let _ = writeln!(
             out,
-            "| {}{} ({} clients) | {} | {} | {} | {} | {} | {} | {} | {} |",
-            cell.technique.name(),
-            if cell.deployment.is_default() {
-                String::new()
-            } else {
-                format!(" · {}", cell.deployment.label())
-            },
-            int(u64::from(cell.clients)),
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            cell_label(cell),
             int(f.drops),
             recovery,
             int(cell.client.reconnects),
@@ -132,6 +126,22 @@ pub(super) fn section(out: &mut String, view: &View) {
     restarts(out, &cells);
     claim_6(out, view, &cells);
     vanish_section(out, &cells);
+}
+
+/// A cell in the faults tables: its technique, deployment when not one in-memory server,
+/// client count and rate (a scenario may sweep either).
+fn cell_label(cell: &CellResult) -> String {
+    let deployment = if cell.deployment.is_default() {
+        String::new()
+    } else {
+        format!(" · {}", cell.deployment.label())
+    };
+    format!(
+        "{}{deployment} ({} clients, {}/s)",
+        cell.technique.name(),
+        int(u64::from(cell.clients)),
+        crate::report::fmt::num(cell.rate)
+    )
 }
 
 /// Milliseconds as seconds: "10 s".
@@ -170,9 +180,8 @@ fn vanish_section(out: &mut String, cells: &[(&CellResult, &FaultResults)]) {
         };
         let _ = writeln!(
             out,
-            "| {} ({} clients) | {} | {} | {} | {} ({}) |",
-            cell.technique.name(),
-            int(u64::from(cell.clients)),
+            "| {} | {} | {} | {} | {} ({}) |",
+            cell_label(cell),
             v.settings.label(),
             int(u64::from(v.vanished)),
             closed,
@@ -235,9 +244,8 @@ fn slow_section(out: &mut String, cells: &[(&CellResult, &FaultResults)]) {
         let verdict = if s.p99_ratio <= 1.2 { "✓" } else { "✗" };
         let _ = writeln!(
             out,
-            "| {} ({} clients) | {} | {} B/s | {} / {} | {} / {} | {:.2} {verdict} | {} | {} / {} | {} ({}) | {} | {} ({}) |",
-            cell.technique.name(),
-            int(u64::from(cell.clients)),
+            "| {} | {} | {} B/s | {} / {} | {} / {} | {:.2} {verdict} | {} | {} / {} | {} ({}) | {} | {} ({}) |",
+            cell_label(cell),
             int(u64::from(s.slow_subscribers)),
             int(s.read_bytes_per_s),
             ms(s.fast_p50_us as f64),
