@@ -97,7 +97,7 @@ impl Dim {
             Dim::Rtt => "round-trip time of the link (ms)",
             Dim::Bandwidth => "bandwidth per connection (kbit/s)",
             Dim::SharedBandwidth => "bandwidth shared by all subscribers (kbit/s)",
-            Dim::Deployment => "server deployment (in-memory feed, or instances over Redis)",
+            Dim::Deployment => "server deployment (feed x instances)",
             Dim::Http => "HTTP version of the subscribers",
         }
     }
