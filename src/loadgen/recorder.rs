@@ -513,8 +513,8 @@ mod tests {
         assert_eq!(Schedule::text(1, 100).len(), 100);
     }
 
-    #[test]
-    fn every_tab_of_a_user_expects_that_users_comments() {
+    /// Four comments, 1 ms apart, all measured, and one record per listed user.
+    fn per_user_records(users: &[&str]) -> (Schedule, Vec<SubscriberRecord>) {
         let schedule = Schedule {
             start: Instant::now(),
             period: Duration::from_millis(1),
@@ -523,8 +523,7 @@ mod tests {
         };
         let started = started(schedule);
         let progress = Arc::new(CellProgress::default());
-        // Two users with two tabs each: subscribers 0 and 1 are user-0's, 2 and 3 user-1's.
-        let mut records: Vec<SubscriberRecord> = ["user-0", "user-0", "user-1", "user-1"]
+        let records = users
             .iter()
             .map(|u| {
                 SubscriberRecord::new(
@@ -536,6 +535,13 @@ mod tests {
                 )
             })
             .collect();
+        (schedule, records)
+    }
+
+    #[test]
+    fn every_tab_of_a_user_expects_that_users_comments() {
+        // Two users with two tabs each: subscribers 0 and 1 are user-0's, 2 and 3 user-1's.
+        let (schedule, mut records) = per_user_records(&["user-0", "user-0", "user-1", "user-1"]);
         // user-0's second tab replaced its first, which then got nothing.
         records[1].deliver(comment(1, 0, Some("user-0")), schedule.start);
         records[1].deliver(comment(3, 2, Some("user-0")), schedule.start);
@@ -558,26 +564,7 @@ mod tests {
 
     #[test]
     fn per_user_expectations_follow_the_round_robin() {
-        let schedule = Schedule {
-            start: Instant::now(),
-            period: Duration::from_millis(1),
-            first_measured: 0,
-            end: 4,
-        };
-        let started = started(schedule);
-        let progress = Arc::new(CellProgress::default());
-        let mut records: Vec<SubscriberRecord> = ["user-0", "user-1"]
-            .iter()
-            .map(|u| {
-                SubscriberRecord::new(
-                    started.clone(),
-                    4,
-                    progress.clone(),
-                    CancellationToken::new(),
-                    (*u).into(),
-                )
-            })
-            .collect();
+        let (schedule, mut records) = per_user_records(&["user-0", "user-1"]);
         // user-0 gets 0 and 2; user-1 gets only 1 (3 is lost).
         records[0].deliver(comment(1, 0, Some("user-0")), schedule.start);
         records[0].deliver(comment(3, 2, Some("user-0")), schedule.start);

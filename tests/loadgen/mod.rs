@@ -50,16 +50,23 @@ pub(super) fn run_dir(results: &Path, name: &str) -> PathBuf {
 pub(super) fn run_scenario(name: &str, publish: &str) -> (RunSummary, PathBuf, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let file = scenario(dir.path(), name, publish);
-    let results = dir.path().join("results");
-    let output = loadgen(&[
+    let (summary, run) = run_file(&file, name, &["--server-binary", SERVER]);
+    (summary, run, dir)
+}
+
+/// Runs the scenario `file` (named `name`) with `args` added, its results beside the file,
+/// asserts it succeeded and returns the run's summary and folder.
+fn run_file(file: &Path, name: &str, args: &[&str]) -> (RunSummary, PathBuf) {
+    let results = file.parent().unwrap().join("results");
+    let mut all = vec![
         "run",
         file.to_str().unwrap(),
         "--results",
         results.to_str().unwrap(),
-        "--server-binary",
-        SERVER,
         "--quiet",
-    ]);
+    ];
+    all.extend_from_slice(args);
+    let output = loadgen(&all);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -67,9 +74,31 @@ pub(super) fn run_scenario(name: &str, publish: &str) -> (RunSummary, PathBuf, t
         "stdout:\n{stdout}\nstderr:\n{stderr}"
     );
     let run = run_dir(&results, name);
-    let summary: RunSummary =
-        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
-    (summary, run, dir)
+    (pushlab::report::load_summary(&run).unwrap(), run)
+}
+
+/// A `pushlab-server` with `args` on 127.0.0.1:0, killed when dropped, and its `http://` URL.
+fn start_server(args: &[&str]) -> (KillOnDrop, String) {
+    let mut server = KillOnDrop(
+        Command::new(SERVER)
+            .args(["--bind", "127.0.0.1:0"])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.0.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .expect("first line names the address");
+    let url = format!("http://{addr}");
+    (server, url)
 }
 
 fn assert_clean(summary: &RunSummary) {
@@ -336,23 +365,7 @@ fn flags_are_checked_and_load_only_goes_to_loopback() {
 
 #[test]
 fn a_running_server_can_be_the_target() {
-    let server = Command::new(SERVER)
-        .args(["--bind", "127.0.0.1:0"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut server = KillOnDrop(server);
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(server.0.stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .expect("first line names the address")
-        .to_string();
+    let (_server, url) = start_server(&[]);
     let dir = tempfile::tempdir().unwrap();
     let file = scenario(dir.path(), "target", "[publish]\nrate = 20\n");
     let text = std::fs::read_to_string(&file).unwrap().replace(
@@ -360,28 +373,8 @@ fn a_running_server_can_be_the_target() {
         r#"["sse", "websocket"]"#,
     );
     std::fs::write(&file, text).unwrap();
-    let results = dir.path().join("results");
-    let output = loadgen(&[
-        "run",
-        file.to_str().unwrap(),
-        "--target",
-        &format!("http://{addr}"),
-        "--results",
-        results.to_str().unwrap(),
-        "--quiet",
-    ]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let run = run_dir(&results, "target");
-    let summary: RunSummary =
-        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
-    assert_eq!(
-        summary.target.as_deref(),
-        Some(format!("http://{addr}").as_str())
-    );
+    let (summary, _run) = run_file(&file, "target", &["--target", &url]);
+    assert_eq!(summary.target.as_deref(), Some(url.as_str()));
     for cell in &summary.cells {
         assert_eq!(cell.deliveries.missing, 0);
         assert!(cell.agreement.equal, "{:?}", cell.agreement);
@@ -465,27 +458,8 @@ fn a_redis_deployment_spreads_subscribers_over_instances_and_loses_nothing() {
 async fn several_running_servers_can_be_the_targets() {
     use pushlab::feed::redis_server::{Persistence, RedisServer};
     let redis = RedisServer::start(Persistence::None).await.unwrap();
-    let start = |url: String| {
-        let mut child = Command::new(SERVER)
-            .args(["--bind", "127.0.0.1:0", "--feed", &url])
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
-            &mut line,
-        )
-        .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap()
-            .to_string();
-        (KillOnDrop(child), format!("http://{addr}"))
-    };
-    let (_a, url_a) = start(redis.url());
-    let (_b, url_b) = start(redis.url());
+    let (_a, url_a) = start_server(&["--feed", &redis.url()]);
+    let (_b, url_b) = start_server(&["--feed", &redis.url()]);
     let dir = tempfile::tempdir().unwrap();
     let file = scenario(dir.path(), "targets", "[publish]\nrate = 20\n");
     let text = std::fs::read_to_string(&file).unwrap().replace(
@@ -493,32 +467,12 @@ async fn several_running_servers_can_be_the_targets() {
         r#"["sse", "long-polling"]"#,
     );
     std::fs::write(&file, text).unwrap();
-    let results = dir.path().join("results");
     let targets = format!("{url_a},{url_b}");
-    let output = tokio::task::spawn_blocking({
-        let (file, results) = (file.clone(), results.clone());
-        move || {
-            loadgen(&[
-                "run",
-                file.to_str().unwrap(),
-                "--target",
-                &targets,
-                "--results",
-                results.to_str().unwrap(),
-                "--quiet",
-            ])
-        }
-    })
-    .await
-    .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let run = run_dir(&results, "targets");
-    let summary: RunSummary =
-        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    // The run blocks; Redis (this runtime's child) keeps serving meanwhile.
+    let (summary, _run) =
+        tokio::task::spawn_blocking(move || run_file(&file, "targets", &["--target", &targets]))
+            .await
+            .unwrap();
     assert_eq!(summary.target, Some(format!("{url_a} {url_b}")));
     for cell in &summary.cells {
         assert_eq!(cell.deliveries.missing, 0, "{:?}", cell.deliveries);
@@ -598,24 +552,7 @@ fn every_tab_of_a_user_gets_that_users_comments() {
         .unwrap()
         .replace("clients = 3", "clients = 4");
     std::fs::write(&file, text).unwrap();
-    let results = dir.path().join("results");
-    let output = loadgen(&[
-        "run",
-        file.to_str().unwrap(),
-        "--results",
-        results.to_str().unwrap(),
-        "--server-binary",
-        SERVER,
-        "--quiet",
-    ]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let run = run_dir(&results, "tabs");
-    let summary: RunSummary =
-        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    let (summary, _run) = run_file(&file, "tabs", &["--server-binary", SERVER]);
     assert_eq!(summary.scenario.tabs, 2);
     for cell in &summary.cells {
         let d = &cell.deliveries;
