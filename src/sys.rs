@@ -183,8 +183,61 @@ pub fn is_peer_timeout(error: &std::io::Error) -> bool {
     error.raw_os_error() == Some(libc::ETIMEDOUT)
 }
 
+/// Sets `IP_BIND_ADDRESS_NO_PORT` on a socket about to be bound to a source address: the
+/// port is then chosen at `connect`, unique per destination, so one source address serves
+/// 28k connections to each server port instead of 28k in all.
+pub fn bind_address_no_port(fd: std::os::fd::RawFd) -> std::io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: `on` is a live c_int and the length passed is its size; setsockopt reads it.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds: the clock `std::time::Instant` reads on Linux, shared by
+/// every process on the machine, so a worker process can learn a schedule's start instant.
+pub fn monotonic_ns() -> u64 {
+    // SAFETY: an all-zero `timespec` is a valid value of this plain C struct.
+    let mut now: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: `now` is a valid, writable timespec for clock_gettime to fill.
+    unsafe {
+        libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now);
+    }
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_monotonic_clock_is_the_one_instant_reads() {
+        // Instant's offset from CLOCK_MONOTONIC, taken twice a moment apart, is the same:
+        // they are one clock.
+        let offset = || {
+            let (instant, ns) = (std::time::Instant::now(), super::monotonic_ns());
+            (instant, ns)
+        };
+        let (a, a_ns) = offset();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let (b, b_ns) = offset();
+        let by_instant = b.duration_since(a).as_nanos() as i128;
+        let by_clock = i128::from(b_ns - a_ns);
+        assert!(
+            (by_instant - by_clock).abs() < 1_000_000,
+            "{by_instant} vs {by_clock}"
+        );
+    }
+
     #[test]
     fn cpu_time_grows_and_the_file_limit_is_at_least_the_default() {
         let before = super::cpu_seconds();

@@ -86,6 +86,10 @@ enum Command {
         #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
         transfer_time: std::time::Duration,
     },
+    /// A worker process of a run with `[load] workers`: holds a share of a cell's
+    /// subscribers, taking orders on stdin and reporting on stdout (started by `run`).
+    #[command(hide = true)]
+    Worker,
     /// Redraws the charts and report of a run folder from its summary.json.
     Report {
         /// A run folder, e.g. results/quick/2026-11-25T14-00-00Z.
@@ -161,6 +165,7 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
             };
             measure_link(link, round_trips, transfer_time)
         }
+        Command::Worker => worker(),
         Command::Report { run_dir } => {
             let summary = report::load_summary(&run_dir)?;
             for path in report::write_report(&run_dir, &summary)? {
@@ -198,12 +203,20 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 results_root: results,
                 targets,
                 server_binary: server_binary.unwrap_or_else(sibling_server_binary),
+                loadgen_binary: std::env::current_exe()
+                    .context("finding this binary, which worker processes run")?,
                 progress: !quiet,
                 interrupt: CancellationToken::new(),
             };
             run(scenario, options)
         }
     }
+}
+
+#[tokio::main]
+async fn worker() -> anyhow::Result<ExitCode> {
+    pushlab::loadgen::worker::serve(tokio::io::stdin(), tokio::io::stdout()).await?;
+    Ok(ExitCode::SUCCESS)
 }
 
 #[tokio::main]

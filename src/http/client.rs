@@ -1,7 +1,10 @@
 //! A keep-alive HTTP/1.1 client connection over a byte-counting socket: hyper's low-level
 //! client, because reqwest cannot count the bytes its sockets carry (see `net.rs`).
 
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -34,19 +37,52 @@ pub enum ClientError {
     Timeout(std::time::Duration),
 }
 
+/// Source addresses this process's subscribers bind to, round robin; unset, the kernel
+/// picks (127.0.0.1). Process-wide rather than per target because it belongs to the process:
+/// a load-generator worker holds one share of a cell and binds every one of its subscribers.
+static SOURCE_ADDRESSES: std::sync::OnceLock<(Vec<IpAddr>, AtomicUsize)> =
+    std::sync::OnceLock::new();
+
+/// Makes every later [`connect_counted`] of this process bind to one of `addrs` in turn (with
+/// `IP_BIND_ADDRESS_NO_PORT`, so ports are shared across destinations). Set once; later
+/// calls are ignored.
+pub fn bind_connections_to(addrs: Vec<IpAddr>) {
+    if !addrs.is_empty() {
+        let _ = SOURCE_ADDRESSES.set((addrs, AtomicUsize::new(0)));
+    }
+}
+
+fn next_source_address() -> Option<IpAddr> {
+    let (addrs, next) = SOURCE_ADDRESSES.get()?;
+    Some(addrs[next.fetch_add(1, Ordering::Relaxed) % addrs.len()])
+}
+
 /// Opens a TCP connection to `target` whose bytes `meter` counts, with TCP_NODELAY.
 pub async fn connect_counted(
     target: &Target,
     meter: Arc<ByteMeter>,
 ) -> Result<CountingStream<TcpStream, ByteMeter>, ClientError> {
-    let stream = TcpStream::connect(target.addr)
-        .await
-        .map_err(|source| ClientError::Connect {
-            addr: target.addr,
-            source,
-        })?;
+    let error = |source| ClientError::Connect {
+        addr: target.addr,
+        source,
+    };
+    let stream = match next_source_address() {
+        None => TcpStream::connect(target.addr).await.map_err(error)?,
+        Some(source) => connect_from(source, target.addr).await.map_err(error)?,
+    };
     let _ = stream.set_nodelay(true);
     Ok(CountingStream::tcp(stream, meter))
+}
+
+/// Connects from `source` (any port) to `addr`.
+async fn connect_from(source: IpAddr, addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = match source {
+        IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    crate::sys::bind_address_no_port(socket.as_raw_fd())?;
+    socket.bind(SocketAddr::new(source, 0))?;
+    socket.connect(addr).await
 }
 
 /// As [`connect_counted`], with the socket's receive buffer (`SO_RCVBUF`) set to
@@ -173,4 +209,18 @@ pub fn encode_component(value: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn a_connection_from_a_source_address_arrives_from_it() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let source: std::net::IpAddr = "127.0.0.3".parse().unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (client, accepted) = tokio::join!(super::connect_from(source, addr), listener.accept());
+        let (client, (_, peer)) = (client.unwrap(), accepted.unwrap());
+        assert_eq!(peer.ip(), source);
+        assert_eq!(client.local_addr().unwrap(), peer);
+    }
 }

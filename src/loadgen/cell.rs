@@ -8,38 +8,37 @@
 //! an end-of-cell comment so each stops after a complete exchange, then compare the whole
 //! cell's bytes as counted at both ends.
 
-use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use tokio::task::{JoinError, JoinHandle, JoinSet};
-use tokio_util::sync::CancellationToken;
 
 use super::assemble::assemble;
 use super::deploy::{DeployPlan, Deployed, deploy, publish_targets, read_all, redis_info};
-use super::faults::{self, Arena, FaultHandle, FaultSlot, Injection};
+use super::faults::{self, Arena, FaultHandle, Injection};
 use super::link::CellLinks;
 use super::observations::{
-    CellObservations, ClientMoment, CutOff, Ending, InstanceSettled, Published, ServerMoment,
-    Settled, Window,
+    CellObservations, CutOff, Ending, InstanceSettled, Published, ServerMoment, Settled, Window,
 };
-use super::publisher::{PublishCounts, Publisher, user_name};
-use super::recorder::{self, CellProgress, Schedule, ScheduleStart, SeqSet, SubscriberRecord};
+use super::publisher::{PublishCounts, Publisher};
+use super::recorder::{self, Schedule, SeqSet, SubscriberRecord};
 use super::runner::{RunError, RunOptions};
-use crate::http::link::{HttpLink, SharedH2};
+use super::subscribers::{
+    MeterTotals, Share, Subscribers, client_moment, connect_subscribers, join_subscribers,
+    spawn_lag_probe, spawn_reconnect_monitor,
+};
+use super::worker::{self, Job, Workers};
 use crate::model::ServerConfig;
 use crate::model::faults::{
     DropRecovery, FaultResults, Faults, Slow, SlowComparison, TimeSummary, VanishRun,
 };
 use crate::model::results::CellResult;
-use crate::model::scenario::{Audience, CellSpec, H2Connections, HttpVersion, Scenario};
+use crate::model::scenario::{Audience, CellSpec, Scenario};
 use crate::model::stats::AccountStats;
 use crate::model::stats::StatsSnapshot;
-use crate::net::ByteMeter;
-use crate::techniques::{ClientCounters, ClientSettings, Subscriber, Target, Technique};
+use crate::techniques::{Target, Technique};
 
 /// Runs one cell; returns its result and its latency histogram. A cell with slow
 /// subscribers runs a second time without them, as its control (its server log goes to
@@ -151,14 +150,47 @@ async fn run_once(
     let links = CellLinks::start(spec.link, publisher_link, &target.addrs())
         .await
         .map_err(RunError::Link)?;
+    let subscriber_addrs = links.subscribers_addrs();
+    let load = scenario.load;
+    crate::http::client::bind_connections_to(
+        (0..load.source_addresses)
+            .filter_map(|k| load.source_for(k))
+            .collect(),
+    );
+    // With worker processes, they hold every subscriber and this process none.
+    let share = if load.workers > 0 {
+        Share::NONE
+    } else {
+        Share::ALL
+    };
     let mut subscribers = connect_subscribers(
         scenario,
         spec,
-        &plan,
-        &links.subscribers_addrs(),
+        plan.measured(),
+        &subscriber_addrs,
         start_cursor,
+        share,
     )
     .await;
+    let mut workers = match load.workers {
+        0 => None,
+        count => {
+            let log_stem = run_dir.join("logs").join(format!("cell-{index:03}"));
+            let mut workers =
+                Workers::start(&options.loadgen_binary, count, &log_stem, |worker| Job {
+                    scenario: scenario.clone(),
+                    spec: *spec,
+                    worker,
+                    workers: count,
+                    measured: plan.measured(),
+                    addrs: subscriber_addrs.clone(),
+                    start_cursor,
+                })
+                .await?;
+            subscribers.ready += workers.ready().await?;
+            Some(workers)
+        }
+    };
     // Every subscriber connected and nothing published yet: what idle connections hold.
     let rss_connected = rss(&target.read_all().await?);
     let rss_before = target
@@ -172,6 +204,7 @@ async fn run_once(
         spec,
         &plan,
         &subscribers,
+        workers.as_mut(),
         &mut target,
         publish_targets,
     )
@@ -182,9 +215,59 @@ async fn run_once(
         spec.clients,
         scenario.tabs,
     );
-    let (records, ending) = drain(scenario, &mut subscribers, &observed.publisher, expected).await;
+    let (records, mut ending) = drain(
+        scenario,
+        &mut subscribers,
+        workers.as_ref(),
+        &observed.publisher,
+        expected,
+    )
+    .await;
+    let per_user =
+        (scenario.audience == Audience::PerUser).then_some(u64::from(spec.clients / scenario.tabs));
+    let shares = match workers {
+        None => Vec::new(),
+        Some(workers) => {
+            workers
+                .finish(
+                    &observed.accepted,
+                    per_user,
+                    observed.window.published.errors,
+                    stop_after(scenario),
+                )
+                .await?
+        }
+    };
+    let mut observed = observed;
+    let mut reconnects_by_second = observed.reconnects_by_second.clone();
+    let mut client_bytes: Vec<MeterTotals> = Vec::new();
+    for share in &shares {
+        add_share_moments(&mut observed.window, share);
+        observed.window.runtime_lag.add(share.lag()?).ok();
+        for (second, n) in share.reconnects_by_second.iter().enumerate() {
+            if reconnects_by_second.len() <= second {
+                reconnects_by_second.push(0);
+            }
+            reconnects_by_second[second] += n;
+        }
+        ending.failed_tasks += share.failed_tasks;
+        if client_bytes.is_empty() {
+            client_bytes = share.meters.clone();
+        } else {
+            for (total, meter) in client_bytes.iter_mut().zip(&share.meters) {
+                total.add(meter);
+            }
+        }
+    }
+    if let Some(cut) = worker::cut_off(&shares, stop_after(scenario)) {
+        let still_running = cut.still_running + ending.cut_off.map_or(0, |c| c.still_running);
+        ending.cut_off = Some(CutOff {
+            still_running,
+            ..cut
+        });
+    }
     let server_figures = target.has_server_figures();
-    let settled = settle(target, spec.technique, &subscribers).await?;
+    let settled = settle(target, spec.technique, &subscribers, &client_bytes).await?;
     drop(links);
     let faults = observed.injection.as_ref().map(|injection| {
         fault_results(
@@ -199,12 +282,21 @@ async fn run_once(
     let expectation = recorder::Expectation {
         schedule: &observed.schedule,
         accepted: &observed.accepted,
-        per_user: (scenario.audience == Audience::PerUser)
-            .then_some(u64::from(spec.clients / scenario.tabs)),
+        per_user,
         tabs: u64::from(scenario.tabs),
         publish_errors: observed.window.published.errors,
     };
-    let merged = recorder::merge(&records, &expectation, &observed.reconnects_by_second);
+    let mut partial = recorder::merge_share(
+        records
+            .iter()
+            .enumerate()
+            .map(|(p, r)| (subscribers.share.index(p), r)),
+        &expectation,
+    );
+    for share in &shares {
+        partial.add(&share.partial()?);
+    }
+    let merged = partial.finish(&reconnects_by_second);
     let histogram = merged.histogram.clone();
     let slow_count = scenario.faults.slow_count(spec.clients) as usize;
     let slow = (scenario.faults.slow.is_some()).then(|| {
@@ -365,138 +457,6 @@ async fn start_target(
     Ok(deployed)
 }
 
-/// Phase 2: the cell's subscribers, running, and what they share.
-struct Subscribers {
-    tasks: JoinSet<(u32, SubscriberRecord)>,
-    /// Every subscriber stops on a child of it; the publisher on it.
-    stop: CancellationToken,
-    /// One per server instance: subscriber `i` counts its bytes in `meters[i % instances]`,
-    /// so each instance's bytes can be held against its own count.
-    meters: Vec<Arc<ByteMeter>>,
-    counters: Arc<ClientCounters>,
-    progress: Arc<CellProgress>,
-    /// How the subscribers learn the schedule once publishing starts.
-    started: ScheduleStart,
-    /// How many there are, and how many were connected when publishing began.
-    clients: u32,
-    ready: u64,
-    /// What the fault injector acts on, by subscriber; empty in cells without faults.
-    faults: Vec<FaultHandle>,
-}
-
-/// Starts every subscriber from the same known cursor, so none can miss a measured comment
-/// however long its connection takes to come up, then waits for them to connect: publishing
-/// starts once they have, so the warm-up and the window measure a steady state, not a crowd
-/// of handshakes.
-async fn connect_subscribers(
-    scenario: &Scenario,
-    spec: &CellSpec,
-    plan: &CellPlan,
-    addrs: &[SocketAddr],
-    start_cursor: u64,
-) -> Subscribers {
-    let mut subscribers = Subscribers {
-        tasks: JoinSet::new(),
-        stop: CancellationToken::new(),
-        meters: addrs.iter().map(|_| ByteMeter::new()).collect(),
-        counters: Arc::new(ClientCounters::default()),
-        progress: Arc::new(CellProgress::default()),
-        started: Arc::default(),
-        clients: spec.clients,
-        ready: 0,
-        faults: Vec::new(),
-    };
-    // HTTP/2: one connection per instance for all its subscribers, or one each.
-    let shared: Vec<Arc<SharedH2>> = (0..subscribers.meters.len() as u32)
-        .map(|i| {
-            SharedH2::new(
-                Target {
-                    addr: addrs[i as usize],
-                },
-                subscribers.meters[i as usize].clone(),
-            )
-        })
-        .collect();
-    for i in 0..spec.clients {
-        let http = match (spec.http, scenario.h2_connections) {
-            (HttpVersion::H1, _) => HttpLink::H1,
-            (HttpVersion::H2, H2Connections::PerClient) => HttpLink::H2PerClient,
-            (HttpVersion::H2, H2Connections::Shared) => {
-                HttpLink::H2Shared(shared[i as usize % shared.len()].clone())
-            }
-        };
-        let subscriber = Subscriber {
-            http,
-            // Round-robin over the instances, so each gets an equal share.
-            target: Target {
-                addr: addrs[i as usize % addrs.len()],
-            },
-            user: Some(user_name(i / scenario.tabs)),
-            after: Some(start_cursor),
-            settings: ClientSettings {
-                poll_interval: scenario.poll_interval,
-                poll_phase: scenario.poll_interval.mul_f64(poll_phase_fraction(i)),
-                long_poll_timeout: scenario.long_poll_timeout,
-                ..ClientSettings::default()
-            },
-            meter: subscribers.meters[i as usize % subscribers.meters.len()].clone(),
-            counters: subscribers.counters.clone(),
-            stop: subscribers.stop.child_token(),
-            cut: Arc::default(),
-            read_bytes_per_s: scenario
-                .faults
-                .slow
-                .filter(|_| i < scenario.faults.slow_count(spec.clients))
-                .map(|s| s.read_bytes_per_s),
-        };
-        let mut record = SubscriberRecord::new(
-            subscribers.started.clone(),
-            plan.measured(),
-            subscribers.progress.clone(),
-            subscriber.stop.clone(),
-            user_name(i / scenario.tabs),
-        );
-        if !scenario.faults.is_empty() {
-            let slot = Arc::new(FaultSlot::default());
-            record = record.with_fault(slot.clone());
-            subscribers.faults.push(FaultHandle {
-                user: user_name(i / scenario.tabs),
-                cut: subscriber.cut.clone(),
-                stop: subscriber.stop.clone(),
-                slot,
-            });
-        }
-        let technique = spec.technique;
-        subscribers.tasks.spawn(async move {
-            technique.run_client(&subscriber, &mut record).await;
-            (i, record)
-        });
-    }
-    subscribers.ready = wait_until_ready(&subscribers.counters, spec.clients).await;
-    subscribers
-}
-
-/// Waits for `clients` subscribers to be ready, or a deadline that grows with their number;
-/// returns how many are.
-async fn wait_until_ready(counters: &ClientCounters, clients: u32) -> u64 {
-    let deadline =
-        Instant::now() + Duration::from_secs(10) + Duration::from_millis(u64::from(clients) * 5);
-    while counters.ready.load(Ordering::Relaxed) < u64::from(clients) && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    counters.ready.load(Ordering::Relaxed)
-}
-
-/// Where in the polling interval subscriber `i` first polls, as a fraction: the golden-ratio
-/// sequence spreads any number of clients evenly over the interval, as clients that started
-/// at unrelated times would be, without lining them up on a grid that could resonate with
-/// the publish schedule (10 clients at 0, 100, 200 ms... polling a feed published every
-/// 100 ms would all see each comment at the same phase and skew the latency).
-fn poll_phase_fraction(i: u32) -> f64 {
-    const GOLDEN: f64 = 0.618_033_988_749_895;
-    (f64::from(i) * GOLDEN).fract()
-}
-
 /// Phase 3: what publishing left behind, and the window's observations.
 struct Observed {
     schedule: Schedule,
@@ -518,6 +478,7 @@ async fn publish_and_observe(
     spec: &CellSpec,
     plan: &CellPlan,
     subscribers: &Subscribers,
+    workers: Option<&mut Workers>,
     target: &mut Deployed,
     publish_targets: Vec<Target>,
 ) -> Result<Observed, RunError> {
@@ -528,6 +489,9 @@ async fn publish_and_observe(
         end: plan.total,
     };
     subscribers.started.set(schedule).expect("set once");
+    if let Some(workers) = workers {
+        workers.start_schedule(&schedule).await?;
+    }
     let (monitor, reconnects) = spawn_reconnect_monitor(subscribers.counters.clone(), schedule);
     let lag = spawn_lag_probe(schedule);
     let publisher = Arc::new(Publisher::new(
@@ -630,71 +594,9 @@ async fn publish_and_observe(
     })
 }
 
-/// Counts reconnects second by second from the window's start until aborted.
-fn spawn_reconnect_monitor(
-    counters: Arc<ClientCounters>,
-    schedule: Schedule,
-) -> (JoinHandle<()>, Arc<Mutex<Vec<u64>>>) {
-    let seconds = Arc::new(Mutex::new(Vec::new()));
-    let monitor = tokio::spawn({
-        let seconds = seconds.clone();
-        async move {
-            tokio::time::sleep_until(schedule.window_start().into()).await;
-            let mut last = counters.reconnects.load(Ordering::Relaxed);
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                let now = counters.reconnects.load(Ordering::Relaxed);
-                seconds
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(now.saturating_sub(last));
-                last = now;
-            }
-        }
-    });
-    (monitor, seconds)
-}
-
-/// How late the subscribers' runtime wakes a 1 ms timer through the window: time a delivery
-/// may wait inside the generator before it is timestamped.
-fn spawn_lag_probe(schedule: Schedule) -> JoinHandle<Histogram<u64>> {
-    tokio::spawn(async move {
-        tokio::time::sleep_until(schedule.window_start().into()).await;
-        let mut lag = recorder::new_histogram();
-        while Instant::now() < schedule.window_end() {
-            let asked = Instant::now();
-            tokio::time::sleep(Duration::from_millis(1)).await;
-            let late = asked.elapsed().saturating_sub(Duration::from_millis(1));
-            lag.saturating_record((late.as_micros() as u64).max(1));
-        }
-        lag
-    })
-}
-
-fn client_moment(counters: &ClientCounters, meters: &[Arc<ByteMeter>]) -> ClientMoment {
-    let (bytes_up, bytes_down) = byte_totals(meters);
-    ClientMoment {
-        counts: counters.snapshot(),
-        bytes_up,
-        bytes_down,
-        cpu_seconds: crate::sys::cpu_seconds(),
-        at: Instant::now(),
-    }
-}
-
 /// The instances' resident memory, summed.
 fn rss(snapshots: &[StatsSnapshot]) -> u64 {
     snapshots.iter().map(|s| s.process.rss_bytes).sum()
-}
-
-/// Bytes up and down over all of the subscribers' meters.
-fn byte_totals(meters: &[Arc<ByteMeter>]) -> (u64, u64) {
-    meters
-        .iter()
-        .map(|m| m.totals())
-        .fold((0, 0), |(up, down), (u, d)| (up + u, down + d))
 }
 
 fn server_moments(snapshots: &[StatsSnapshot], technique: Technique) -> Vec<ServerMoment> {
@@ -737,18 +639,20 @@ fn published(counts: &PublishCounts) -> Published {
 async fn drain(
     scenario: &Scenario,
     subscribers: &mut Subscribers,
+    workers: Option<&Workers>,
     publisher: &Publisher,
     expected: u64,
 ) -> (Vec<Option<SubscriberRecord>>, Ending) {
     let deadline = Instant::now() + scenario.drain;
-    while subscribers.progress.delivered.load(Ordering::Relaxed) < expected
-        && Instant::now() < deadline
-    {
+    let delivered = || {
+        subscribers.progress.delivered.load(Ordering::Relaxed)
+            + workers.map_or(0, Workers::delivered)
+    };
+    while delivered() < expected && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let end_comment_error = publisher.publish_end().await.err().map(|e| e.to_string());
-    let stop_after = scenario.poll_interval + Duration::from_secs(5);
-    let (records, cut_off) = join_subscribers(subscribers, stop_after).await;
+    let (records, cut_off) = join_subscribers(subscribers, stop_after(scenario)).await;
     let failed_tasks = records.iter().filter(|r| r.is_none()).count();
     publisher.close().await;
     let ending = Ending {
@@ -759,38 +663,23 @@ async fn drain(
     (records, ending)
 }
 
-/// Collects every subscriber's record, cancelling those still running `after` the
-/// end-of-cell comment.
-async fn join_subscribers(
-    subscribers: &mut Subscribers,
-    after: Duration,
-) -> (Vec<Option<SubscriberRecord>>, Option<CutOff>) {
-    let tasks = &mut subscribers.tasks;
-    let mut records: Vec<Option<SubscriberRecord>> =
-        (0..subscribers.clients).map(|_| None).collect();
-    let mut collect = |joined: Result<(u32, SubscriberRecord), JoinError>| {
-        if let Ok((i, record)) = joined {
-            records[i as usize] = Some(record);
-        }
-    };
-    let finished = tokio::time::timeout(after, async {
-        while let Some(joined) = tasks.join_next().await {
-            collect(joined);
-        }
-    })
-    .await;
-    let mut cut_off = None;
-    if finished.is_err() {
-        cut_off = Some(CutOff {
-            still_running: tasks.len(),
-            after,
-        });
-        subscribers.stop.cancel();
-        while let Some(joined) = tasks.join_next().await {
-            collect(joined);
-        }
+/// How long subscribers may take to stop after the end-of-cell comment: a short poller may
+/// be waiting out its interval.
+fn stop_after(scenario: &Scenario) -> Duration {
+    scenario.poll_interval + Duration::from_secs(5)
+}
+
+/// Adds a worker's window snapshots to the parent's (whose time they share).
+fn add_share_moments(window: &mut Window, share: &worker::Done) {
+    for (moment, data) in [
+        (&mut window.client_start, &share.window_start),
+        (&mut window.client_end, &share.window_end),
+    ] {
+        moment.counts = moment.counts + data.counts;
+        moment.bytes_up += data.bytes_up;
+        moment.bytes_down += data.bytes_down;
+        moment.cpu_seconds += data.cpu_seconds;
     }
-    (records, cut_off)
 }
 
 /// Phase 5: waits for every instance to see every subscriber connection closed, stops
@@ -799,6 +688,7 @@ async fn settle(
     mut target: Deployed,
     technique: Technique,
     subscribers: &Subscribers,
+    workers_bytes: &[MeterTotals],
 ) -> Result<Settled, RunError> {
     let close_deadline = Instant::now() + Duration::from_secs(5);
     let mut last = target.read_all().await?;
@@ -816,10 +706,10 @@ async fn settle(
         .instances
         .iter()
         .zip(&last)
-        .zip(&subscribers.meters)
+        .zip(client_bytes(subscribers, workers_bytes))
         .enumerate()
-        .map(|(i, ((instance, after), meter))| {
-            let (client_up, client_down) = meter.totals();
+        .map(|(i, ((instance, after), bytes))| {
+            let (client_up, client_down) = (bytes.up, bytes.down);
             InstanceSettled {
                 url: format!("http://{}", instance.addr),
                 // Round-robin: the first `clients % count` instances get one more.
@@ -861,17 +751,12 @@ async fn settle(
         })
         .sum();
     target.stop().await;
-    let (client_up, client_down) = byte_totals(&subscribers.meters);
-    let mut kernel_sockets = 0;
-    let mut kernel = crate::net::KernelCount::default();
-    for meter in &subscribers.meters {
-        let (sockets, count) = meter.kernel_totals();
-        kernel_sockets += sockets;
-        kernel.bytes_acked += count.bytes_acked;
-        kernel.bytes_received += count.bytes_received;
-        kernel.segs_out += count.segs_out;
-        kernel.segs_in += count.segs_in;
+    let mut all = MeterTotals::default();
+    for bytes in client_bytes(subscribers, workers_bytes) {
+        all.add(&bytes);
     }
+    let (client_up, client_down, kernel_sockets, kernel) =
+        (all.up, all.down, all.kernel_sockets, all.kernel);
     Ok(Settled {
         server_before: instances
             .iter()
@@ -890,6 +775,23 @@ async fn settle(
         instances,
         h2_overhead,
     })
+}
+
+/// What the subscribers counted, by server instance: this process's meters plus the
+/// worker processes' totals.
+fn client_bytes(subscribers: &Subscribers, workers_bytes: &[MeterTotals]) -> Vec<MeterTotals> {
+    subscribers
+        .meters
+        .iter()
+        .enumerate()
+        .map(|(i, meter)| {
+            let mut totals = MeterTotals::of(meter);
+            if let Some(other) = workers_bytes.get(i) {
+                totals.add(other);
+            }
+            totals
+        })
+        .collect()
 }
 
 /// What the faults did, from the injector's log and every subscriber's slot.
@@ -1020,16 +922,5 @@ mod tests {
         assert_eq!(expected_deliveries(Audience::PerUser, 50, 10, 1), 50);
         // Two tabs per user: each per-user comment is expected in both.
         assert_eq!(expected_deliveries(Audience::PerUser, 50, 10, 2), 100);
-    }
-
-    #[test]
-    fn poll_phases_spread_over_the_interval() {
-        let mut phases: Vec<f64> = (0..10).map(poll_phase_fraction).collect();
-        assert_eq!(phases[0], 0.0);
-        phases.sort_by(f64::total_cmp);
-        // Ten golden-ratio points leave no gap wider than a fifth of the interval.
-        let widest = phases.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
-        assert!(widest < 0.2, "{phases:?}");
-        assert!(phases.iter().all(|p| (0.0..1.0).contains(p)));
     }
 }

@@ -21,5 +21,7 @@ pub mod publisher;
 pub mod recorder;
 pub mod runner;
 pub mod scenario;
+pub mod subscribers;
 pub mod target;
 pub mod warning;
+pub mod worker;

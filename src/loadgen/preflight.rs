@@ -60,7 +60,9 @@ pub fn check(scenario: &Scenario, own_server: bool) -> Result<Preflight, Preflig
     // more descriptors: the relay's accepted socket and its own to the server.
     let relayed = |n: u64, through_relay: bool| if through_relay { 3 * n } else { n };
     let network = scenario.network.as_ref();
-    let loadgen_fds_needed = relayed(clients, network.is_some())
+    // Worker processes each hold their share, with a file limit of their own.
+    let per_process = clients.div_ceil(u64::from(scenario.load.workers.max(1)));
+    let loadgen_fds_needed = relayed(per_process, network.is_some())
         + relayed(
             publisher_connections,
             network.is_some_and(|n| n.publisher.is_some()),
@@ -90,15 +92,25 @@ pub fn check(scenario: &Scenario, own_server: bool) -> Result<Preflight, Preflig
         loadgen_fds_needed,
         fd_limit,
         server_fds_needed,
-        ports_needed: clients + publisher_connections + 1,
+        // Ports are unique per (source address, destination): each instance has its own
+        // port, and `source_addresses` multiplies the sources.
+        ports_needed: clients_per_instance
+            .div_ceil(u64::from(scenario.load.source_addresses.max(1)))
+            + publisher_connections
+            + 1,
         ports_available,
         time_wait,
     };
     if loadgen_fds_needed > fd_limit {
         return Err(PreflightError(format!(
-            "the largest cell has {clients} clients, so the load generator needs about {loadgen_fds_needed} \
-             open files, but this process may open at most {fd_limit} (RLIMIT_NOFILE hard limit). \
-             Lower `clients` in the scenario, or split the load over several load generator processes."
+            "the largest cell has {clients} clients, so {} needs about {loadgen_fds_needed} \
+             open files, but a process may open at most {fd_limit} (RLIMIT_NOFILE hard limit). \
+             Lower `clients` in the scenario, or split the load over more worker processes \
+             (`[load] workers`).",
+            match scenario.load.workers {
+                0 => "the load generator".to_string(),
+                n => format!("each of its {n} worker processes"),
+            }
         )));
     }
     let server_connection_cap = ServerConfig::default().max_connections as u64;
@@ -124,7 +136,8 @@ pub fn check(scenario: &Scenario, own_server: bool) -> Result<Preflight, Preflig
         return Err(PreflightError(format!(
             "the largest cell needs {} ephemeral ports to one server address, but only {ports_available} of \
              {port_low}-{port_high} are free ({time_wait} sockets in TIME_WAIT, which lasts 60 s). \
-             Wait for TIME_WAIT to clear or lower `clients`.",
+             Wait for TIME_WAIT to clear, lower `clients`, or bind the subscribers to several source \
+             addresses (`[load] source_addresses`).",
             preflight.ports_needed
         )));
     }

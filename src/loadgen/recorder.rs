@@ -107,7 +107,7 @@ struct Sample {
 }
 
 /// A set of measured sequence numbers, a bit each.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct SeqSet {
     words: Vec<u64>,
 }
@@ -354,6 +354,84 @@ pub fn merge(
     expect: &Expectation<'_>,
     reconnects_by_second: &[u64],
 ) -> CellRecord {
+    merge_share(records.iter().enumerate(), expect).finish(reconnects_by_second)
+}
+
+/// A share of a cell's subscribers merged, to be added to the other shares' (worker
+/// processes, shards): histograms rather than percentiles, so adding them is exact.
+#[derive(Debug, Clone)]
+pub struct PartialRecord {
+    pub histogram: Histogram<u64>,
+    /// Latencies by the second of the window they were received in.
+    pub per_second: Vec<Histogram<u64>>,
+    pub deliveries: Deliveries,
+    pub misdelivered: u64,
+    pub unexpected: u64,
+    pub payload_bytes: u64,
+    pub restarts_seen: u64,
+}
+
+impl PartialRecord {
+    /// Adds another share's record. The cell-wide figures (comments published, publish
+    /// errors) are the same in every share and are kept, not added.
+    pub fn add(&mut self, other: &PartialRecord) {
+        self.histogram.add(&other.histogram).expect("same bounds");
+        for (second, h) in other.per_second.iter().enumerate() {
+            if self.per_second.len() <= second {
+                self.per_second.push(new_histogram());
+            }
+            self.per_second[second].add(h).expect("same bounds");
+        }
+        let (d, o) = (&mut self.deliveries, &other.deliveries);
+        d.expected += o.expected;
+        d.delivered += o.delivered;
+        d.delivered_in_window += o.delivered_in_window;
+        d.missing += o.missing;
+        d.lost_to_restart += o.lost_to_restart;
+        d.duplicated += o.duplicated;
+        d.out_of_order += o.out_of_order;
+        self.misdelivered += other.misdelivered;
+        self.unexpected += other.unexpected;
+        self.payload_bytes += other.payload_bytes;
+        self.restarts_seen += other.restarts_seen;
+    }
+
+    /// The cell's record, with its second-by-second timeline.
+    pub fn finish(self, reconnects_by_second: &[u64]) -> CellRecord {
+        let per_second = &self.per_second;
+        let seconds = per_second.len().max(reconnects_by_second.len());
+        let timeline = (0..seconds)
+            .map(|second| {
+                let h = per_second.get(second);
+                TimelinePoint {
+                    second: second as u32,
+                    deliveries: h.map_or(0, |h| h.len()),
+                    p50_us: h.map_or(0, |h| h.value_at_quantile(0.5)),
+                    p99_us: h.map_or(0, |h| h.value_at_quantile(0.99)),
+                    max_us: h.map_or(0, |h| h.max()),
+                    reconnects: reconnects_by_second.get(second).copied().unwrap_or(0),
+                }
+            })
+            .collect();
+        CellRecord {
+            histogram: self.histogram,
+            deliveries: self.deliveries,
+            timeline,
+            misdelivered: self.misdelivered,
+            unexpected: self.unexpected,
+            payload_bytes: self.payload_bytes,
+            restarts_seen: self.restarts_seen,
+        }
+    }
+}
+
+/// Merges a share of the subscribers' records, each with its index among all of the cell's
+/// subscribers (per-user expectations depend on it), checking every (comment, subscriber)
+/// pair against what was expected.
+pub fn merge_share<'a>(
+    records: impl IntoIterator<Item = (usize, &'a Option<SubscriberRecord>)>,
+    expect: &Expectation<'_>,
+) -> PartialRecord {
     let mut histogram = new_histogram();
     let mut per_second: Vec<Histogram<u64>> = Vec::new();
     let measured = expect.schedule.measured();
@@ -364,7 +442,7 @@ pub fn merge(
     };
     let (mut misdelivered, mut unexpected, mut payload_bytes) = (0, 0, 0);
     let mut restarts_seen = 0;
-    for (subscriber, record) in records.iter().enumerate() {
+    for (subscriber, record) in records {
         let Some(record) = record else {
             // A subscriber whose task failed: everything it should have had is missing.
             let expected = (0..measured)
@@ -407,24 +485,10 @@ pub fn merge(
         payload_bytes += record.payload_bytes;
         restarts_seen += record.restarts;
     }
-    let seconds = per_second.len().max(reconnects_by_second.len());
-    let timeline = (0..seconds)
-        .map(|second| {
-            let h = per_second.get(second);
-            TimelinePoint {
-                second: second as u32,
-                deliveries: h.map_or(0, |h| h.len()),
-                p50_us: h.map_or(0, |h| h.value_at_quantile(0.5)),
-                p99_us: h.map_or(0, |h| h.value_at_quantile(0.99)),
-                max_us: h.map_or(0, |h| h.max()),
-                reconnects: reconnects_by_second.get(second).copied().unwrap_or(0),
-            }
-        })
-        .collect();
-    CellRecord {
+    PartialRecord {
         histogram,
+        per_second,
         deliveries,
-        timeline,
         misdelivered,
         unexpected,
         payload_bytes,

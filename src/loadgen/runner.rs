@@ -24,6 +24,8 @@ pub struct RunOptions {
     pub targets: Vec<std::net::SocketAddr>,
     /// The `pushlab-server` binary to start per cell.
     pub server_binary: PathBuf,
+    /// The `pushlab-loadgen` binary that worker processes run (`[load] workers`).
+    pub loadgen_binary: PathBuf,
     /// Show a progress bar (on a terminal).
     pub progress: bool,
     /// Cancelled by Ctrl-C: the current cell is abandoned, finished ones are kept.
@@ -48,6 +50,8 @@ pub enum RunError {
     Interrupted,
     #[error("starting the link emulator: {0}")]
     Link(std::io::Error),
+    #[error(transparent)]
+    Worker(#[from] super::worker::WorkerError),
 }
 
 /// What a run produced.

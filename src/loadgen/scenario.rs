@@ -11,7 +11,7 @@ use crate::model::ServerConfig;
 use crate::model::network::{Link, Network, Stall, parse_rate};
 pub use crate::model::scenario::{
     Audience, CellSpec, Deployment, FeedKind, H2_MAX_CONCURRENT_STREAMS, H2Connections,
-    HttpVersion, PublishTo, RedisPersistence, Scenario,
+    HttpVersion, Load, PublishTo, RedisPersistence, Scenario,
 };
 use crate::model::technique::Technique;
 
@@ -69,6 +69,15 @@ struct RawScenario {
     h2_connections: Option<String>,
     faults: Option<super::faults_scenario::RawFaults>,
     network: Option<RawNetwork>,
+    load: Option<RawLoad>,
+}
+
+/// `[load]`: worker processes and source addresses.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLoad {
+    workers: Option<i64>,
+    source_addresses: Option<i64>,
 }
 
 /// `[network]`: the subscribers' link, whose `rtt`, `bandwidth` and `aggregate_bandwidth` may
@@ -280,6 +289,24 @@ impl Validator<'_> {
                 "needs publish.audience = \"broadcast\", so the slow and the other subscribers expect the same comments",
             ));
         }
+        let load = self.load(raw.load, &clients)?;
+        if load.workers > 0 {
+            let alone = [
+                (!faults.is_empty(), "[faults]"),
+                (network.is_some(), "[network]"),
+                (http.contains(&HttpVersion::H2), "http = \"2\""),
+            ];
+            if let Some((_, what)) = alone.iter().find(|(set, _)| *set) {
+                return Err(self.invalid(
+                    "load.workers",
+                    format!(
+                        "worker processes cannot be combined with {what} yet: faults, the link \
+                         emulator and shared HTTP/2 connections act on subscribers inside the \
+                         load generator's own process"
+                    ),
+                ));
+            }
+        }
         Ok(Scenario {
             name,
             description: raw.description.trim().to_string(),
@@ -303,7 +330,36 @@ impl Validator<'_> {
             h2_connections,
             network,
             faults,
+            load,
         })
+    }
+
+    /// `[load] workers` (0 to 64) and `source_addresses` (0 to 250).
+    fn load(&self, raw: Option<RawLoad>, clients: &[u32]) -> Result<Load, ScenarioError> {
+        let Some(raw) = raw else {
+            return Ok(Load::default());
+        };
+        let count = |key: &str, value: Option<i64>, max: i64| match value {
+            None => Ok(0),
+            Some(n) if (0..=max).contains(&n) => Ok(n as u32),
+            Some(n) => Err(self.invalid(key, format!("must be from 0 to {max}, got {n}"))),
+        };
+        let load = Load {
+            workers: count("load.workers", raw.workers, 64)?,
+            source_addresses: count("load.source_addresses", raw.source_addresses, 250)?,
+        };
+        if let Some(fewest) = clients.iter().min()
+            && load.workers > *fewest
+        {
+            return Err(self.invalid(
+                "load.workers",
+                format!(
+                    "{} workers for a cell of {fewest} clients leaves some with none",
+                    load.workers
+                ),
+            ));
+        }
+        Ok(load)
     }
 
     /// `http = "1.1"`, `"2"`, or a list of both to compare them.
@@ -914,6 +970,42 @@ rate = 10
             "http = \"2\"\nh2_connections = \"per-client\"",
         );
         assert!(Scenario::parse(&per_client, "t.toml").is_ok());
+    }
+
+    #[test]
+    fn the_load_table_sets_workers_and_source_addresses_in_range() {
+        let scenario = Scenario::parse(
+            &format!("{GOOD}[load]\nworkers = 4\nsource_addresses = 3\n"),
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(
+            (scenario.load.workers, scenario.load.source_addresses),
+            (4, 3)
+        );
+        assert_eq!(
+            scenario.load.source_for(0),
+            Some("127.0.0.2".parse().unwrap())
+        );
+        assert_eq!(
+            scenario.load.source_for(5),
+            Some("127.0.0.4".parse().unwrap())
+        );
+        assert_eq!(
+            Scenario::parse(GOOD, "t.toml").unwrap().load.source_for(0),
+            None
+        );
+        let cases = [
+            ("workers = 65", "`load.workers`"),
+            ("workers = 11", "`load.workers`"),
+            ("source_addresses = -1", "`load.source_addresses`"),
+            ("threads = 2", "threads"),
+        ];
+        for (table, key) in cases {
+            let text = format!("{GOOD}[load]\n{table}\n");
+            let error = Scenario::parse(&text, "t.toml").unwrap_err().to_string();
+            assert!(error.contains(key), "{table}: {error}");
+        }
     }
 
     #[test]

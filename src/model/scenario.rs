@@ -94,6 +94,39 @@ pub struct Scenario {
     /// How HTTP/2 subscribers share connections.
     #[serde(default, skip_serializing_if = "is_default")]
     pub h2_connections: H2Connections,
+    /// How the load generator spreads its subscribers over processes and source addresses.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub load: Load,
+}
+
+/// `[load]`: the load generator's own shape. A process may open at most 20,000 files and one
+/// source address has 28k ephemeral ports per destination, so large cells need several
+/// worker processes, and subscribers bound to several loopback addresses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Load {
+    /// Worker processes holding the subscribers (0: the load generator's own process).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub workers: u32,
+    /// Subscribers bind to 127.0.0.2, 127.0.0.3, ... this many addresses, round robin (0:
+    /// the kernel's choice, 127.0.0.1).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub source_addresses: u32,
+}
+
+impl Load {
+    /// The source address subscriber `i` binds to, if any: 127.0.0.2 onwards.
+    pub fn source_for(&self, i: u32) -> Option<std::net::IpAddr> {
+        (self.source_addresses > 0).then(|| {
+            let k = 2 + i % self.source_addresses;
+            std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, (k >> 8) as u8, k as u8))
+        })
+    }
+
+    /// Subscriber indices a worker (of `workers`) holds: every `workers`-th from `worker`.
+    pub fn share(&self, worker: u32, clients: u32) -> impl Iterator<Item = u32> + use<> {
+        let step = self.workers.max(1);
+        (worker..clients).step_by(step as usize)
+    }
 }
 
 /// The HTTP version a cell's subscribers speak (`http = ["1.1", "2"]`).
