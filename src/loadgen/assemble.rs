@@ -8,8 +8,8 @@ use hdrhistogram::Histogram;
 use super::observations::{CellObservations, ClientDelta, Settled, Window};
 use super::warning::Warning;
 use crate::model::results::{
-    ByteAgreement, CellResult, ClientTotals, Deliveries, IdleMemory, InstanceTotals, KernelTotals,
-    LatencySummary, LoadgenUse, PerDelivery, PercentilePoint, RedisUse, ServerTotals,
+    ByteAgreement, CellResult, ClientTotals, Connecting, Deliveries, IdleMemory, InstanceTotals,
+    KernelTotals, LatencySummary, LoadgenUse, PerDelivery, PercentilePoint, RedisUse, ServerTotals,
 };
 use crate::model::scenario::FeedKind;
 use crate::report::fmt::format_rate;
@@ -60,6 +60,10 @@ pub fn assemble(observations: CellObservations) -> CellResult {
         instances: instance_totals(o),
         redis: redis_use(&o.window),
         idle_memory: idle_memory(o),
+        connecting: Some(Connecting {
+            ready: o.ready,
+            seconds: o.connect_seconds,
+        }),
         server_unavailable: !o.server_figures,
         link: spec.link,
         faults: o.faults.clone(),
@@ -600,6 +604,7 @@ mod tests {
             external_target: false,
             cores: 2,
             ready: 10,
+            connect_seconds: 0.2,
             server_figures: true,
             rss_before: 10 << 20,
             rss_connected: (10 << 20) + 10 * 8192,

@@ -151,6 +151,7 @@ async fn run_once(
         .await
         .map_err(RunError::Link)?;
     let subscriber_addrs = links.subscribers_addrs();
+    let connect_started = Instant::now();
     let load = scenario.load;
     crate::http::client::bind_connections_to(
         (0..load.source_addresses)
@@ -191,6 +192,7 @@ async fn run_once(
             Some(workers)
         }
     };
+    let connect_seconds = connect_started.elapsed().as_secs_f64();
     // Every subscriber connected and nothing published yet: what idle connections hold.
     let rss_connected = rss(&target.read_all().await?);
     let rss_before = target
@@ -340,6 +342,7 @@ async fn run_once(
         external_target: !options.targets.is_empty(),
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         ready: subscribers.ready,
+        connect_seconds,
         server_figures,
         rss_before,
         rss_connected,

@@ -23,8 +23,9 @@ pub struct CellObservations {
     pub external_target: bool,
     /// CPUs the machine offers, to judge whether server and generator saturated it.
     pub cores: usize,
-    /// Subscribers connected when publishing began.
+    /// Subscribers connected when publishing began, and how long connecting them all took.
     pub ready: u64,
+    pub connect_seconds: f64,
     /// False when the server has no `/stats` (a `--target` of another implementation): its
     /// side's figures are unavailable, not zero.
     pub server_figures: bool,

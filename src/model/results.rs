@@ -100,6 +100,9 @@ pub struct CellResult {
     /// connected, before anything was published: what an idle connection costs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_memory: Option<IdleMemory>,
+    /// How connecting the subscribers went, before publishing began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connecting: Option<Connecting>,
     /// True when the server had no `/stats` (a `--target` of another implementation): the
     /// `server` figures, `agreement`'s server side and server CPU per delivery are
     /// unavailable and left at zero; the subscribers' own figures stand.
@@ -118,6 +121,16 @@ pub struct IdleMemory {
     pub rss_connected_bytes: u64,
     /// `(rss_connected_bytes - rss_before_bytes) / connections`.
     pub bytes_per_connection: f64,
+}
+
+/// Connecting a cell's subscribers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Connecting {
+    /// Subscribers ready (subscribed and first answered) when publishing began.
+    pub ready: u64,
+    /// Seconds from the first subscriber's connect to the last one's being ready, or to the
+    /// deadline when some never were.
+    pub seconds: f64,
 }
 
 /// One server instance of a cell: whom it served and what it counted.
