@@ -119,7 +119,17 @@ pub async fn connect_subscribers(
             )
         })
         .collect();
-    for i in share.indices(spec.clients) {
+    let deadline = ready_deadline(share.len(spec.clients));
+    for (spawned, i) in share.indices(spec.clients).enumerate() {
+        // At most CONNECTING_AT_ONCE subscribers of this process are connecting at a time: a
+        // crowd of tens of thousands of simultaneous SYNs overflows the servers' accept
+        // backlogs (SYN retried after 1 s, 3 s, 7 s...) and their subscribe-time feed reads.
+        while spawned as u64
+            >= subscribers.counters.ready.load(Ordering::Relaxed) + CONNECTING_AT_ONCE
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         let http = match (spec.http, scenario.h2_connections) {
             (HttpVersion::H1, _) => HttpLink::H1,
             (HttpVersion::H2, H2Connections::PerClient) => HttpLink::H2PerClient,
@@ -174,15 +184,22 @@ pub async fn connect_subscribers(
             (i, record)
         });
     }
-    subscribers.ready = wait_until_ready(&subscribers.counters, share.len(spec.clients)).await;
+    subscribers.ready =
+        wait_until_ready(&subscribers.counters, share.len(spec.clients), deadline).await;
     subscribers
+}
+
+/// Subscribers of one process that may be connecting (not yet ready) at once.
+const CONNECTING_AT_ONCE: u64 = 500;
+
+/// When connecting `clients` subscribers gives up: 10 s and 5 ms per subscriber.
+fn ready_deadline(clients: u32) -> Instant {
+    Instant::now() + Duration::from_secs(10) + Duration::from_millis(u64::from(clients) * 5)
 }
 
 /// Waits for `clients` subscribers to be ready, or a deadline that grows with their number;
 /// returns how many are.
-async fn wait_until_ready(counters: &ClientCounters, clients: u32) -> u64 {
-    let deadline =
-        Instant::now() + Duration::from_secs(10) + Duration::from_millis(u64::from(clients) * 5);
+async fn wait_until_ready(counters: &ClientCounters, clients: u32, deadline: Instant) -> u64 {
     while counters.ready.load(Ordering::Relaxed) < u64::from(clients) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
