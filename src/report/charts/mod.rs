@@ -27,9 +27,12 @@ mod plot;
 mod scale;
 pub(crate) mod style;
 mod sweep;
-mod timeline;
+pub(crate) mod timeline;
 
 use plotters::prelude::*;
+
+/// Which percentiles a sample count supports, shared with the report's sentences.
+pub(crate) use percentiles::{highest_supported, supports};
 
 use super::plan::{ChartKind, ChartPlan, View};
 use canvas::{Area, Res, register_fonts};
