@@ -152,14 +152,15 @@ fn y_axis(view: &View, metric: &Metric, rows: bool) -> (Axis, Vec<String>) {
 fn x_axis(view: &View) -> Axis {
     let groups = view.points.len();
     let labels: Vec<String> = view.points.iter().map(|p| group_label(view, p)).collect();
-    let title = if view.swept.is_empty() {
-        String::new()
-    } else {
-        view.swept
+    // Two swept keys get their short phrases: both full labels overran a third of the width.
+    let title = match view.swept.as_slice() {
+        [] => String::new(),
+        [one] => one.axis_label().to_string(),
+        several => several
             .iter()
-            .map(|d| d.axis_label())
+            .map(|d| d.phrase())
             .collect::<Vec<_>>()
-            .join(" / ")
+            .join(" / "),
     };
     Axis {
         scale: Scale::fixed(

@@ -52,22 +52,26 @@ pub(super) fn percentile_curve(cell: &CellResult) -> Vec<(f64, f64)> {
         return Vec::new();
     }
     let top = highest_supported(l.count).min(99.99);
-    let curve: Vec<(f64, f64)> = l
-        .percentiles
-        .iter()
-        .filter(|p| p.percentile >= 50.0 - 1e-9 && p.percentile <= top + 1e-9)
-        .map(|p| (percentile_x(p.percentile), p.latency_us as f64 / 1000.0))
-        .collect();
-    if curve.len() >= 2 {
-        return curve;
-    }
-    // No distribution stored: fall back to the summary percentiles the count supports.
     let summary = [l.p50_us, l.p90_us, l.p99_us, l.p999_us, l.p9999_us];
-    PERCENTILE_TICKS
+    // The summary percentiles the count supports are the marks; the curve passes through
+    // them, since the stored distribution's steps may stop short of the last one.
+    let marks = PERCENTILE_TICKS
         .iter()
         .zip(summary)
         .filter(|&(&p, _)| supports(l.count, p))
-        .map(|(&p, us)| (percentile_x(p), us as f64 / 1000.0))
+        .map(|(&p, us)| (p, us));
+    let mut points: Vec<(f64, u64)> = l
+        .percentiles
+        .iter()
+        .filter(|p| p.percentile >= 50.0 - 1e-9 && p.percentile <= top + 1e-9)
+        .map(|p| (p.percentile, p.latency_us))
+        .chain(marks)
+        .collect();
+    points.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    points.dedup_by(|a, b| (a.0 - b.0).abs() < 1e-9);
+    points
+        .into_iter()
+        .map(|(p, us)| (percentile_x(p), us as f64 / 1000.0))
         .collect()
 }
 
