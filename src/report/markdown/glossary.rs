@@ -46,8 +46,8 @@ const TERMS: [Term; 10] = [
         name: "round trip",
         used_by: &["round trip", "round-trip", "rtt"],
         definition: "the time for a message to reach the other end and an answer to come \
-                     back. On this machine's loopback it is tens of microseconds; across a \
-                     real network, milliseconds.",
+                     back. Over loopback it is tens of microseconds; across a real network, \
+                     milliseconds or more.",
     },
     Term {
         name: "keep-alive",
