@@ -755,6 +755,36 @@ mod tests {
         assert!(compare("p99", &[("SSE", 1.0), ("WebSocket", f64::NAN)], "", &show).is_none());
     }
 
+    /// Every chart of a sweep gets a takeaway, and the latency one quotes the ratio of the
+    /// very p99s the chart plots.
+    #[test]
+    fn every_chart_gets_a_takeaway_from_its_own_numbers() {
+        let summary = crate::report::fixture::client_sweep();
+        let view = View::new(&summary);
+        for chart in view.charts() {
+            assert!(
+                takeaway(&view, &chart.kind).is_some(),
+                "{}",
+                chart.file_name
+            );
+        }
+        let point = view.points[0];
+        let cells = view.cells_at(&point);
+        let slow = cells.iter().max_by_key(|c| c.latency.p99_us).unwrap();
+        let fast = cells.iter().min_by_key(|c| c.latency.p99_us).unwrap();
+        let line = takeaway(&view, &ChartKind::Percentiles(point)).unwrap();
+        let ratio = num(slow.latency.p99_us as f64 / fast.latency.p99_us as f64);
+        assert!(
+            line.contains(&format!(
+                "{}'s p99 came to {}, {ratio}× {}'s",
+                capitalise(title(slow.technique).to_string()),
+                ms(slow.latency.p99_us as f64),
+                title(fast.technique)
+            )),
+            "{line}"
+        );
+    }
+
     /// A wobble is not a spike, and too few deliveries per second give no p99 at all.
     #[test]
     fn steadiness_names_a_spike_only_from_twice_the_median() {
