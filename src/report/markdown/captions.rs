@@ -222,6 +222,12 @@ fn steadiness(seconds: &[(&str, Vec<(u32, u64)>)]) -> Option<String> {
 /// it, a second's p99 is within the wobble of a quiet machine.
 const SPIKE: f64 = 2.0;
 
+/// A percentile to two decimals at most, never rounded up past what it is: "99.75", "99".
+fn percentile_text(p: f64) -> String {
+    let text = format!("{:.2}", (p * 100.0).floor() / 100.0);
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
 /// The largest and smallest of a figure across techniques, as a sentence: "short polling's
 /// p99 (991 ms) is 1,400× WebSocket's (0.7 ms) at 100 clients". Values within 10% of each
 /// other are said to be alike rather than ranked.
@@ -361,7 +367,7 @@ fn percentiles_text(view: &View, point: &Point) -> Vec<String> {
                 "With {} deliveries in the smallest cell, no percentile above {} is quoted or \
                  drawn.",
                 int(fewest),
-                num(highest_supported(fewest))
+                percentile_text(highest_supported(fewest))
             ));
         }
     }
@@ -783,6 +789,13 @@ mod tests {
             )),
             "{line}"
         );
+    }
+
+    #[test]
+    fn percentiles_are_never_rounded_up() {
+        assert_eq!(percentile_text(highest_supported(400)), "99.75");
+        assert_eq!(percentile_text(highest_supported(100)), "99");
+        assert_eq!(percentile_text(highest_supported(3)), "66.66");
     }
 
     /// A wobble is not a spike, and too few deliveries per second give no p99 at all.
