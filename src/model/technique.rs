@@ -80,7 +80,9 @@ impl Technique {
                 name: "short-polling",
                 title: "short polling",
                 delivery: Delivery::Answers,
-                colour: (213, 94, 0),
+                // Orange and reddish purple: the two polling techniques must stay apart on a
+                // washed-out projector, which vermilion beside amber did not.
+                colour: (230, 159, 0),
                 shape: Shape::Triangle,
                 marker_size: 13,
                 line_width: 7,
@@ -89,7 +91,7 @@ impl Technique {
                 name: "long-polling",
                 title: "long polling",
                 delivery: Delivery::Holds,
-                colour: (230, 159, 0),
+                colour: (204, 121, 167),
                 shape: Shape::Square,
                 marker_size: 11,
                 line_width: 6,

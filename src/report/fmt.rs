@@ -74,6 +74,19 @@ pub fn ms(us: f64) -> String {
     format!("{} ms", num(us / 1000.0))
 }
 
+/// A latency tick label from milliseconds, in the unit that keeps it short: "20 µs",
+/// "500 µs", "1 ms", "250 ms", "2 s". Push techniques sit below a millisecond, so a chart
+/// labelled in ms alone would show them against "0.02".
+pub fn latency_tick(ms: f64) -> String {
+    if ms > 0.0 && ms < 1.0 {
+        format!("{} µs", num(ms * 1000.0))
+    } else if ms >= 1000.0 {
+        format!("{} s", num(ms / 1000.0))
+    } else {
+        format!("{} ms", num(ms))
+    }
+}
+
 /// A fraction as a percentage: "97%", "0.012%". Never rounds a non-zero share to "0%".
 pub fn pct(fraction: f64) -> String {
     format!("{}%", num(fraction * 100.0))
@@ -158,6 +171,16 @@ mod tests {
         assert_eq!(mib(212 * 1_048_576), "212 MiB");
         assert_eq!(mib(1_572_864), "1.5 MiB");
         assert_eq!(in_mib(3 * 1_048_576), 3.0);
+    }
+
+    #[test]
+    fn latency_ticks_pick_their_unit() {
+        assert_eq!(latency_tick(0.01), "10 µs");
+        assert_eq!(latency_tick(0.5), "500 µs");
+        assert_eq!(latency_tick(1.0), "1 ms");
+        assert_eq!(latency_tick(250.0), "250 ms");
+        assert_eq!(latency_tick(2000.0), "2 s");
+        assert_eq!(latency_tick(0.0), "0 ms");
     }
 
     #[test]

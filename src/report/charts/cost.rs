@@ -1,4 +1,6 @@
-//! Requests, bytes and server CPU per delivered comment, as bars for every cell.
+//! Requests, bytes and server CPU per delivered comment, as bars for every cell, on linear
+//! axes from zero (a bar's length means nothing on a log axis), with a zero bar labelled "0"
+//! and a missing figure labelled "n/a" so no bar is silently absent.
 
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
@@ -137,17 +139,11 @@ fn subtitle(view: &View) -> String {
 /// The y axis of a metric, and the label left of it when the panels are stacked in rows.
 fn y_axis(view: &View, metric: &Metric, rows: bool) -> (Axis, Vec<String>) {
     // Headroom above the tallest bar for its value and warning sign.
-    let scale = Scale::with_headroom(view.cells.iter().map(|c| (metric.pick)(c)), 1.25);
-    let side = if !rows {
-        Vec::new()
-    } else if scale.log {
-        vec![
-            metric.name.to_string(),
-            "per delivery".into(),
-            "(log scale)".into(),
-        ]
-    } else {
+    let scale = Scale::bars(view.cells.iter().map(|c| (metric.pick)(c)), 1.25);
+    let side = if rows {
         vec![metric.name.to_string(), "per delivery".into()]
+    } else {
+        Vec::new()
     };
     (Axis::new(scale, metric.unit, "per delivery", num), side)
 }
@@ -156,14 +152,15 @@ fn y_axis(view: &View, metric: &Metric, rows: bool) -> (Axis, Vec<String>) {
 fn x_axis(view: &View) -> Axis {
     let groups = view.points.len();
     let labels: Vec<String> = view.points.iter().map(|p| group_label(view, p)).collect();
-    let title = if view.swept.is_empty() {
-        String::new()
-    } else {
-        view.swept
+    // Two swept keys get their short phrases: both full labels overran a third of the width.
+    let title = match view.swept.as_slice() {
+        [] => String::new(),
+        [one] => one.axis_label().to_string(),
+        several => several
             .iter()
-            .map(|d| d.axis_label())
+            .map(|d| d.phrase())
             .collect::<Vec<_>>()
-            .join(" / ")
+            .join(" / "),
     };
     Axis {
         scale: Scale::fixed(
@@ -198,15 +195,22 @@ fn bars(
         let b = chart.backend_coord(&(slot, 0.0)).0;
         b - a
     };
-    let value_style = anchored(font(22), HPos::Center, VPos::Bottom);
-    let widest = view
-        .cells
-        .iter()
-        .filter(|c| pick(c).is_finite())
-        .map(|c| text_width(root, &num(pick(c)), &value_style))
-        .max()
-        .unwrap_or(0) as i32;
-    let show_values = values && widest + 6 <= bar_px;
+    // The largest type at which every value fits over its bar; on a linear axis a short bar
+    // is only readable by its value.
+    let widest = |style: &TextStyle| {
+        view.cells
+            .iter()
+            .filter(|c| pick(c).is_finite())
+            .map(|c| text_width(root, &num(pick(c)), style))
+            .max()
+            .unwrap_or(0) as i32
+    };
+    let fitting = [22, 19, 16]
+        .into_iter()
+        .map(|size| anchored(font(size), HPos::Center, VPos::Bottom))
+        .find(|style| widest(style) + 4 <= bar_px);
+    let show_values = values && fitting.is_some();
+    let value_style = fitting.unwrap_or_else(|| anchored(font(16), HPos::Center, VPos::Bottom));
     let base = y.scale.t(y.scale.lo);
     for (g, point) in view.points.iter().enumerate() {
         for (i, &technique) in view.techniques.iter().enumerate() {
@@ -216,7 +220,18 @@ fn bars(
             let x0 = g as f64 + 0.08 + i as f64 * slot;
             let x1 = x0 + slot * 0.88;
             let total = pick(cell);
+            let mid = chart.backend_coord(&((x0 + x1) / 2.0, base));
+            let zero_style = anchored(font(22), HPos::Center, VPos::Bottom);
             if !total.is_finite() {
+                root.draw_text("n/a", &value_style, (mid.0, mid.1 - 4))?;
+                continue;
+            }
+            if total == 0.0 {
+                // A zero is a result, not a gap: say it where the bar would stand.
+                root.draw_text("0", &zero_style, (mid.0, mid.1 - 4))?;
+                if has_warnings(cell) {
+                    warn_sign(root, (mid.0, mid.1 - 44))?;
+                }
                 continue;
             }
             let c = style(technique).colour;

@@ -18,13 +18,14 @@ use crate::model::results::CellResult;
 use crate::report::fmt::{int, num};
 use crate::report::plan::{ChartPlan, Point, View};
 
-/// The colour of each fault's mark, the same in every chart.
+/// The colour of each fault's mark, the same in every chart: dark and far from the four
+/// techniques' Okabe–Ito colours, so a mark never reads as a technique's line.
 pub(super) fn mark_colour(kind: FaultKind) -> RGBColor {
     match kind {
-        FaultKind::Drop => RGBColor(230, 120, 0),
-        FaultKind::Restart => RGBColor(200, 0, 0),
-        FaultKind::ClosePage => RGBColor(120, 40, 160),
-        FaultKind::Vanish => RGBColor(0, 130, 130),
+        FaultKind::Drop => RGBColor(40, 40, 40),
+        FaultKind::Restart => RGBColor(170, 0, 0),
+        FaultKind::ClosePage => RGBColor(90, 50, 0),
+        FaultKind::Vanish => RGBColor(130, 130, 130),
     }
 }
 
@@ -265,7 +266,8 @@ pub(super) fn times(root: &Area, view: &View, plan: &ChartPlan, point: &Point) -
         .filter(|t| t.count > 0)
         .flat_map(|t| [t.p50_us, t.max_us])
         .map(|us| us as f64 / 1000.0);
-    let y = Axis::new(Scale::with_headroom(values, 1.2), "time", "ms", num);
+    // Bars: linear from zero, whatever the spread.
+    let y = Axis::latency(Scale::bars(values, 1.2), "time");
     let groups = labels.len().max(1);
     let label_list = labels.clone();
     let x = Axis {

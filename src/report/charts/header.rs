@@ -92,10 +92,19 @@ pub(super) fn draw_swatch(root: &Area, swatch: Swatch, (x, y): (i32, i32)) -> Re
     let mid = x + SWATCH / 2;
     match swatch {
         Swatch::Technique(t) => {
-            root.draw(&PathElement::new(
-                vec![(x, y), (x + SWATCH, y)],
-                style(t).colour.stroke_width(style(t).line_width),
-            ))?;
+            let dash = if style(t).dashed {
+                Dash::Dashed
+            } else {
+                Dash::Solid
+            };
+            pixel_line(
+                root,
+                (x, y),
+                (x + SWATCH, y),
+                style(t).colour,
+                style(t).line_width,
+                dash,
+            )?;
             draw_marker(
                 root,
                 style(t).shape,

@@ -1,9 +1,13 @@
 //! PNG charts drawn with plotters, pure functions of a `RunSummary` (through `plan::View`).
 //!
 //! Made to be projected: 1600×900, large type, a title naming the scenario, axis titles with
-//! units, the legend in a strip above the plot (never over the data), one colour and one
-//! marker shape per technique in every chart, a log scale wherever values span decades (the
-//! axis title then says so), and cells with warnings marked on the chart itself.
+//! units, the legend in a strip above the plot (never over the data) listing only what the
+//! chart draws, one colour (Okabe–Ito), marker shape and stroke per technique in every chart,
+//! latency ticks in µs, ms or s, and cells with warnings marked on the chart itself. Lines
+//! get a log scale wherever values span decades (the axis title then says so); bars, and
+//! every CPU axis, are always linear from zero, and a zero bar is labelled "0". Nothing is
+//! drawn that the data cannot support: no percentile beyond its sample count, no per-second
+//! p99 of fewer than 100 deliveries, no partial second at a window's edge.
 //!
 //! Pixels are encoded to PNG here rather than by plotters, so the bytes are ours to keep
 //! deterministic and errors can name the file.
@@ -27,9 +31,12 @@ mod plot;
 mod scale;
 pub(crate) mod style;
 mod sweep;
-mod timeline;
+pub(crate) mod timeline;
 
 use plotters::prelude::*;
+
+/// Which percentiles a sample count supports, shared with the report's sentences.
+pub(crate) use percentiles::{highest_supported, supports};
 
 use super::plan::{ChartKind, ChartPlan, View};
 use canvas::{Area, Res, register_fonts};

@@ -40,6 +40,21 @@ impl Axis {
         }
     }
 
+    /// A latency axis in milliseconds whose labels carry their own unit (µs, ms or s), so
+    /// the title names no unit.
+    pub(super) fn latency(scale: Scale, quantity: &str) -> Axis {
+        let title = if scale.log {
+            format!("{quantity} (log scale)")
+        } else {
+            quantity.to_string()
+        };
+        Axis {
+            scale,
+            title,
+            label: Box::new(crate::report::fmt::latency_tick),
+        }
+    }
+
     pub(super) fn coord(&self, ticks: Vec<f64>) -> Coord {
         let s = &self.scale;
         Coord {
@@ -273,6 +288,17 @@ pub(super) fn caption(text: impl Into<String>) -> PlotOptions {
 
 pub(super) fn no_caption() -> PlotOptions {
     PlotOptions::new()
+}
+
+/// A technique's line: its colour, width and stroke.
+pub(super) fn technique_line(
+    chart: &mut Chart,
+    points: &[(f64, f64)],
+    technique: crate::model::technique::Technique,
+) -> Res {
+    let s = super::style::style(technique);
+    let dash = if s.dashed { Dash::Dashed } else { Dash::Solid };
+    series_line(chart, points, s.colour, s.line_width, dash)
 }
 
 pub(super) fn series_line(

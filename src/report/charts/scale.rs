@@ -53,6 +53,21 @@ impl Scale {
         }
     }
 
+    /// For bars: always linear from 0, whatever the spread, since a bar's length only means
+    /// something on a linear axis (on a log axis a stacked split misstates its shares). The
+    /// top is raised by `headroom` for the labels above the tallest bar.
+    pub(super) fn bars(values: impl IntoIterator<Item = f64>, headroom: f64) -> Scale {
+        let max = values
+            .into_iter()
+            .filter(|v| v.is_finite() && *v > 0.0)
+            .fold(0.0, f64::max);
+        if max > 0.0 {
+            Scale::linear(max * headroom)
+        } else {
+            Scale::linear(1.0)
+        }
+    }
+
     pub(super) fn linear(max: f64) -> Scale {
         let step = nice_ceil(max / 5.0);
         let hi = ((max * 1.04) / step).ceil().max(1.0) * step;
@@ -81,8 +96,11 @@ impl Scale {
                 if value < lo * (1.0 - 1e-9) || value > hi * (1.0 + 1e-9) {
                     continue;
                 }
-                // Over a few decades, 1-2-5 labels would crowd; label decades only.
-                if decades <= 2.0 || mantissa == 1.0 {
+                // Over a few decades, 1-2-5 labels would crowd; label decades only, and the 2
+                // and 5 below the first decade, so the bottom of the axis (where the fastest
+                // values sit) is never left without a label.
+                let below_first_decade = value < 10f64.powf((lo.log10() - 1e-9).ceil());
+                if decades <= 2.0 || mantissa == 1.0 || below_first_decade {
                     ticks.push(value);
                 } else {
                     minor.push(value);
@@ -189,12 +207,38 @@ mod tests {
         let scale = Scale::for_values([0.8, 5.0, 1010.0]);
         assert!(scale.log);
         assert!(scale.lo < 0.8 && scale.hi >= 1010.0);
-        assert_eq!(scale.ticks.len(), 4, "{:?}", scale.ticks);
+        // Decades, and the 0.5 below the first one.
+        assert_eq!(scale.ticks, [0.5, 1.0, 10.0, 100.0, 1000.0]);
         let scale = Scale::for_values([0.0, 40.0, 65.0]);
         assert!(!scale.log);
         assert_eq!(scale.lo, 0.0);
         assert!(scale.hi >= 65.0);
         let scale = Scale::for_values([]);
         assert!(!scale.log && scale.hi > scale.lo);
+    }
+
+    /// A log axis whose bottom lies below its first decade labels the 2 and 5 there too:
+    /// values around 0.3 ms must not sit under an unlabelled stretch of axis.
+    #[test]
+    fn the_bottom_of_a_log_axis_gets_labels() {
+        let scale = Scale::for_values([0.45, 1000.0]);
+        assert!(scale.log);
+        assert_eq!(scale.lo, 0.2);
+        assert_eq!(&scale.ticks[..3], &[0.2, 0.5, 1.0], "{:?}", scale.ticks);
+        assert!(
+            !scale.ticks.contains(&20.0),
+            "decades only above: {:?}",
+            scale.ticks
+        );
+    }
+
+    /// Bars get a linear axis from zero even when their values span decades.
+    #[test]
+    fn bars_are_always_linear() {
+        let scale = Scale::bars([0.1, 50.0, 1000.0], 1.2);
+        assert!(!scale.log);
+        assert_eq!(scale.lo, 0.0);
+        assert!(scale.hi >= 1200.0);
+        assert!(!Scale::bars([], 1.2).log);
     }
 }

@@ -11,8 +11,13 @@ use crate::model::technique::Technique;
 #[derive(Debug, Clone, Copy)]
 pub struct TechniqueStyle {
     /// From the Okabe–Ito palette, which stays distinct under the common colour-vision
-    /// deficiencies: warm for the two polling techniques, cool for the two push techniques.
+    /// deficiencies: orange and reddish purple for the two polling techniques, blue and
+    /// bluish green for the two push techniques.
     pub colour: RGBColor,
+    /// Whether its lines are dashed: a third cue, so the pairs that sit close together on a
+    /// chart (short polling and long polling's costs, WebSocket and SSE's latencies) differ
+    /// in stroke as well as colour, and a dashed line drawn over a solid one lets both show.
+    pub dashed: bool,
     /// A second cue besides colour, for grey-scale printouts and washed-out projectors.
     pub shape: Shape,
     /// Line width in pixels. Techniques drawn first get wider lines and larger markers, so one
@@ -29,6 +34,7 @@ pub fn style(technique: Technique) -> TechniqueStyle {
     TechniqueStyle {
         colour: RGBColor(r, g, b),
         shape: d.shape,
+        dashed: matches!(technique, Technique::ShortPolling | Technique::Sse),
         line_width: d.line_width,
         marker_size: d.marker_size,
     }
@@ -54,5 +60,16 @@ mod tests {
                 assert_ne!(format!("{:?}", a.shape), format!("{:?}", b.shape));
             }
         }
+    }
+
+    /// The pairs a reader compares most often differ in stroke too, not only in colour.
+    #[test]
+    fn close_pairs_differ_in_stroke() {
+        let dashed = |t| style(t).dashed;
+        assert_ne!(
+            dashed(Technique::ShortPolling),
+            dashed(Technique::LongPolling)
+        );
+        assert_ne!(dashed(Technique::WebSocket), dashed(Technique::Sse));
     }
 }

@@ -3,10 +3,12 @@
 
 use plotters::prelude::*;
 
-use super::canvas::{Area, Chart, FLOOR, INK, Res};
+use plotters::style::text_anchor::{HPos, VPos};
+
+use super::canvas::{Area, Chart, FLOOR, INK, Res, anchored, bold};
 use super::header::{Legend, Swatch, context_line, header, legend};
 use super::marks::{Dash, draw_marker};
-use super::plot::{Axis, caption, no_caption, plot, series_line};
+use super::plot::{Axis, caption, no_caption, plot, series_line, technique_line};
 use super::scale::Scale;
 use super::style::style;
 use crate::model::results::CellResult;
@@ -74,13 +76,7 @@ pub(super) fn sweep_series(
             })
             .collect();
         let line: Vec<(f64, f64)> = pts.iter().map(|&(a, b, _)| (a, b)).collect();
-        series_line(
-            chart,
-            &line,
-            style(technique).colour,
-            style(technique).line_width,
-            Dash::Solid,
-        )?;
+        technique_line(chart, &line, technique)?;
         marks.push((technique, pts));
     }
     for (technique, pts) in &marks {
@@ -132,7 +128,7 @@ pub(super) fn latency(root: &Area, view: &View, plan: &ChartPlan, sweep: &Sweep)
             .chain(floor.iter().map(|&(_, ms)| ms)),
     );
     let x = sweep_axis(sweep);
-    let y = Axis::new(y, "delivery latency", "ms", num);
+    let y = Axis::latency(y, "delivery latency");
     let subtitle = context_line(view, &view.sweep_fixed(sweep));
     let mut items = sweep_legend(view, sweep);
     if floor.len() >= 2 {
@@ -193,8 +189,8 @@ pub(super) fn wire(root: &Area, view: &View, plan: &ChartPlan, sweep: &Sweep) ->
     });
     let mut items = sweep_legend(view, sweep);
     items.push(legend(
-        Swatch::Line(FLOOR, 3, Dash::Dashed),
-        "comment payload alone",
+        Swatch::Line(INK, 3, Dash::Dotted),
+        "comment payload alone (drawn on top)",
     ));
     let subtitle = context_line(view, &view.sweep_fixed(sweep));
     let body = header(root, &plan.title, &subtitle, &items)?;
@@ -203,10 +199,18 @@ pub(super) fn wire(root: &Area, view: &View, plan: &ChartPlan, sweep: &Sweep) ->
         .iter()
         .map(|&(a, b)| (x.scale.t(a), y.scale.t(b)))
         .collect();
-    series_line(&mut chart, &floor, FLOOR, 3, Dash::Dashed)?;
     sweep_series(root, &mut chart, view, sweep, &x, &y, &|c| {
         Some(figures::wire_bytes_per_second(c))
     })?;
+    // The payload line last, thin, black and dotted, with its name at its end: drawn first
+    // it lay hidden under WebSocket's line, which carries little more than the payload.
+    series_line(&mut chart, &floor, INK, 3, Dash::Dotted)?;
+    // Named below its left end, clear of the markers at the right where lines converge.
+    if let Some(&start) = floor.first() {
+        let (px, py) = chart.backend_coord(&start);
+        let style = anchored(bold(22), HPos::Left, VPos::Top);
+        root.draw_text("payload", &style, (px + 22, py + 12))?;
+    }
     Ok(())
 }
 
@@ -261,8 +265,10 @@ pub(super) fn http_costs(root: &Area, view: &View, plan: &ChartPlan, sweep: &Swe
 pub(super) fn server(root: &Area, view: &View, plan: &ChartPlan, sweep: &Sweep) -> Res {
     let cells = sweep_cells(view, sweep);
     let x = sweep_axis(sweep);
+    // CPU is always on a linear axis from zero, here and in the cost chart, so every
+    // report reads CPU the same way.
     let cpu = Axis::new(
-        Scale::for_values(cells.iter().map(|c| figures::server_cpu_percent(c))),
+        Scale::bars(cells.iter().map(|c| figures::server_cpu_percent(c)), 1.0),
         "server CPU",
         "% of one core",
         |v| format!("{}%", num(v)),

@@ -1,5 +1,11 @@
 //! Latency second by second, one panel per technique at one point, with stalls and reconnects
 //! marked.
+//!
+//! Only whole seconds are drawn. The recorder buckets deliveries of the window's comments by
+//! arrival, so the first second lacks the comments published just before the window (a dip
+//! as long as the latency) and arrivals after the window's end make an extra, thin bucket;
+//! both would read as real changes. A per-second p99 is drawn only where that second had the
+//! 100 deliveries a p99 needs, and the legend lists only the marks that occur.
 
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
@@ -60,16 +66,78 @@ pub(super) fn grid<'a>(body: &Area<'a>, n: usize) -> Vec<Panel<'a>> {
     panels
 }
 
+/// A cell's mean latency from which its first second counts as partial: at 10 ms the first
+/// second misses about 1% of its deliveries.
+const PARTIAL_FIRST_SECOND_US: f64 = 10_000.0;
+
+/// Deliveries a second needs before its p99 means something (one sample above it).
+pub(crate) const P99_SAMPLES: u64 = 100;
+
+/// The seconds of a cell's timeline that are whole: from 0, or from 1 when the latency is
+/// long enough to leave the first second short, up to the last second that ends inside the
+/// measured window (a window a few milliseconds short of a whole second still counts).
+pub(crate) fn whole_seconds(cell: &CellResult) -> std::ops::Range<u32> {
+    let first =
+        u32::from(cell.latency.count > 0 && cell.latency.mean_us >= PARTIAL_FIRST_SECOND_US);
+    let end = (cell.window_seconds + 0.05).floor().max(0.0) as u32;
+    first..end.max(first)
+}
+
+/// The timeline's whole seconds (see [`whole_seconds`]).
+pub(crate) fn kept(cell: &CellResult) -> Vec<TimelinePoint> {
+    let range = whole_seconds(cell);
+    cell.timeline
+        .iter()
+        .filter(|t| range.contains(&t.second))
+        .copied()
+        .collect()
+}
+
+/// What the legend lists: only the marks some panel draws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mark {
+    P99,
+    P50,
+    Max,
+    Reconnects,
+    Silent,
+}
+
+pub(crate) fn marks_drawn(cells: &[&CellResult]) -> Vec<Mark> {
+    let seconds: Vec<TimelinePoint> = cells.iter().flat_map(|c| kept(c)).collect();
+    let mut marks = Vec::new();
+    if seconds.iter().any(|t| t.deliveries >= P99_SAMPLES) {
+        marks.push(Mark::P99);
+    }
+    if seconds.iter().any(|t| t.deliveries > 0) {
+        marks.push(Mark::P50);
+        marks.push(Mark::Max);
+    }
+    if seconds.iter().any(|t| t.reconnects > 0) {
+        marks.push(Mark::Reconnects);
+    }
+    if seconds.iter().any(|t| t.deliveries == 0) {
+        marks.push(Mark::Silent);
+    }
+    marks
+}
+
 pub(super) fn draw(root: &Area, view: &View, plan: &ChartPlan, point: &Point) -> Res {
     let cells = view.cells_at(point);
     let (x, y) = axes(&cells);
-    let mut items = vec![
-        legend(Swatch::Line(MUTED, 4, Dash::Solid), "p99"),
-        legend(Swatch::Line(MUTED, 3, Dash::Dashed), "p50"),
-        legend(Swatch::Line(MUTED, 2, Dash::Dotted), "max"),
-        legend(Swatch::Reconnect, "reconnects"),
-        legend(Swatch::Band, "second with no delivery"),
-    ];
+    let mut items: Vec<_> = marks_drawn(&cells)
+        .into_iter()
+        .map(|mark| match mark {
+            Mark::P99 => legend(
+                Swatch::Line(MUTED, 4, Dash::Solid),
+                "p99 (seconds with ≥ 100 deliveries)",
+            ),
+            Mark::P50 => legend(Swatch::Line(MUTED, 3, Dash::Dashed), "p50"),
+            Mark::Max => legend(Swatch::Line(MUTED, 2, Dash::Dotted), "max"),
+            Mark::Reconnects => legend(Swatch::Reconnect, "reconnects"),
+            Mark::Silent => legend(Swatch::Band, "second with no delivery"),
+        })
+        .collect();
     if cells.iter().any(|c| has_warnings(c)) {
         items.push(legend(Swatch::Warn, "cell with warnings"));
     }
@@ -80,7 +148,11 @@ pub(super) fn draw(root: &Area, view: &View, plan: &ChartPlan, point: &Point) ->
             super::faults::kind_name(kind),
         ));
     }
-    let subtitle = context_line(view, &point.describe());
+    let mut first = point.describe();
+    if cells.iter().any(|c| whole_seconds(c).start > 0) {
+        first.push_str(" · partial first second not drawn");
+    }
+    let subtitle = context_line(view, &first);
     let body = header(root, &plan.title, &subtitle, &items)?;
     let panels = grid(&body, cells.len());
     for (cell, panel) in cells.iter().zip(&panels) {
@@ -93,16 +165,17 @@ pub(super) fn draw(root: &Area, view: &View, plan: &ChartPlan, point: &Point) ->
 fn axes(cells: &[&CellResult]) -> (Axis, Axis) {
     let seconds = cells
         .iter()
-        .flat_map(|c| c.timeline.iter().map(|t| t.second + 1))
+        .map(|c| whole_seconds(c).end)
         .max()
-        .unwrap_or(1);
+        .unwrap_or(1)
+        .max(1);
     let y = Scale::for_values(cells.iter().flat_map(|c| {
-        c.timeline
-            .iter()
+        kept(c)
+            .into_iter()
             .filter(|t| t.deliveries > 0)
-            .flat_map(|t| [t.p50_us, t.p99_us, t.max_us].map(|v| v as f64 / 1000.0))
+            .flat_map(|t| [t.p50_us, t.max_us].map(|v| v as f64 / 1000.0))
     }));
-    let y = Axis::new(y, "latency", "ms", num);
+    let y = Axis::latency(y, "latency");
     let step = nice_ceil(f64::from(seconds) / 8.0).max(1.0);
     let count = (f64::from(seconds) / step).floor() as i64;
     let x = Axis {
@@ -121,7 +194,8 @@ fn axes(cells: &[&CellResult]) -> (Axis, Axis) {
 /// markers along the top, and a warning sign beside the title.
 fn draw_panel(root: &Area, cell: &CellResult, panel: &Panel, x: &Axis, y: &Axis) -> Res {
     let area = &panel.area;
-    let reconnects: u64 = cell.timeline.iter().map(|t| t.reconnects).sum();
+    let timeline = kept(cell);
+    let reconnects: u64 = timeline.iter().map(|t| t.reconnects).sum();
     let mut title = cell.technique.name().to_string();
     if reconnects > 0 {
         title.push_str(&format!(" · {} reconnects", int(reconnects)));
@@ -136,7 +210,7 @@ fn draw_panel(root: &Area, cell: &CellResult, panel: &Panel, x: &Axis, y: &Axis)
     };
     let mut chart = plot(area, x, y, options)?;
     let (top, bottom) = (y.scale.t(y.scale.hi), y.scale.t(y.scale.lo));
-    for t in cell.timeline.iter().filter(|t| t.deliveries == 0) {
+    for t in timeline.iter().filter(|t| t.deliveries == 0) {
         let s = f64::from(t.second);
         chart.draw_series(std::iter::once(Rectangle::new(
             [(s, bottom), (s + 1.0, top)],
@@ -149,14 +223,17 @@ fn draw_panel(root: &Area, cell: &CellResult, panel: &Panel, x: &Axis, y: &Axis)
     }
     let c = style(cell.technique).colour;
     type Pick = fn(&TimelinePoint) -> u64;
-    let lines: [(Pick, u32, Dash); 3] = [
-        (|t| t.max_us, 2, Dash::Dotted),
-        (|t| t.p50_us, 3, Dash::Dashed),
-        (|t| t.p99_us, 4, Dash::Solid),
+    let lines: [(Pick, u32, Dash, u64); 3] = [
+        (|t| t.max_us, 2, Dash::Dotted, 1),
+        (|t| t.p50_us, 3, Dash::Dashed, 1),
+        (|t| t.p99_us, 4, Dash::Solid, P99_SAMPLES),
     ];
-    for (pick, width, dash) in lines {
-        // A second without deliveries has no latency: break the line there.
-        for run in cell.timeline.split(|t| t.deliveries == 0) {
+    for (pick, width, dash, needs) in lines {
+        // A second without enough deliveries has no such percentile: break the line there.
+        for run in timeline.split(|t| t.deliveries < needs) {
+            if run.is_empty() {
+                continue;
+            }
             let pts: Vec<(f64, f64)> = run
                 .iter()
                 .map(|t| {
@@ -177,7 +254,7 @@ fn draw_panel(root: &Area, cell: &CellResult, panel: &Panel, x: &Axis, y: &Axis)
     // Counts beside the markers only while seconds are far enough apart for them; the
     // report lists every reconnect anyway.
     let second_px = chart.backend_coord(&(1.0, top)).0 - chart.backend_coord(&(0.0, top)).0;
-    for t in cell.timeline.iter().filter(|t| t.reconnects > 0) {
+    for t in timeline.iter().filter(|t| t.reconnects > 0) {
         let (px, py) = chart.backend_coord(&(f64::from(t.second) + 0.5, top));
         reconnect_marker(root, (px, py + 12))?;
         if t.reconnects > 1 && second_px >= 40 {
@@ -191,4 +268,62 @@ fn draw_panel(root: &Area, cell: &CellResult, panel: &Panel, x: &Axis, y: &Axis)
         warn_sign(root, (base.0 + w as i32 / 2 - width / 2 - 30, base.1 + 24))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fixture;
+
+    fn second(second: u32, deliveries: u64, reconnects: u64) -> TimelinePoint {
+        TimelinePoint {
+            second,
+            deliveries,
+            p50_us: 1_000,
+            p99_us: 2_000,
+            max_us: 3_000,
+            reconnects,
+        }
+    }
+
+    /// A 20 s window keeps seconds 0-19: the bucket of late arrivals after it goes; a slow
+    /// technique also loses its short first second, a fast one keeps it.
+    #[test]
+    fn edge_buckets_are_trimmed() {
+        let mut cell = fixture::client_sweep().cells[0].clone();
+        cell.window_seconds = 19.9996;
+        cell.timeline = (0..=20).map(|s| second(s, 20, 0)).collect();
+        cell.latency.mean_us = 500_000.0;
+        assert_eq!(whole_seconds(&cell), 1..20);
+        assert_eq!(kept(&cell).len(), 19);
+        cell.latency.mean_us = 600.0;
+        assert_eq!(whole_seconds(&cell), 0..20);
+        cell.window_seconds = 14.5;
+        assert_eq!(whole_seconds(&cell), 0..14);
+    }
+
+    /// The legend lists reconnects, silent seconds and p99 only where they occur.
+    #[test]
+    fn the_legend_lists_only_what_occurs() {
+        let mut cell = fixture::client_sweep().cells[0].clone();
+        cell.window_seconds = 3.0;
+        cell.latency.mean_us = 600.0;
+        cell.timeline = vec![second(0, 20, 0), second(1, 20, 0), second(2, 20, 0)];
+        assert_eq!(marks_drawn(&[&cell]), [Mark::P50, Mark::Max]);
+        // A reconnect and a silent second in the bucket past the window do not count.
+        cell.timeline.push(second(3, 0, 4));
+        assert_eq!(marks_drawn(&[&cell]), [Mark::P50, Mark::Max]);
+        cell.timeline[1] = second(1, 0, 2);
+        cell.timeline[2] = second(2, 100, 0);
+        assert_eq!(
+            marks_drawn(&[&cell]),
+            [
+                Mark::P99,
+                Mark::P50,
+                Mark::Max,
+                Mark::Reconnects,
+                Mark::Silent
+            ]
+        );
+    }
 }

@@ -1,10 +1,13 @@
 //! The "Charts" section of `report.md`: each chart with one or two sentences that state what
-//! it shows in this run's own numbers, one function per chart kind.
+//! it shows in this run's own numbers, one function per chart kind, and a one-line takeaway
+//! computed from the chart's own figures (`takeaway`), never written by hand.
 
 use std::fmt::Write as _;
 
 use crate::model::results::CellResult;
 use crate::model::technique::Technique;
+use crate::report::charts::timeline::{P99_SAMPLES, kept};
+use crate::report::charts::{highest_supported, supports};
 use crate::report::figures::{self, share};
 use crate::report::fmt::{bytes, int, mib, ms, num, pct};
 use crate::report::models;
@@ -27,7 +30,254 @@ pub(super) fn chart_sections(out: &mut String, view: &View, charts: &[ChartPlan]
             ChartKind::FaultTimes(point) => super::faults::times_text(view, point),
         };
         let _ = writeln!(out, "{}\n", text.join(" "));
+        if let Some(line) = takeaway(view, &chart.kind) {
+            let _ = writeln!(out, "**Takeaway:** {line}\n");
+        }
     }
+}
+
+/// A technique's name in a sentence: "short polling", "WebSocket".
+fn title(technique: Technique) -> &'static str {
+    technique.descriptor().title
+}
+
+/// The one-line takeaway of a chart: the largest and smallest of the figure it plots, as a
+/// ratio, at the point where the chart's techniques differ most (the last of a sweep).
+fn takeaway(view: &View, kind: &ChartKind) -> Option<String> {
+    let last = |sweep: &Sweep| sweep.points[sweep.points.len() - 1];
+    let at = |point: &Point| {
+        if view.swept.is_empty() {
+            String::new()
+        } else {
+            view.point_label(point)
+        }
+    };
+    type Pick = fn(&CellResult) -> Option<f64>;
+    let values = |point: &Point, pick: Pick| -> Vec<(&'static str, f64)> {
+        view.cells_at(point)
+            .into_iter()
+            .filter_map(|c| Some((title(c.technique), pick(c)?)))
+            .collect()
+    };
+    let bytes_per_second: Pick = |c| Some(figures::wire_bytes_per_second(c));
+    let cpu: Pick = |c| (!c.server_unavailable).then(|| figures::server_cpu_percent(c));
+    let per_comment: Pick =
+        |c| (c.deliveries.delivered_in_window > 0).then_some(c.per_delivery.bytes);
+    let pct_of_core = |v: f64| format!("{}% of a core", num(v));
+    let bytes_each = |v: f64| format!("{} B", num(v));
+    let per_second = |v: f64| format!("{}/s", bytes(v));
+    let sentence = match kind {
+        ChartKind::Percentiles(point) => latency_takeaway(&view.cells_at(point), &at(point)),
+        ChartKind::SweepLatency(sweep) => {
+            latency_takeaway(&view.cells_at(&last(sweep)), &at(&last(sweep)))
+        }
+        ChartKind::SweepWire(sweep) => compare(
+            "bytes on the wire",
+            &values(&last(sweep), bytes_per_second),
+            &at(&last(sweep)),
+            &per_second,
+        ),
+        ChartKind::SweepServer(sweep) => compare(
+            "server CPU",
+            &values(&last(sweep), cpu),
+            &at(&last(sweep)),
+            &pct_of_core,
+        ),
+        ChartKind::SweepHttp(sweep) => compare(
+            "bytes per delivered comment",
+            &values(&last(sweep), per_comment),
+            &at(&last(sweep)),
+            &bytes_each,
+        ),
+        ChartKind::Cost => {
+            let point = view.points.last()?;
+            compare(
+                "bytes per delivery",
+                &values(point, per_comment),
+                &at(point),
+                &bytes_each,
+            )
+        }
+        ChartKind::Timeline(point) => timeline_takeaway(&view.cells_at(point)),
+        ChartKind::FaultConnections(point) => {
+            let recovery: Pick = |c| {
+                let r = &c.faults.as_ref()?.recovery;
+                (r.count > 0).then_some(r.p50_us as f64)
+            };
+            compare(
+                "median recovery after a drop",
+                &values(point, recovery),
+                &at(point),
+                &|us| ms(us),
+            )
+        }
+        ChartKind::FaultTimes(point) => {
+            let noticed: Pick = |c| {
+                let d = c.faults.as_ref()?.close_detection?;
+                (d.count > 0).then_some(d.p50_us as f64)
+            };
+            let longest: Pick = |c| {
+                let r = &c.faults.as_ref()?.recovery;
+                (r.count > 0).then_some(r.max_us as f64)
+            };
+            let closed = values(point, noticed);
+            if closed.len() >= 2 {
+                compare(
+                    "median time to notice a closed page",
+                    &closed,
+                    &at(point),
+                    &|us| ms(us),
+                )
+            } else {
+                compare(
+                    "longest recovery after a drop",
+                    &values(point, longest),
+                    &at(point),
+                    &|us| ms(us),
+                )
+            }
+        }
+    }?;
+    Some(capitalise(sentence))
+}
+
+/// Latency: p99 where every cell has the 100 deliveries a p99 needs, else the highest
+/// percentile they all support.
+fn latency_takeaway(cells: &[&CellResult], at: &str) -> Option<String> {
+    let delivered: Vec<&CellResult> = cells
+        .iter()
+        .copied()
+        .filter(|c| c.latency.count > 0)
+        .collect();
+    let fewest = delivered.iter().map(|c| c.latency.count).min()?;
+    let (label, pick): (&str, fn(&CellResult) -> u64) = if supports(fewest, 99.0) {
+        ("p99", |c| c.latency.p99_us)
+    } else if supports(fewest, 90.0) {
+        ("p90", |c| c.latency.p90_us)
+    } else {
+        ("median", |c| c.latency.p50_us)
+    };
+    let values: Vec<(&str, f64)> = delivered
+        .iter()
+        .map(|c| (title(c.technique), pick(c) as f64))
+        .collect();
+    compare(label, &values, at, &|us| ms(us))
+}
+
+/// The per-second p99 of each technique's whole seconds with at least 100 deliveries: the
+/// worst second against the median one, for the least steady technique.
+fn timeline_takeaway(cells: &[&CellResult]) -> Option<String> {
+    let seconds: Vec<(&'static str, Vec<(u32, u64)>)> = cells
+        .iter()
+        .map(|c| {
+            let p99s = kept(c)
+                .into_iter()
+                .filter(|t| t.deliveries >= P99_SAMPLES)
+                .map(|t| (t.second, t.p99_us))
+                .collect();
+            (title(c.technique), p99s)
+        })
+        .collect();
+    steadiness(&seconds)
+}
+
+/// From each technique's (second, p99) pairs, the sentence on the least steady one.
+fn steadiness(seconds: &[(&str, Vec<(u32, u64)>)]) -> Option<String> {
+    let spikes: Vec<(f64, &str, u32, u64, u64)> = seconds
+        .iter()
+        .filter(|(_, s)| s.len() >= 3)
+        .filter_map(|(name, s)| {
+            let mut sorted: Vec<u64> = s.iter().map(|&(_, p)| p).collect();
+            sorted.sort_unstable();
+            let median = sorted[sorted.len() / 2].max(1);
+            let &(second, worst) = s
+                .iter()
+                .max_by_key(|&&(sec, p)| (p, std::cmp::Reverse(sec)))?;
+            Some((worst as f64 / median as f64, *name, second, worst, median))
+        })
+        .collect();
+    if spikes.is_empty() {
+        return Some(
+            "no second had the 100 deliveries a per-second p99 needs; read p50 and max.".into(),
+        );
+    }
+    let (ratio, name, second, worst, median) =
+        spikes.iter().copied().max_by(|a, b| a.0.total_cmp(&b.0))?;
+    Some(if ratio >= SPIKE {
+        format!(
+            "{name}'s worst second ({second}) had a p99 of {}, {}× its median second's {}.",
+            ms(worst as f64),
+            num(ratio),
+            ms(median as f64)
+        )
+    } else {
+        format!(
+            "steady: no technique had a second whose p99 reached {}× its median second's.",
+            num(SPIKE)
+        )
+    })
+}
+
+/// A second counts as a spike from this multiple of the technique's median second: below
+/// it, a second's p99 is within the wobble of a quiet machine.
+const SPIKE: f64 = 2.0;
+
+/// A percentile to two decimals at most, never rounded up past what it is: "99.75", "99".
+fn percentile_text(p: f64) -> String {
+    let text = format!("{:.2}", (p * 100.0).floor() / 100.0);
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// The largest and smallest of a figure across techniques, as a sentence: "short polling's
+/// p99 (991 ms) is 1,400× WebSocket's (0.7 ms) at 100 clients". Values within 10% of each
+/// other are said to be alike rather than ranked.
+fn compare(
+    figure: &str,
+    values: &[(&str, f64)],
+    at: &str,
+    show: &dyn Fn(f64) -> String,
+) -> Option<String> {
+    let finite: Vec<(&str, f64)> = values
+        .iter()
+        .copied()
+        .filter(|(_, v)| v.is_finite() && *v >= 0.0)
+        .collect();
+    if finite.len() < 2 {
+        return None;
+    }
+    let hi = finite.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1))?;
+    let lo = finite.iter().copied().min_by(|a, b| a.1.total_cmp(&b.1))?;
+    // "at 100 clients", but ", in-memory feed" for a point named by words.
+    let at = match at.chars().next() {
+        None => String::new(),
+        Some(c) if c.is_ascii_digit() => format!(" at {at}"),
+        Some(_) => format!(", {at}"),
+    };
+    Some(if lo.1 == 0.0 && hi.1 == 0.0 {
+        format!("every technique's {figure} came to 0{at}.")
+    } else if lo.1 == 0.0 {
+        format!(
+            "{}'s {figure} came to {}{at}; {}'s to 0.",
+            hi.0,
+            show(hi.1),
+            lo.0
+        )
+    } else if hi.1 / lo.1 < 1.1 {
+        format!(
+            "every technique's {figure} came within 10% of the others'{at} ({} to {}).",
+            show(lo.1),
+            show(hi.1)
+        )
+    } else {
+        format!(
+            "{}'s {figure} came to {}, {}× {}'s {}{at}.",
+            hi.0,
+            show(hi.1),
+            num(hi.1 / lo.1),
+            lo.0,
+            show(lo.1)
+        )
+    })
 }
 
 /// "At 100 clients, " when the point is one of several, "" otherwise.
@@ -77,30 +327,48 @@ fn percentiles_text(view: &View, point: &Point) -> Vec<String> {
         let max = delivered.iter().max_by_key(|c| (f(c), c.technique));
         min.zip(max)
     };
-    if let (Some((fast50, slow50)), Some((fast999, slow999))) =
-        (by(|c| c.latency.p50_us), by(|c| c.latency.p999_us))
+    // The tail quoted is the highest percentile every cell's count supports: the 99.9th of
+    // 400 deliveries would be just their largest.
+    let fewest = delivered.iter().map(|c| c.latency.count).min().unwrap_or(0);
+    let (tail, tail_of): (&str, fn(&CellResult) -> u64) = if supports(fewest, 99.9) {
+        ("99.9%", |c| c.latency.p999_us)
+    } else if supports(fewest, 99.0) {
+        ("99%", |c| c.latency.p99_us)
+    } else {
+        ("90%", |c| c.latency.p90_us)
+    };
+    if let (Some((fast50, slow50)), Some((fast_tail, slow_tail))) =
+        (by(|c| c.latency.p50_us), by(tail_of))
     {
         if delivered.len() == 1 {
             text.push(capitalise(format!(
-                "{}{} delivered half its comments within {} and 99.9% within {}.",
+                "{}{} delivered half its comments within {} and {tail} within {}.",
                 at_point(view, point),
                 fast50.technique.name(),
                 ms(fast50.latency.p50_us as f64),
-                ms(fast50.latency.p999_us as f64)
+                ms(tail_of(fast50) as f64)
             )));
         } else {
             text.push(capitalise(format!(
-                "{}median latency ran from {} ({}) to {} ({}); at 99.9% from {} ({}) to {} ({}).",
+                "{}median latency ran from {} ({}) to {} ({}); at {tail} from {} ({}) to {} ({}).",
                 at_point(view, point),
                 ms(fast50.latency.p50_us as f64),
                 fast50.technique.name(),
                 ms(slow50.latency.p50_us as f64),
                 slow50.technique.name(),
-                ms(fast999.latency.p999_us as f64),
-                fast999.technique.name(),
-                ms(slow999.latency.p999_us as f64),
-                slow999.technique.name()
+                ms(tail_of(fast_tail) as f64),
+                fast_tail.technique.name(),
+                ms(tail_of(slow_tail) as f64),
+                slow_tail.technique.name()
             )));
+        }
+        if !supports(fewest, 99.9) {
+            text.push(format!(
+                "With {} deliveries in the smallest cell, no percentile above {} is quoted or \
+                 drawn.",
+                int(fewest),
+                percentile_text(highest_supported(fewest))
+            ));
         }
     }
     if let Some(short) = view.cell(point, Technique::ShortPolling)
@@ -398,39 +666,14 @@ fn poll_clause(view: &View, cell: &CellResult) -> String {
 fn timeline_text(view: &View, point: &Point) -> Vec<String> {
     let cells = view.cells_at(point);
     let mut text = Vec::new();
-    // The biggest spike relative to the technique's own typical second: comparing
-    // techniques' raw latencies would always name short polling.
-    let spikes = cells.iter().filter_map(|c| {
-        let mut p99s: Vec<u64> = c
-            .timeline
-            .iter()
-            .filter(|t| t.deliveries > 0)
-            .map(|t| t.p99_us)
-            .collect();
-        p99s.sort_unstable();
-        let median = *p99s.get(p99s.len() / 2)?;
-        let worst = c
-            .timeline
-            .iter()
-            .filter(|t| t.deliveries > 0)
-            .max_by_key(|t| (t.p99_us, std::cmp::Reverse(t.second)))?;
-        Some((
-            worst.p99_us as f64 / median.max(1) as f64,
-            *c,
-            worst,
-            median,
-        ))
-    });
-    let spike = spikes.max_by(|a, b| a.0.total_cmp(&b.0).then(b.1.technique.cmp(&a.1.technique)));
-    if let Some((ratio, cell, second, median)) = spike {
+    // Whole seconds only (the chart leaves out the window's edges); the biggest spike is
+    // the takeaway's, from seconds with the 100 deliveries a p99 needs.
+    if cells.iter().any(|c| kept(c).len() < c.timeline.len()) {
         text.push(capitalise(format!(
-            "{}the biggest spike was {}'s second {}: p99 {}, {}× its median second ({}).",
-            at_point(view, point),
-            cell.technique.name(),
-            second.second,
-            ms(second.p99_us as f64),
-            num(ratio),
-            ms(median as f64)
+            "{}the chart shows whole seconds only: the bucket of arrivals after the window, and \
+             the first second where deliveries take 10 ms or more (it lacks the comments \
+             published just before the window), are left out.",
+            at_point(view, point)
         )));
     }
     let events = |pick: fn(&crate::model::results::TimelinePoint) -> bool,
@@ -438,13 +681,13 @@ fn timeline_text(view: &View, point: &Point) -> Vec<String> {
         cells
             .iter()
             .filter_map(|c| {
-                let seconds: Vec<String> = c
-                    .timeline
+                let timeline = kept(c);
+                let seconds: Vec<String> = timeline
                     .iter()
                     .filter(|t| pick(t))
                     .map(|t| t.second.to_string())
                     .collect();
-                let total: u64 = c.timeline.iter().filter(|t| pick(t)).map(count).sum();
+                let total: u64 = timeline.iter().filter(|t| pick(t)).map(count).sum();
                 (!seconds.is_empty()).then(|| {
                     let shown = seconds
                         .iter()
@@ -474,4 +717,104 @@ fn timeline_text(view: &View, point: &Point) -> Vec<String> {
         text.push(format!("Seconds with no delivery: {}.", silent.join("; ")));
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn show(v: f64) -> String {
+        format!("{} ms", num(v))
+    }
+
+    #[test]
+    fn the_takeaway_states_the_ratio_of_largest_to_smallest() {
+        let values = [("WebSocket", 0.5), ("SSE", 0.6), ("short polling", 700.0)];
+        assert_eq!(
+            compare("p99", &values, "100 clients", &show).unwrap(),
+            "short polling's p99 came to 700 ms, 1,400× WebSocket's 0.5 ms at 100 clients."
+        );
+        let values = [("WebSocket", 0.5), ("SSE", 0.6)];
+        assert_eq!(
+            compare("p99", &values, "in-memory feed", &show).unwrap(),
+            "SSE's p99 came to 0.6 ms, 1.2× WebSocket's 0.5 ms, in-memory feed."
+        );
+    }
+
+    #[test]
+    fn close_values_are_not_ranked_and_zeros_are_named() {
+        let values = [("WebSocket", 100.0), ("SSE", 105.0)];
+        assert_eq!(
+            compare("bytes per delivery", &values, "", &|v| format!(
+                "{} B",
+                num(v)
+            ))
+            .unwrap(),
+            "every technique's bytes per delivery came within 10% of the others' (100 B to 105 B)."
+        );
+        let values = [("WebSocket", 0.0), ("long polling", 1.0)];
+        assert_eq!(
+            compare("requests", &values, "", &|v| num(v)).unwrap(),
+            "long polling's requests came to 1; WebSocket's to 0."
+        );
+        assert!(compare("p99", &[("SSE", 1.0)], "", &show).is_none());
+        assert!(compare("p99", &[("SSE", 1.0), ("WebSocket", f64::NAN)], "", &show).is_none());
+    }
+
+    /// Every chart of a sweep gets a takeaway, and the latency one quotes the ratio of the
+    /// very p99s the chart plots.
+    #[test]
+    fn every_chart_gets_a_takeaway_from_its_own_numbers() {
+        let summary = crate::report::fixture::client_sweep();
+        let view = View::new(&summary);
+        for chart in view.charts() {
+            assert!(
+                takeaway(&view, &chart.kind).is_some(),
+                "{}",
+                chart.file_name
+            );
+        }
+        let point = view.points[0];
+        let cells = view.cells_at(&point);
+        let slow = cells.iter().max_by_key(|c| c.latency.p99_us).unwrap();
+        let fast = cells.iter().min_by_key(|c| c.latency.p99_us).unwrap();
+        let line = takeaway(&view, &ChartKind::Percentiles(point)).unwrap();
+        let ratio = num(slow.latency.p99_us as f64 / fast.latency.p99_us as f64);
+        assert!(
+            line.contains(&format!(
+                "{}'s p99 came to {}, {ratio}× {}'s",
+                capitalise(title(slow.technique).to_string()),
+                ms(slow.latency.p99_us as f64),
+                title(fast.technique)
+            )),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn percentiles_are_never_rounded_up() {
+        assert_eq!(percentile_text(highest_supported(400)), "99.75");
+        assert_eq!(percentile_text(highest_supported(100)), "99");
+        assert_eq!(percentile_text(highest_supported(3)), "66.66");
+    }
+
+    /// A wobble is not a spike, and too few deliveries per second give no p99 at all.
+    #[test]
+    fn steadiness_names_a_spike_only_from_twice_the_median() {
+        let steady = vec![(0, 1_000), (1, 1_050), (2, 1_090), (3, 1_000)];
+        assert_eq!(
+            steadiness(&[("SSE", steady.clone())]).unwrap(),
+            "steady: no technique had a second whose p99 reached 2× its median second's."
+        );
+        let spiky = vec![(0, 1_000), (1, 1_000), (2, 5_000), (3, 1_000)];
+        assert_eq!(
+            steadiness(&[("SSE", steady), ("WebSocket", spiky)]).unwrap(),
+            "WebSocket's worst second (2) had a p99 of 5 ms, 5× its median second's 1 ms."
+        );
+        assert!(
+            steadiness(&[("SSE", vec![])])
+                .unwrap()
+                .starts_with("no second had")
+        );
+    }
 }

@@ -9,10 +9,11 @@ use std::fmt::Write as _;
 mod captions;
 mod deployments;
 mod faults;
+mod glossary;
 mod scale;
 
 use super::figures::{has_warnings, server_restarted, share};
-use super::fmt::{int, mib, num, pct};
+use super::fmt::{int, num, pct};
 use super::models::{self, Model};
 use super::plan::{ChartPlan, Point, View};
 use crate::model::results::CellResult;
@@ -27,13 +28,15 @@ pub fn render(view: &View, charts: &[ChartPlan]) -> String {
     scenario(&mut out, view);
     machine(&mut out, view);
     warnings(&mut out, view);
-    summary_table(&mut out, view);
+    out.push_str(&super::table::projector(view));
     deployments::sections(&mut out, view);
     link_share(&mut out, view);
     models(&mut out, view);
     faults::section(&mut out, view);
     scale::section(&mut out, view);
     captions::chart_sections(&mut out, view, charts);
+    let glossary = glossary::section(&out);
+    out.push_str(&glossary);
     out
 }
 
@@ -323,120 +326,6 @@ fn cell_facts(cell: &CellResult) -> Vec<String> {
     facts
 }
 
-fn summary_table(out: &mut String, view: &View) {
-    out.push_str("## Summary\n\n");
-    out.push_str(
-        "Latency runs from the moment a comment was scheduled to be published to the moment a \
-         subscriber had parsed it, over every (comment, subscriber) pair. Requests, empty \
-         responses and bytes are the subscribers' own, counted at their sockets within the \
-         measured window; CPU and memory are the server's. ⚠ marks a cell with warnings.\n\n",
-    );
-    out.push_str(
-        "| technique | clients | rate (/s) | payload (B) | p50 (ms) | p99 (ms) | p99.9 (ms) \
-         | max (ms) | delivered / expected | missing | duplicated | requests | empty responses \
-         | bytes / delivery | server CPU µs / delivery | server peak RSS | generator-bound \
-         | bytes agree |\n",
-    );
-    out.push_str(
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: \
-         | ---: | ---: | ---: | ---: | --- | --- |\n",
-    );
-    for cell in &view.cells {
-        let l = &cell.latency;
-        let d = &cell.deliveries;
-        let latency = |us: u64| {
-            if l.count == 0 {
-                "—".to_string()
-            } else {
-                num(us as f64 / 1000.0)
-            }
-        };
-        let missing = if d.missing > 0 {
-            format!(
-                "**{} ({})**",
-                int(d.missing),
-                pct(share(d.missing, d.expected))
-            )
-        } else {
-            "0".into()
-        };
-        let duplicated = if d.duplicated > 0 {
-            format!("**{}**", int(d.duplicated))
-        } else {
-            "0".into()
-        };
-        let empty = if cell.client.requests > 0 {
-            format!(
-                "{} ({})",
-                int(cell.client.empty_responses),
-                pct(share(cell.client.empty_responses, cell.client.requests))
-            )
-        } else {
-            int(cell.client.empty_responses)
-        };
-        let _ = writeln!(
-            out,
-            "| {}{} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            technique_label(cell),
-            if has_warnings(cell) { " ⚠" } else { "" },
-            int(u64::from(cell.clients)),
-            num(cell.rate),
-            int(u64::from(cell.payload_bytes)),
-            latency(l.p50_us),
-            latency(l.p99_us),
-            latency(l.p999_us),
-            latency(l.max_us),
-            int(d.delivered),
-            int(d.expected),
-            missing,
-            duplicated,
-            int(cell.client.requests),
-            empty,
-            num(cell.per_delivery.bytes),
-            server_figure(cell, num(cell.per_delivery.server_cpu_us)),
-            server_figure(cell, mib(cell.server.peak_rss_bytes)),
-            if cell.loadgen.generator_bound {
-                "**yes**"
-            } else {
-                "no"
-            },
-            if cell.server_unavailable {
-                "n/a"
-            } else if server_restarted(cell) {
-                "n/a (restart)"
-            } else if cell.agreement.equal {
-                "yes"
-            } else {
-                "**no**"
-            },
-        );
-    }
-    out.push('\n');
-}
-
-/// A server figure, or "n/a" when the server had no `/stats`.
-fn server_figure(cell: &CellResult, figure: String) -> String {
-    if cell.server_unavailable {
-        "n/a".into()
-    } else {
-        figure
-    }
-}
-
-/// The technique, and its deployment when it is not one in-memory server.
-fn technique_label(cell: &CellResult) -> String {
-    let mut label = if cell.deployment.is_default() {
-        cell.technique.name().to_string()
-    } else {
-        format!("{} · {}", cell.technique.name(), cell.deployment.label())
-    };
-    if !cell.http.is_default() {
-        label.push_str(" · ");
-        label.push_str(cell.http.label());
-    }
-    label
-}
-
 /// Over an emulated link, how much of each latency the link itself accounts for: the
 /// configured one-way delays a delivery crosses (publisher → server, server → subscriber).
 /// Only runs with a `[network]` table have this section.
@@ -626,7 +515,7 @@ mod tests {
         ));
         assert!(text.contains("Reconnects: sse 7 (seconds 7, 13)."));
         assert!(text.contains("Seconds with no delivery: long-polling 1 (second 9)."));
-        assert!(text.contains("the biggest spike was long-polling's second 10"));
+        assert!(text.contains("**Takeaway:** Long polling's worst second (10) had a p99 of"));
         // The notification case: most polls come back empty at a low rate.
         let text = report(&fixture::rate_sweep());
         assert!(
