@@ -2,19 +2,21 @@
 //! `--target`), and writes histograms, JSON, CSV, charts and a report.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use pushlab::loadgen::conform::{self, ConformOptions, Verdict};
 use pushlab::loadgen::link::probe;
+use pushlab::loadgen::merge;
 use pushlab::loadgen::netns;
 use pushlab::loadgen::output::write_run_files;
 use pushlab::loadgen::runner::{self, RunOptions};
 use pushlab::loadgen::scenario::Scenario;
 use pushlab::loadgen::target::sibling_server_binary;
 use pushlab::model::network::{Link, describe_rate};
+use pushlab::model::results::Shard;
 use pushlab::report;
 use tokio_util::sync::CancellationToken;
 
@@ -47,6 +49,20 @@ enum Command {
         /// No progress bar (it is also hidden when stderr is not a terminal).
         #[arg(long)]
         quiet: bool,
+        /// Hold only share I of N of every cell's subscribers (subscribers I, I+N, ...; I from
+        /// 1), e.g. one machine of several; `merge` adds the shards' run folders up.
+        #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+        shard: Option<Shard>,
+    },
+    /// Merges the run folders of a scenario's shards (`run --shard I/N`, all N of them) into
+    /// one run folder: histograms added, counts summed, the report drawn.
+    Merge {
+        /// The shards' run folders.
+        #[arg(required = true)]
+        run_dirs: Vec<PathBuf>,
+        /// The merged run folder to write (must not exist yet).
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Checks, item by item, that a running server speaks pushlab's interface (README), so
     /// `run --target` can measure it. Exits non-zero if any check fails.
@@ -166,6 +182,7 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
             measure_link(link, round_trips, transfer_time)
         }
         Command::Worker => worker(),
+        Command::Merge { run_dirs, out } => merge_shards(&run_dirs, &out),
         Command::Report { run_dir } => {
             let summary = report::load_summary(&run_dir)?;
             for path in report::write_report(&run_dir, &summary)? {
@@ -179,8 +196,12 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
             results,
             server_binary,
             quiet,
+            shard,
         } => {
             let scenario = Scenario::load(&scenario)?;
+            if let Some(shard) = shard {
+                check_shard(&scenario, shard)?;
+            }
             let targets = target
                 .iter()
                 .map(|t| parse_target("--target", t))
@@ -205,6 +226,7 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 server_binary: server_binary.unwrap_or_else(sibling_server_binary),
                 loadgen_binary: std::env::current_exe()
                     .context("finding this binary, which worker processes run")?,
+                shard,
                 progress: !quiet,
                 interrupt: CancellationToken::new(),
             };
@@ -254,6 +276,68 @@ async fn run(scenario: Scenario, options: RunOptions) -> anyhow::Result<ExitCode
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `I/N` with 1 <= I <= N, as `--shard` takes it (shard I is index I - 1).
+fn parse_shard(text: &str) -> Result<Shard, String> {
+    let bad = || format!("expected I/N with 1 <= I <= N, such as 1/2, got {text:?}");
+    let (i, n) = text.split_once('/').ok_or_else(bad)?;
+    let (i, n): (u32, u32) = (
+        i.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if i == 0 || i > n {
+        return Err(bad());
+    }
+    Ok(Shard {
+        index: i - 1,
+        count: n,
+    })
+}
+
+/// A shard must hold someone in every cell (and every worker of it), and the fault
+/// injector's results are not merged.
+fn check_shard(scenario: &Scenario, shard: Shard) -> anyhow::Result<()> {
+    if !scenario.faults.is_empty() {
+        bail!("--shard cannot be used with a scenario with [faults]: their results are not merged");
+    }
+    let per_process = shard.count * scenario.load.workers.max(1);
+    if let Some(fewest) = scenario.clients.iter().min()
+        && *fewest < per_process
+    {
+        bail!(
+            "--shard {}/{}: a cell of {fewest} clients split {} ways leaves some shard or worker with none",
+            shard.index + 1,
+            shard.count,
+            per_process
+        );
+    }
+    Ok(())
+}
+
+/// `merge`: the shards' run folders into one.
+fn merge_shards(run_dirs: &[PathBuf], out: &Path) -> anyhow::Result<ExitCode> {
+    if out.exists() {
+        bail!("--out {}: already exists; name a new folder", out.display());
+    }
+    let runs = run_dirs
+        .iter()
+        .map(|dir| merge::load(dir))
+        .collect::<Result<Vec<_>, _>>()?;
+    let merged = merge::merge(&runs)?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    write_run_files(out, &merged.summary, &merged.histograms)?;
+    for (cell, seconds) in merged.summary.cells.iter().zip(&merged.seconds) {
+        let path = out.join(report::hgrm::seconds_file(&cell.histogram_file));
+        std::fs::write(&path, report::hgrm::serialize_all(seconds))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    let saved = report::load_summary(out)?;
+    report::write_report(out, &saved)
+        .with_context(|| format!("writing the report in {}", out.display()))?;
+    println!("{}", report::table::render(&merged.summary));
+    println!("merged {} shards into {}", runs.len(), out.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn parse_rate(text: &str) -> Result<u64, String> {

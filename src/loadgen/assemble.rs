@@ -128,7 +128,11 @@ fn loadgen_use(client: &ClientDelta, window: &Window) -> LoadgenUse {
 /// Window costs over deliveries received in the window: a stall that pushes deliveries into
 /// the drain moves their bytes and CPU there too. The payload share is over the measured
 /// comments' deliveries, whose JSON is what `payload_bytes_delivered` counts.
-fn per_delivery(client: &ClientTotals, server: &ServerTotals, d: &Deliveries) -> PerDelivery {
+pub(crate) fn per_delivery(
+    client: &ClientTotals,
+    server: &ServerTotals,
+    d: &Deliveries,
+) -> PerDelivery {
     let ratio = |value: f64, count: u64| if count > 0 { value / count as f64 } else { 0.0 };
     let in_window = d.delivered_in_window;
     PerDelivery {
@@ -649,6 +653,7 @@ mod tests {
             },
             merged: CellRecord {
                 histogram: histogram_of(&[1_000, 2_000, 3_000]),
+                per_second: Vec::new(),
                 deliveries: Deliveries {
                     comments_published: 100,
                     expected: 1_000,

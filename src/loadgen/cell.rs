@@ -158,11 +158,13 @@ async fn run_once(
             .filter_map(|k| load.source_for(k))
             .collect(),
     );
-    // With worker processes, they hold every subscriber and this process none.
+    // This run's share of the subscribers (all, or its shard's); with worker processes, they
+    // hold it and this process none.
+    let base_share = Share::of_shard(options.shard);
     let share = if load.workers > 0 {
         Share::NONE
     } else {
-        Share::ALL
+        base_share
     };
     let mut subscribers = connect_subscribers(
         scenario,
@@ -177,17 +179,16 @@ async fn run_once(
         0 => None,
         count => {
             let log_stem = run_dir.join("logs").join(format!("cell-{index:03}"));
-            let mut workers =
-                Workers::start(&options.loadgen_binary, count, &log_stem, |worker| Job {
-                    scenario: scenario.clone(),
-                    spec: *spec,
-                    worker,
-                    workers: count,
-                    measured: plan.measured(),
-                    addrs: subscriber_addrs.clone(),
-                    start_cursor,
-                })
-                .await?;
+            let mut workers = Workers::start(&options.loadgen_binary, count, &log_stem, |w| Job {
+                scenario: scenario.clone(),
+                spec: *spec,
+                first: base_share.part(w, count).first,
+                step: base_share.part(w, count).step,
+                measured: plan.measured(),
+                addrs: subscriber_addrs.clone(),
+                start_cursor,
+            })
+            .await?;
             subscribers.ready += workers.ready().await?;
             Some(workers)
         }
@@ -213,9 +214,11 @@ async fn run_once(
     .await?;
     let expected = expected_deliveries(
         scenario.audience,
-        observed.accepted.len(),
+        &observed.accepted,
+        plan.first_measured,
         spec.clients,
         scenario.tabs,
+        base_share,
     );
     let (records, mut ending) = drain(
         scenario,
@@ -269,7 +272,14 @@ async fn run_once(
         });
     }
     let server_figures = target.has_server_figures();
-    let settled = settle(target, spec.technique, &subscribers, &client_bytes).await?;
+    let settled = settle(
+        target,
+        spec.technique,
+        &subscribers,
+        &client_bytes,
+        base_share,
+    )
+    .await?;
     drop(links);
     let faults = observed.injection.as_ref().map(|injection| {
         fault_results(
@@ -299,6 +309,7 @@ async fn run_once(
         partial.add(&share.partial()?);
     }
     let merged = partial.finish(&reconnects_by_second);
+    let seconds_bytes = crate::report::hgrm::serialize_all(&merged.per_second);
     let histogram = merged.histogram.clone();
     let slow_count = scenario.faults.slow_count(spec.clients) as usize;
     let slow = (scenario.faults.slow.is_some()).then(|| {
@@ -352,6 +363,12 @@ async fn run_once(
         merged,
         faults,
     });
+    // The cell's latencies second by second, so shard runs can be merged exactly.
+    let seconds = run_dir.join(crate::report::hgrm::seconds_file(&cell.histogram_file));
+    std::fs::write(&seconds, seconds_bytes).map_err(|source| RunError::Write {
+        path: seconds,
+        source,
+    })?;
     Ok((cell, histogram, slow))
 }
 
@@ -428,12 +445,31 @@ fn vanish_setting(scenario: &Scenario) -> Option<&crate::model::faults::Liveness
     scenario.faults.vanish.as_ref()?.settings.first()
 }
 
-/// The (comment, subscriber) pairs the accepted comments should make.
-fn expected_deliveries(audience: Audience, accepted: u64, clients: u32, tabs: u32) -> u64 {
+/// The (comment, subscriber) pairs the accepted comments should make among the `share` of
+/// the subscribers this run holds.
+fn expected_deliveries(
+    audience: Audience,
+    accepted: &SeqSet,
+    first_measured: u64,
+    clients: u32,
+    tabs: u32,
+    share: Share,
+) -> u64 {
     match audience {
-        Audience::Broadcast => accepted * u64::from(clients),
-        // Each comment to one user, whose every tab should have it.
-        Audience::PerUser => accepted * u64::from(tabs),
+        Audience::Broadcast => accepted.len() * u64::from(share.len(clients)),
+        // Each comment to one user, whose every tab (those in the share) should have it.
+        Audience::PerUser => {
+            let users = u64::from((clients / tabs).max(1));
+            accepted
+                .iter()
+                .map(|index| {
+                    let user = ((first_measured + index as u64) % users) as u32;
+                    (user * tabs..(user + 1) * tabs)
+                        .filter(|&i| share.holds(i))
+                        .count() as u64
+                })
+                .sum()
+        }
     }
 }
 
@@ -692,6 +728,7 @@ async fn settle(
     technique: Technique,
     subscribers: &Subscribers,
     workers_bytes: &[MeterTotals],
+    share: Share,
 ) -> Result<Settled, RunError> {
     let close_deadline = Instant::now() + Duration::from_secs(5);
     let mut last = target.read_all().await?;
@@ -715,8 +752,11 @@ async fn settle(
             let (client_up, client_down) = (bytes.up, bytes.down);
             InstanceSettled {
                 url: format!("http://{}", instance.addr),
-                // Round-robin: the first `clients % count` instances get one more.
-                subscribers: clients / count + u64::from((i as u64) < clients % count),
+                // Round-robin by subscriber index, over this run's share.
+                subscribers: share
+                    .indices(clients as u32)
+                    .filter(|s| u64::from(*s) % count == i as u64)
+                    .count() as u64,
                 before: account(&instance.before, technique),
                 after: account(after, technique),
                 restarted: after.started_at_us != instance.before.started_at_us,
@@ -921,9 +961,39 @@ mod tests {
 
     #[test]
     fn broadcast_expects_each_comment_at_every_subscriber() {
-        assert_eq!(expected_deliveries(Audience::Broadcast, 50, 10, 1), 500);
-        assert_eq!(expected_deliveries(Audience::PerUser, 50, 10, 1), 50);
+        let mut accepted = SeqSet::new(50);
+        for i in 0..50 {
+            accepted.insert(i);
+        }
+        let all = Share::ALL;
+        assert_eq!(
+            expected_deliveries(Audience::Broadcast, &accepted, 0, 10, 1, all),
+            500
+        );
+        assert_eq!(
+            expected_deliveries(Audience::PerUser, &accepted, 0, 10, 1, all),
+            50
+        );
+        // Shard 1 of 2 holds subscribers 1, 3, 5, ...: half of each broadcast, and with one tab
+        // per user the comments to odd users.
+        let odd = Share { first: 1, step: 2 };
+        assert_eq!(
+            expected_deliveries(Audience::Broadcast, &accepted, 0, 10, 1, odd),
+            250
+        );
+        assert_eq!(
+            expected_deliveries(Audience::PerUser, &accepted, 0, 10, 1, odd),
+            25
+        );
+        // Two tabs per user, shard 1 of 2: one tab of every user.
+        assert_eq!(
+            expected_deliveries(Audience::PerUser, &accepted, 0, 10, 2, odd),
+            50
+        );
         // Two tabs per user: each per-user comment is expected in both.
-        assert_eq!(expected_deliveries(Audience::PerUser, 50, 10, 2), 100);
+        assert_eq!(
+            expected_deliveries(Audience::PerUser, &accepted, 0, 10, 2, all),
+            100
+        );
     }
 }

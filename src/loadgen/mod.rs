@@ -13,6 +13,7 @@ pub mod deploy;
 pub mod faults;
 mod faults_scenario;
 pub mod link;
+pub mod merge;
 pub mod netns;
 pub mod observations;
 pub mod output;

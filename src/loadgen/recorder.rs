@@ -139,6 +139,11 @@ impl SeqSet {
         self.len() == 0
     }
 
+    /// The members, in order.
+    pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.words.len() * 64).filter(|i| self.contains(*i))
+    }
+
     pub fn contains(&self, index: usize) -> bool {
         self.words
             .get(index / 64)
@@ -308,6 +313,9 @@ impl DeliverySink for SubscriberRecord {
 /// The merged view of every subscriber of a cell.
 pub struct CellRecord {
     pub histogram: Histogram<u64>,
+    /// Latencies by the second of the window they arrived in, behind `timeline`: kept so
+    /// shards can be merged exactly (`<stem>.seconds.hist`).
+    pub per_second: Vec<Histogram<u64>>,
     pub deliveries: Deliveries,
     pub timeline: Vec<TimelinePoint>,
     pub misdelivered: u64,
@@ -415,6 +423,7 @@ impl PartialRecord {
             .collect();
         CellRecord {
             histogram: self.histogram,
+            per_second: self.per_second,
             deliveries: self.deliveries,
             timeline,
             misdelivered: self.misdelivered,

@@ -26,6 +26,8 @@ pub struct RunOptions {
     pub server_binary: PathBuf,
     /// The `pushlab-loadgen` binary that worker processes run (`[load] workers`).
     pub loadgen_binary: PathBuf,
+    /// Hold only this share of every cell's subscribers (`--shard i/n`).
+    pub shard: Option<crate::model::results::Shard>,
     /// Show a progress bar (on a terminal).
     pub progress: bool,
     /// Cancelled by Ctrl-C: the current cell is abandoned, finished ones are kept.
@@ -100,6 +102,7 @@ pub async fn run(
         machine: describe_machine(preflight.fd_limit),
         cells: Vec::new(),
         interrupted: false,
+        shard: options.shard,
     };
     let cells = scenario.cells();
     let progress = Progress::new(options.progress, &cells, scenario);

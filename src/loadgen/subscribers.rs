@@ -73,6 +73,27 @@ impl Share {
         self.len(clients) == 0
     }
 
+    /// The share of a run's shard (`--shard i/n`), or all of them.
+    pub fn of_shard(shard: Option<crate::model::results::Shard>) -> Share {
+        shard.map_or(Share::ALL, |s| Share {
+            first: s.index,
+            step: s.count,
+        })
+    }
+
+    /// Worker `w`'s part of this share, of `workers`.
+    pub fn part(self, w: u32, workers: u32) -> Share {
+        Share {
+            first: self.first + w * self.step,
+            step: self.step * workers,
+        }
+    }
+
+    /// Whether subscriber `i` is in this share.
+    pub fn holds(self, i: u32) -> bool {
+        i >= self.first && (i - self.first) % self.step.max(1) == 0
+    }
+
     /// Position of subscriber `i` among this share's.
     fn position(self, i: u32) -> usize {
         ((i - self.first) / self.step.max(1)) as usize

@@ -54,10 +54,9 @@ pub enum WorkerError {
 pub struct Job {
     pub scenario: Scenario,
     pub spec: CellSpec,
-    /// This worker's number and how many there are: it holds subscribers `worker`,
-    /// `worker + workers`, ...
-    pub worker: u32,
-    pub workers: u32,
+    /// The subscribers it holds: `first`, `first + step`, ...
+    pub first: u32,
+    pub step: u32,
     /// Measured comments in the cell.
     pub measured: usize,
     /// Where the subscribers connect, round robin by subscriber index (one per instance).
@@ -204,8 +203,8 @@ where
             .collect(),
     );
     let share = Share {
-        first: job.worker,
-        step: job.workers,
+        first: job.first,
+        step: job.step,
     };
     let mut subscribers = connect_subscribers(
         &job.scenario,

@@ -29,6 +29,17 @@ pub struct RunSummary {
     pub cells: Vec<CellResult>,
     /// True when the run was stopped (Ctrl-C) before every cell ran.
     pub interrupted: bool,
+    /// The share of every cell's subscribers this run held (`run --shard i/n`); `None` for a
+    /// whole run, or shards merged back into one (`merge`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
+}
+
+/// Share `index` of `count`: subscribers `index`, `index + count`, ... of every cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
 }
 
 /// What the run ran on.

@@ -71,6 +71,36 @@ pub fn serialize(histogram: &Histogram<u64>) -> Vec<u8> {
     bytes
 }
 
+/// Several histograms (a cell's second by second) in one file: each V2-serialised, after
+/// its length as a 4-byte big-endian integer.
+pub fn serialize_all(histograms: &[Histogram<u64>]) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for histogram in histograms {
+        let one = serialize(histogram);
+        bytes.extend_from_slice(&(one.len() as u32).to_be_bytes());
+        bytes.extend_from_slice(&one);
+    }
+    bytes
+}
+
+/// Reads histograms written by `serialize_all`.
+pub fn deserialize_all(mut bytes: &[u8]) -> Result<Vec<Histogram<u64>>, String> {
+    let mut histograms = Vec::new();
+    while !bytes.is_empty() {
+        let (length, rest) = bytes.split_first_chunk::<4>().ok_or("a length cut short")?;
+        let length = u32::from_be_bytes(*length) as usize;
+        let one = rest.get(..length).ok_or("a histogram cut short")?;
+        histograms.push(deserialize(one)?);
+        bytes = &rest[length..];
+    }
+    Ok(histograms)
+}
+
+/// The file beside a cell's `.hist` that holds its latencies second by second.
+pub fn seconds_file(histogram_file: &str) -> String {
+    format!("{}.seconds.hist", histogram_file.trim_end_matches(".hist"))
+}
+
 /// Reads a histogram written by `serialize`.
 pub fn deserialize(bytes: &[u8]) -> Result<Histogram<u64>, String> {
     Deserializer::new()
@@ -97,5 +127,20 @@ mod tests {
         let text = percentile_distribution(&histogram);
         assert!(text.contains("#[Max     =      100.031"), "{text}");
         assert!(text.lines().any(|l| l.contains("0.500000000000")), "{text}");
+    }
+
+    #[test]
+    fn several_histograms_round_trip_in_one_file() {
+        let mut a = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap();
+        a.record(100).unwrap();
+        let mut b = a.clone();
+        b.record(5_000).unwrap();
+        let back = deserialize_all(&serialize_all(&[a, b])).unwrap();
+        assert_eq!(back.iter().map(|h| h.len()).collect::<Vec<_>>(), [1, 2]);
+        assert!(deserialize_all(&[0, 0, 0, 9, 1]).is_err());
+        assert_eq!(
+            seconds_file("cell-000-sse.hist"),
+            "cell-000-sse.seconds.hist"
+        );
     }
 }
