@@ -9,7 +9,7 @@ use super::observations::{CellObservations, ClientDelta, Settled, Window};
 use super::warning::Warning;
 use crate::model::results::{
     ByteAgreement, CellResult, ClientTotals, Deliveries, IdleMemory, InstanceTotals, KernelTotals,
-    LatencySummary, LoadgenUse, PerDelivery, PercentilePoint, RedisUse, ServerTotals,
+    LatencySummary, LoadgenUse, PerDelivery, PercentilePoint, RedisUse, ServerTotals, WholeCell,
 };
 use crate::model::scenario::FeedKind;
 use crate::report::fmt::format_rate;
@@ -63,6 +63,9 @@ pub fn assemble(observations: CellObservations) -> CellResult {
         server_unavailable: !o.server_figures,
         link: spec.link,
         faults: o.faults.clone(),
+        whole_cell: whole_cell_counts(o),
+        // The runner numbers the repetitions; the cell itself does not know its own.
+        repeat: 0,
     };
     cell.warnings = warnings(&cell, o).iter().map(ToString::to_string).collect();
     cell
@@ -133,6 +136,18 @@ fn per_delivery(client: &ClientTotals, server: &ServerTotals, d: &Deliveries) ->
         payload_bytes: ratio(client.payload_bytes_delivered as f64, d.delivered),
         server_cpu_us: ratio(server.cpu_seconds * 1e6, in_window),
     }
+}
+
+/// The technique's requests and connections over the whole cell, when the server's counts
+/// are there and continuous.
+fn whole_cell_counts(o: &CellObservations) -> Option<WholeCell> {
+    (o.server_figures && !o.settled.server_restarted).then(|| {
+        let whole = whole_cell(&o.settled);
+        WholeCell {
+            requests: whole.requests,
+            connections_opened: whole.connections_opened,
+        }
+    })
 }
 
 /// The server's counts over the whole cell; zero across a restart.

@@ -69,6 +69,7 @@ struct RawScenario {
     h2_connections: Option<String>,
     faults: Option<super::faults_scenario::RawFaults>,
     network: Option<RawNetwork>,
+    repeat: Option<i64>,
 }
 
 /// `[network]`: the subscribers' link, whose `rtt`, `bandwidth` and `aggregate_bandwidth` may
@@ -211,6 +212,7 @@ impl Validator<'_> {
         let payload_bytes = self.payload_bytes(raw.publish.payload_bytes)?;
         let audience = self.audience(raw.publish.audience.as_deref())?;
         let tabs = self.tabs(raw.publish.tabs, &clients)?;
+        let repeat = self.repeat(raw.repeat)?;
         let timing = self.timing(
             &raw.duration,
             raw.warmup.as_deref(),
@@ -303,7 +305,19 @@ impl Validator<'_> {
             h2_connections,
             network,
             faults,
+            repeat,
         })
+    }
+
+    /// How many times each cell runs (`repeat`, default 1): enough runs to see the spread.
+    fn repeat(&self, raw: Option<i64>) -> Result<u32, ScenarioError> {
+        let Some(n) = raw else {
+            return Ok(1);
+        };
+        u32::try_from(n)
+            .ok()
+            .filter(|n| (1..=20).contains(n))
+            .ok_or_else(|| self.invalid("repeat", format!("must be from 1 to 20, got {n}")))
     }
 
     /// `http = "1.1"`, `"2"`, or a list of both to compare them.

@@ -94,6 +94,11 @@ pub struct Scenario {
     /// How HTTP/2 subscribers share connections.
     #[serde(default, skip_serializing_if = "is_default")]
     pub h2_connections: H2Connections,
+    /// How many times each cell runs (`repeat = N`), interleaved: every cell once, then every
+    /// cell again, so a slow minute of the machine hits every technique alike. 1 (the
+    /// default, every run before the key) is left out of results files.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub repeat: u32,
 }
 
 /// The HTTP version a cell's subscribers speak (`http = ["1.1", "2"]`).
@@ -314,6 +319,15 @@ impl Scenario {
             }
         }
         cells
+    }
+
+    /// Every run of every cell, in run order, each with its repetition (from 0): the whole
+    /// `cells()` list once, then again, `repeat` times.
+    pub fn runs(&self) -> Vec<(u32, CellSpec)> {
+        let cells = self.cells();
+        (0..self.repeat.max(1))
+            .flat_map(|r| cells.iter().map(move |c| (r, *c)))
+            .collect()
     }
 
     /// Wall time of one cell, before connection set-up and tear-down.
