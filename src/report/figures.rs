@@ -96,3 +96,83 @@ pub fn server_cpu_percent(cell: &CellResult) -> f64 {
         0.0
     }
 }
+
+/// Fewest deliveries a second must hold for its p99 to count: with fewer, its p99 is one or
+/// two samples, the second's worst delivery rather than a percentile.
+pub const SPIKE_MIN_DELIVERIES: u64 = 100;
+
+/// How far above the window's p99 a second's p99 must be to be called a spike: less is the
+/// wobble of any two seconds.
+pub const SPIKE_RATIO: f64 = 1.5;
+
+/// A second whose p99 stood well above its cell's p99 over the whole window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spike {
+    pub second: u32,
+    pub deliveries: u64,
+    pub p99_us: u64,
+    /// The cell's p99 over the whole window: the baseline, robust to any one second.
+    pub window_p99_us: u64,
+    pub ratio: f64,
+}
+
+/// The cell's worst second by p99 against the window's p99, among the seconds with at least
+/// `SPIKE_MIN_DELIVERIES`, when it is at least `SPIKE_RATIO` times it; `None` otherwise.
+pub fn biggest_spike(cell: &CellResult) -> Option<Spike> {
+    let baseline = cell.latency.p99_us;
+    if baseline == 0 {
+        return None;
+    }
+    cell.timeline
+        .iter()
+        .filter(|t| t.deliveries >= SPIKE_MIN_DELIVERIES)
+        .max_by_key(|t| (t.p99_us, std::cmp::Reverse(t.second)))
+        .map(|t| Spike {
+            second: t.second,
+            deliveries: t.deliveries,
+            p99_us: t.p99_us,
+            window_p99_us: baseline,
+            ratio: t.p99_us as f64 / baseline as f64,
+        })
+        .filter(|s| s.ratio >= SPIKE_RATIO)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::results::TimelinePoint;
+
+    fn cell(p99_us: u64, seconds: &[(u64, u64)]) -> CellResult {
+        let mut cell = crate::report::fixture::one_point().cells[0].clone();
+        cell.latency.p99_us = p99_us;
+        cell.timeline = seconds
+            .iter()
+            .enumerate()
+            .map(|(i, &(deliveries, p99_us))| TimelinePoint {
+                second: i as u32,
+                deliveries,
+                p99_us,
+                ..Default::default()
+            })
+            .collect();
+        cell
+    }
+
+    #[test]
+    fn a_spike_is_a_well_sampled_second_far_above_the_windows_p99() {
+        // Second 2 is 3× the window's p99 over 500 deliveries: a spike.
+        let spike = biggest_spike(&cell(1000, &[(500, 900), (500, 1000), (500, 3000)])).unwrap();
+        assert_eq!((spike.second, spike.p99_us, spike.ratio), (2, 3000, 3.0));
+    }
+
+    #[test]
+    fn a_wobble_or_a_thin_second_is_no_spike() {
+        // 1.09×: the wobble the issue saw called "the biggest spike".
+        assert_eq!(
+            biggest_spike(&cell(1000, &[(500, 1000), (500, 1090)])),
+            None
+        );
+        // 20 deliveries in a second: its p99 is a single sample.
+        assert_eq!(biggest_spike(&cell(1000, &[(500, 1000), (20, 9000)])), None);
+    }
+}

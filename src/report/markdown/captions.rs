@@ -398,40 +398,35 @@ fn poll_clause(view: &View, cell: &CellResult) -> String {
 fn timeline_text(view: &View, point: &Point) -> Vec<String> {
     let cells = view.cells_at(point);
     let mut text = Vec::new();
-    // The biggest spike relative to the technique's own typical second: comparing
-    // techniques' raw latencies would always name short polling.
-    let spikes = cells.iter().filter_map(|c| {
-        let mut p99s: Vec<u64> = c
-            .timeline
-            .iter()
-            .filter(|t| t.deliveries > 0)
-            .map(|t| t.p99_us)
-            .collect();
-        p99s.sort_unstable();
-        let median = *p99s.get(p99s.len() / 2)?;
-        let worst = c
-            .timeline
-            .iter()
-            .filter(|t| t.deliveries > 0)
-            .max_by_key(|t| (t.p99_us, std::cmp::Reverse(t.second)))?;
-        Some((
-            worst.p99_us as f64 / median.max(1) as f64,
-            *c,
-            worst,
-            median,
-        ))
-    });
-    let spike = spikes.max_by(|a, b| a.0.total_cmp(&b.0).then(b.1.technique.cmp(&a.1.technique)));
-    if let Some((ratio, cell, second, median)) = spike {
-        text.push(capitalise(format!(
-            "{}the biggest spike was {}'s second {}: p99 {}, {}× its median second ({}).",
+    // The biggest spike relative to each technique's own p99 over the window (comparing
+    // techniques' raw latencies would always name short polling), among well-sampled seconds.
+    let spike = cells
+        .iter()
+        .filter_map(|c| figures::biggest_spike(c).map(|s| (s, *c)))
+        .max_by(|a, b| {
+            a.0.ratio
+                .total_cmp(&b.0.ratio)
+                .then(b.1.technique.cmp(&a.1.technique))
+        });
+    match spike {
+        Some((spike, cell)) => text.push(capitalise(format!(
+            "{}the biggest spike was {}'s second {}: p99 {} over {} deliveries, {}× its p99 \
+             over the whole window ({}).",
             at_point(view, point),
             cell.technique.name(),
-            second.second,
-            ms(second.p99_us as f64),
-            num(ratio),
-            ms(median as f64)
-        )));
+            spike.second,
+            ms(spike.p99_us as f64),
+            int(spike.deliveries),
+            num(spike.ratio),
+            ms(spike.window_p99_us as f64)
+        ))),
+        None => text.push(capitalise(format!(
+            "{}no second with at least {} deliveries had a p99 {}× its technique's p99 over \
+             the window or more: no spikes.",
+            at_point(view, point),
+            int(figures::SPIKE_MIN_DELIVERIES),
+            num(figures::SPIKE_RATIO)
+        ))),
     }
     let events = |pick: fn(&crate::model::results::TimelinePoint) -> bool,
                   count: fn(&crate::model::results::TimelinePoint) -> u64| {
