@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 mod captions;
 mod deployments;
 mod faults;
+mod ranking;
 
 use super::figures::{has_warnings, server_restarted, share};
 use super::fmt::{int, mib, num, pct};
@@ -30,6 +31,8 @@ pub fn render(view: &View, charts: &[ChartPlan]) -> String {
     deployments::sections(&mut out, view);
     link_share(&mut out, view);
     models(&mut out, view);
+    ranking::wire_with_headers(&mut out, view);
+    ranking::rankings(&mut out, view);
     faults::section(&mut out, view);
     captions::chart_sections(&mut out, view, charts);
     out
