@@ -813,6 +813,34 @@ rate = 10
     }
 
     #[test]
+    fn repeat_runs_every_cell_once_then_again() {
+        let single = Scenario::parse(GOOD, "t.toml").unwrap();
+        assert_eq!(single.repeat, 1);
+        assert_eq!(single.runs().len(), single.cells().len());
+        let text = GOOD.replace("[publish]", "repeat = 3\n[publish]");
+        let scenario = Scenario::parse(&text, "t.toml").unwrap();
+        let runs = scenario.runs();
+        assert_eq!(runs.len(), 12);
+        // Interleaved: all four cells, then all four again.
+        let cells = scenario.cells();
+        for (i, (repeat, spec)) in runs.iter().enumerate() {
+            assert_eq!(*repeat as usize, i / 4);
+            assert_eq!(*spec, cells[i % 4]);
+        }
+        // Results files leave the default out, so older runs read as before.
+        let json = serde_json::to_value(&single).unwrap();
+        assert!(json.get("repeat").is_none());
+        assert_eq!(serde_json::to_value(&scenario).unwrap()["repeat"], 3);
+        let error = Scenario::parse(
+            &GOOD.replace("[publish]", "repeat = 0\n[publish]"),
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(error, "t.toml: `repeat`: must be from 1 to 20, got 0");
+    }
+
+    #[test]
     fn a_network_table_sweeps_the_round_trip() {
         let text = format!(
             "{GOOD}[network]\nrtt = [\"0ms\", \"100ms\"]\nbandwidth = \"2mbit\"\n\

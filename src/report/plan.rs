@@ -629,6 +629,21 @@ mod tests {
     }
 
     #[test]
+    fn repeated_runs_are_kept_apart_from_the_cells_the_charts_draw() {
+        let mut summary = fixture::one_point();
+        let mut again = summary.cells[0].clone();
+        again.repeat = 1;
+        summary.cells.insert(0, again);
+        let view = View::new(&summary);
+        assert_eq!(view.cells.len(), 4, "one cell per technique and point");
+        assert!(view.cells.iter().all(|c| c.repeat == 0));
+        assert!(view.repeated());
+        let runs = view.runs_of(&summary.cells[1]);
+        assert_eq!(runs.iter().map(|c| c.repeat).collect::<Vec<_>>(), [0, 1]);
+        assert!(!View::new(&fixture::one_point()).repeated());
+    }
+
+    #[test]
     fn cells_are_ordered_by_point_then_technique_whatever_the_input_order() {
         let summary = fixture::client_sweep();
         let view = View::new(&summary);

@@ -727,6 +727,52 @@ mod tests {
     }
 
     #[test]
+    fn repeated_cells_show_median_and_range_and_rank_only_apart_ranges() {
+        let mut summary = fixture::one_point();
+        summary.scenario.repeat = 3;
+        let first = summary.cells.clone();
+        for repeat in 1..3 {
+            for cell in &first {
+                let mut again = cell.clone();
+                again.repeat = repeat;
+                // Every run of a technique within 10% of its first.
+                again.latency.p50_us =
+                    cell.latency.p50_us + cell.latency.p50_us / 10 * u64::from(repeat);
+                summary.cells.push(again);
+            }
+        }
+        let text = report(&summary);
+        assert!(!text.contains("INCOMPLETE"), "12 of 12 runs ran");
+        assert!(
+            text.contains("| cells | 12 of 12 ran (4 cells × 3 repetitions"),
+            "{text}"
+        );
+        let table = &text[text.find("| technique | clients |").unwrap()..];
+        let rows = table.lines().take_while(|l| l.starts_with('|')).count();
+        assert_eq!(rows, 2 + 4, "the tables draw each cell's first run");
+        let ranking = &text[text.find("## What this run can rank").unwrap()..];
+        assert!(
+            ranking.contains("Each cell ran 3 times, interleaved"),
+            "{ranking}"
+        );
+        let p50 = ranking
+            .lines()
+            .find(|l| l.starts_with("- p50 latency"))
+            .unwrap();
+        // Three runs each: medians with their ranges.
+        assert!(p50.contains(") <") || p50.contains(") ≈"), "{p50}");
+        assert!(p50.matches('(').count() >= 4, "{p50}");
+    }
+
+    #[test]
+    fn a_single_run_says_what_it_does_not_rank() {
+        let text = report(&fixture::one_point());
+        assert!(text.contains(
+            "Each cell ran once. Absolute times on this machine vary up to 2× from run to run"
+        ));
+    }
+
+    #[test]
     fn an_empty_or_interrupted_run_still_reports() {
         let mut summary = fixture::client_sweep();
         summary.cells.truncate(5);

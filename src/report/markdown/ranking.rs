@@ -221,6 +221,19 @@ const FIGURES: [Figure; 4] = [
     ),
 ];
 
+/// True when every cell held about one socket per subscriber over the whole cell (HTTP/1.1
+/// keep-alive for the polls too; reconnects under 10%) and polling is among them: then every
+/// technique held its connections alike, and the run cannot isolate what holding one costs.
+pub fn connections_held_alike(cells: &[&CellResult]) -> bool {
+    cells.iter().any(|c| !c.technique.streams())
+        && cells.iter().any(|c| c.technique.streams())
+        && cells.iter().all(|c| {
+            c.http.is_default()
+                && c.kernel.sockets > 0
+                && c.kernel.sockets as f64 <= 1.1 * f64::from(c.clients)
+        })
+}
+
 /// Per point and figure, the techniques in tiers a reader may rank; with `repeat = N`, each
 /// cell's median and range over its runs.
 pub(super) fn rankings(out: &mut String, view: &View) {
@@ -250,6 +263,15 @@ pub(super) fn rankings(out: &mut String, view: &View) {
             num(TIME_SPREAD),
             num(TIME_SPREAD),
             num((COUNT_SPREAD - 1.0) * 100.0)
+        );
+    }
+    if connections_held_alike(&view.cells) {
+        out.push_str(
+            "Held connections: in every cell of this run the subscribers kept one socket each \
+             open through the whole cell, the polling ones included (HTTP keep-alive), as the \
+             kernel's socket counts show. So this run cannot isolate what holding a connection \
+             costs the server (claim 7): every technique held its connections alike, and what \
+             differs between them is the work per delivery.\n\n",
         );
     }
     for point in &view.points {
@@ -324,6 +346,25 @@ mod tests {
             describe(&apart_ranges),
             "a 1.02 (1-1.05) < b 1.12 (1.11-1.12)"
         );
+    }
+
+    #[test]
+    fn connections_are_held_alike_when_every_technique_kept_a_socket_per_subscriber() {
+        let summary = crate::report::fixture::one_point();
+        let mut cells: Vec<CellResult> = summary.cells.clone();
+        for c in &mut cells {
+            c.kernel.sockets = u64::from(c.clients);
+        }
+        let refs: Vec<&CellResult> = cells.iter().collect();
+        assert!(connections_held_alike(&refs));
+        // Polls that open a socket each: the held connection is what differs.
+        let poller = cells
+            .iter_mut()
+            .find(|c| c.technique == crate::model::technique::Technique::ShortPolling)
+            .unwrap();
+        poller.kernel.sockets = 10 * u64::from(poller.clients);
+        let refs: Vec<&CellResult> = cells.iter().collect();
+        assert!(!connections_held_alike(&refs));
     }
 
     #[test]
