@@ -740,6 +740,30 @@ mod tests {
     }
 
     #[test]
+    fn push_handshakes_are_counted_over_the_whole_cell() {
+        // Ten SSE subscribers connected before the window: the window's requests miss their
+        // GETs, the whole-cell count has them.
+        let mut o = quiet();
+        o.settled.server_after.requests = 10;
+        o.settled.server_after.connections_opened = 10;
+        let cell = assemble(o);
+        assert_eq!(
+            cell.whole_cell,
+            Some(WholeCell {
+                requests: 10,
+                connections_opened: 10
+            })
+        );
+        // Across a restart or without /stats the count is not known.
+        let mut o = quiet();
+        o.settled.server_restarted = true;
+        assert_eq!(assemble(o).whole_cell, None);
+        let mut o = quiet();
+        o.server_figures = false;
+        assert_eq!(assemble(o).whole_cell, None);
+    }
+
+    #[test]
     fn agreement_and_kernel_totals_cover_the_whole_cell() {
         let mut o = quiet();
         o.settled.server_before.dropped_slow = 1;
