@@ -470,16 +470,21 @@ fn long_polling(view: &View, cell: &CellResult, i: &Inputs) -> Vec<Model> {
             num(i.rtt_ms)
         )
     };
-    let timeouts = if i.window_shorter_than_timeout() {
+    let timeouts = if gap < i.timeout_ms {
+        "no timeouts: every poll gets a comment before the timeout".to_string()
+    } else if i.window_shorter_than_timeout() {
         format!(
             "no timeouts: warm-up + window ({} s) is shorter than the {} s timeout",
             num(i.warmup_s + i.window_s),
             num(i.timeout_ms / 1000.0)
         )
-    } else if gap >= i.timeout_ms {
-        format!("timeouts {}: floor(gap / timeout) per gap", num(r.timeouts))
+    } else if i.per_client <= 0.0 {
+        format!(
+            "timeouts {}: window / timeout per idle subscriber",
+            num(r.timeouts)
+        )
     } else {
-        "no timeouts: every poll gets a comment before the timeout".to_string()
+        format!("timeouts {}: floor(gap / timeout) per gap", num(r.timeouts))
     };
     let reconnects = if r.reconnects > 0.0 {
         format!(" + {} reconnects", num(r.reconnects))
