@@ -560,6 +560,34 @@ fn models(out: &mut String, view: &View) {
             .collect::<Vec<_>>()
             .join("; ")
     );
+    if view
+        .cells
+        .iter()
+        .any(|c| c.technique.descriptor().delivery == crate::model::technique::Delivery::Holds)
+    {
+        let highest = view
+            .cells
+            .iter()
+            .map(|c| models::per_client_rate(view, c))
+            .fold(0.0, f64::max);
+        let _ = writeln!(
+            out,
+            "Long polling batches only above one comment per round trip per client: {}. This \
+             run's highest rate per client is {} comments/s.\n",
+            trips
+                .iter()
+                .map(|t| {
+                    let place = match t {
+                        models::RoundTrip::Configured(ms) => format!("over rtt {} ms", num(*ms)),
+                        models::RoundTrip::LoopbackFloor => "on loopback".into(),
+                    };
+                    format!("{} comments/s {place}", num(1000.0 / t.ms()))
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            num(highest)
+        );
+    }
     if view.cells.iter().any(|c| c.link.is_some()) {
         out.push_str(
             "Over the emulated link the models predict latency from the configured delays (the \
