@@ -763,6 +763,63 @@ mod tests {
     }
 
     #[test]
+    fn a_limited_link_adds_its_transmission_time_and_says_when_it_is_full() {
+        // bandwidth-sweep's WebSocket at 256 kbit/s shared: 100 subscribers, 172 B down per
+        // delivery, so one comment's fan-out takes 100 × 1,376 bits / 256 kbit/s = 537.5 ms,
+        // and the mean subscriber waits half of it.
+        let mut summary = fixture::one_point();
+        let link = Link {
+            rtt: std::time::Duration::from_millis(50),
+            aggregate_bps: Some(256_000),
+            ..Link::DIRECT
+        };
+        let mut cell = summary
+            .cells
+            .iter()
+            .find(|c| c.technique == Technique::WebSocket)
+            .unwrap()
+            .clone();
+        cell.link = Some(link);
+        cell.clients = 100;
+        cell.audience = Audience::Broadcast;
+        cell.window_seconds = 15.0;
+        cell.deliveries.delivered_in_window = 1500;
+        cell.client.bytes_down = 172 * 1500;
+        cell.client.bytes_up = 0;
+        summary.cells = vec![cell.clone()];
+        let view = View::new(&summary);
+        assert_eq!(transmission_ms(&view, &cell), 268.75);
+        // 258 kB in 15 s is 138 kbit/s: 54% of the link, busy enough to queue.
+        let busy = link_busy(&cell).unwrap();
+        assert!((busy - 0.5375).abs() < 1e-9, "{busy}");
+        assert!(busy_note(&cell).unwrap().contains("54% busy"));
+        // A short poll waits only for its own response, not the fan-out.
+        cell.technique = Technique::ShortPolling;
+        cell.client.requests = 1500;
+        assert_eq!(transmission_ms(&view, &cell), 2.6875);
+        // Unlimited: nothing to add.
+        cell.link = Some(Link {
+            rtt: std::time::Duration::from_millis(50),
+            ..Link::DIRECT
+        });
+        assert_eq!(
+            (transmission_ms(&view, &cell), link_busy(&cell)),
+            (0.0, None)
+        );
+    }
+
+    #[test]
+    fn a_small_excess_over_a_latency_prediction_is_the_local_time() {
+        let summary = fixture::one_point();
+        let mut cell = summary.cells[0].clone();
+        cell.latency.mean_us = 12_700.0;
+        let m = latency(&cell, String::new(), 10.0);
+        assert!(matches!(m.fit(), Fit::Explained(n) if n.contains("2.7 ms above")));
+        cell.latency.mean_us = 30_000.0;
+        assert_eq!(latency(&cell, String::new(), 10.0).fit(), Fit::Miss);
+    }
+
+    #[test]
     fn per_user_comments_reach_every_tab_of_their_user() {
         let mut summary = fixture::rate_sweep();
         summary.scenario.tabs = 2;

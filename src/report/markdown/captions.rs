@@ -421,8 +421,8 @@ fn timeline_text(view: &View, point: &Point) -> Vec<String> {
             ms(spike.window_p99_us as f64)
         ))),
         None => text.push(capitalise(format!(
-            "{}no second with at least {} deliveries had a p99 {}× its technique's p99 over \
-             the window or more: no spikes.",
+            "{}no spikes: no second with at least {} deliveries had a p99 of {}× its \
+             technique's whole-window p99 or more.",
             at_point(view, point),
             int(figures::SPIKE_MIN_DELIVERIES),
             num(figures::SPIKE_RATIO)
