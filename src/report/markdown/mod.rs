@@ -793,6 +793,27 @@ mod tests {
     }
 
     #[test]
+    fn the_models_section_says_when_a_window_cannot_show_a_timeout() {
+        // 1 comment/s to 50 users: 50 s between a user's comments, past the 30 s timeout,
+        // but warm-up 2 s + window 10 s never reach it.
+        let mut summary = fixture::rate_sweep();
+        let text = report(&summary);
+        assert!(
+            text.contains("so no poll could time out inside the window"),
+            "{text}"
+        );
+        assert!(text.contains("**Round trip** here is the network's own time to answer"));
+        assert!(text.contains("measurements are within 0.9-1.1× of their model"));
+        // A window past warm-up + timeout tests the term: no warning.
+        summary.scenario.duration = std::time::Duration::from_secs(60);
+        for cell in &mut summary.cells {
+            cell.window_seconds = 60.0;
+        }
+        let text = report(&summary);
+        assert!(!text.contains("so no poll could time out inside the window"));
+    }
+
+    #[test]
     fn a_single_run_says_what_it_does_not_rank() {
         let text = report(&fixture::one_point());
         assert!(text.contains(
