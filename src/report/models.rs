@@ -367,7 +367,7 @@ fn publisher_part(publisher: f64) -> String {
 fn faults_note(cell: &CellResult, what: &str) -> Option<String> {
     cell.faults
         .as_ref()
-        .map(|_| format!("the scenario's faults cut connections, and {what}"))
+        .map(|_| format!("the scenario's faults cut, closed or silenced subscribers' connections, which the model leaves out: {what}"))
 }
 
 /// A poll every interval (or every round trip, if that is longer): latency half a cycle plus
@@ -413,7 +413,11 @@ fn short_polling(view: &View, cell: &CellResult, i: &Inputs) -> Vec<Model> {
         ),
         predicted: i.clients * i.window_s / (cycle / 1000.0),
         measured: cell.client.requests as f64,
-        note: faults_note(cell, "a poll cut short is asked again").or_else(|| busy_note(cell)),
+        note: faults_note(
+            cell,
+            "a poll cut short is asked again, a closed or vanished subscriber polls no more",
+        )
+        .or_else(|| busy_note(cell)),
     });
     let per_poll = i.per_client * cycle / 1000.0;
     models.push(Model {
@@ -491,7 +495,10 @@ fn long_polling(view: &View, cell: &CellResult, i: &Inputs) -> Vec<Model> {
     } else {
         String::new()
     };
-    let mut note = faults_note(cell, "each cut ends a held poll early");
+    let mut note = faults_note(
+        cell,
+        "each cut ends a held poll early and is asked again, a closed or vanished subscriber asks no more",
+    );
     if note.is_none() && gap < 2.0 * i.rtt_ms && gap > i.rtt_ms / 2.0 {
         note = Some(format!(
             "the gap between comments ({} ms) is within a factor 2 of the round trip ({} ms), \
