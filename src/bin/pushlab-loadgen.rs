@@ -139,7 +139,7 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                     Ok(scenario) => println!(
                         "{}: ok ({} cells of {} + warm-up {})",
                         file.display(),
-                        scenario.cells().len(),
+                        scenario.runs().len(),
                         humantime::format_duration(scenario.duration),
                         humantime::format_duration(scenario.warmup)
                     ),

@@ -10,6 +10,7 @@ use super::warning::Warning;
 use crate::model::results::{
     ByteAgreement, CellResult, ClientTotals, Connecting, Deliveries, IdleMemory, InstanceTotals,
     KernelTotals, LatencySummary, LoadgenUse, PerDelivery, PercentilePoint, RedisUse, ServerTotals,
+    WholeCell,
 };
 use crate::model::scenario::FeedKind;
 use crate::report::fmt::format_rate;
@@ -67,6 +68,9 @@ pub fn assemble(observations: CellObservations) -> CellResult {
         server_unavailable: !o.server_figures,
         link: spec.link,
         faults: o.faults.clone(),
+        whole_cell: whole_cell_counts(o),
+        // The runner numbers the repetitions; the cell itself does not know its own.
+        repeat: 0,
     };
     cell.warnings = warnings(&cell, o).iter().map(ToString::to_string).collect();
     cell
@@ -141,6 +145,18 @@ pub(crate) fn per_delivery(
         payload_bytes: ratio(client.payload_bytes_delivered as f64, d.delivered),
         server_cpu_us: ratio(server.cpu_seconds * 1e6, in_window),
     }
+}
+
+/// The technique's requests and connections over the whole cell, when the server's counts
+/// are there and continuous.
+fn whole_cell_counts(o: &CellObservations) -> Option<WholeCell> {
+    (o.server_figures && !o.settled.server_restarted).then(|| {
+        let whole = whole_cell(&o.settled);
+        WholeCell {
+            requests: whole.requests,
+            connections_opened: whole.connections_opened,
+        }
+    })
 }
 
 /// The server's counts over the whole cell; zero across a restart.
@@ -732,6 +748,30 @@ mod tests {
         assert_eq!(cell.latency.min_us, 1_000);
         assert_eq!(cell.deliveries.delivered, 1_000);
         assert_eq!(cell.timeline.len(), 1);
+    }
+
+    #[test]
+    fn push_handshakes_are_counted_over_the_whole_cell() {
+        // Ten SSE subscribers connected before the window: the window's requests miss their
+        // GETs, the whole-cell count has them.
+        let mut o = quiet();
+        o.settled.server_after.requests = 10;
+        o.settled.server_after.connections_opened = 10;
+        let cell = assemble(o);
+        assert_eq!(
+            cell.whole_cell,
+            Some(WholeCell {
+                requests: 10,
+                connections_opened: 10
+            })
+        );
+        // Across a restart or without /stats the count is not known.
+        let mut o = quiet();
+        o.settled.server_restarted = true;
+        assert_eq!(assemble(o).whole_cell, None);
+        let mut o = quiet();
+        o.server_figures = false;
+        assert_eq!(assemble(o).whole_cell, None);
     }
 
     #[test]

@@ -104,17 +104,21 @@ pub async fn run(
         interrupted: false,
         shard: options.shard,
     };
-    let cells = scenario.cells();
+    // Each repetition is a run of its own with its own index, so its histogram files
+    // (named by index) are kept beside the others'.
+    let runs = scenario.runs();
+    let cells: Vec<CellSpec> = runs.iter().map(|(_, spec)| *spec).collect();
     let progress = Progress::new(options.progress, &cells, scenario);
     let mut histograms = Vec::new();
-    for (index, spec) in cells.iter().enumerate() {
+    for (index, (repeat, spec)) in runs.iter().enumerate() {
         progress.start_cell(index, spec);
         let outcome = tokio::select! {
             outcome = run_cell(scenario, spec, index, &run_dir, options) => outcome,
             _ = options.interrupt.cancelled() => Err(RunError::Interrupted),
         };
         match outcome {
-            Ok((cell, histogram)) => {
+            Ok((mut cell, histogram)) => {
+                cell.repeat = *repeat;
                 progress.finish_cell(&cell);
                 summary.cells.push(cell);
                 histograms.push(histogram);

@@ -70,6 +70,7 @@ struct RawScenario {
     faults: Option<super::faults_scenario::RawFaults>,
     network: Option<RawNetwork>,
     load: Option<RawLoad>,
+    repeat: Option<i64>,
 }
 
 /// `[load]`: worker processes and source addresses.
@@ -220,6 +221,7 @@ impl Validator<'_> {
         let payload_bytes = self.payload_bytes(raw.publish.payload_bytes)?;
         let audience = self.audience(raw.publish.audience.as_deref())?;
         let tabs = self.tabs(raw.publish.tabs, &clients)?;
+        let repeat = self.repeat(raw.repeat)?;
         let timing = self.timing(
             &raw.duration,
             raw.warmup.as_deref(),
@@ -331,6 +333,7 @@ impl Validator<'_> {
             network,
             faults,
             load,
+            repeat,
         })
     }
 
@@ -360,6 +363,17 @@ impl Validator<'_> {
             ));
         }
         Ok(load)
+    }
+
+    /// How many times each cell runs (`repeat`, default 1): enough runs to see the spread.
+    fn repeat(&self, raw: Option<i64>) -> Result<u32, ScenarioError> {
+        let Some(n) = raw else {
+            return Ok(1);
+        };
+        u32::try_from(n)
+            .ok()
+            .filter(|n| (1..=20).contains(n))
+            .ok_or_else(|| self.invalid("repeat", format!("must be from 1 to 20, got {n}")))
     }
 
     /// `http = "1.1"`, `"2"`, or a list of both to compare them.
@@ -852,6 +866,34 @@ rate = 10
         assert_eq!(scenario.cells().len(), 4);
         assert_eq!(scenario.audience, Audience::Broadcast);
         assert_eq!(scenario.payload_bytes, [100]);
+    }
+
+    #[test]
+    fn repeat_runs_every_cell_once_then_again() {
+        let single = Scenario::parse(GOOD, "t.toml").unwrap();
+        assert_eq!(single.repeat, 1);
+        assert_eq!(single.runs().len(), single.cells().len());
+        let text = GOOD.replace("[publish]", "repeat = 3\n[publish]");
+        let scenario = Scenario::parse(&text, "t.toml").unwrap();
+        let runs = scenario.runs();
+        assert_eq!(runs.len(), 12);
+        // Interleaved: all four cells, then all four again.
+        let cells = scenario.cells();
+        for (i, (repeat, spec)) in runs.iter().enumerate() {
+            assert_eq!(*repeat as usize, i / 4);
+            assert_eq!(*spec, cells[i % 4]);
+        }
+        // Results files leave the default out, so older runs read as before.
+        let json = serde_json::to_value(&single).unwrap();
+        assert!(json.get("repeat").is_none());
+        assert_eq!(serde_json::to_value(&scenario).unwrap()["repeat"], 3);
+        let error = Scenario::parse(
+            &GOOD.replace("[publish]", "repeat = 0\n[publish]"),
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(error, "t.toml: `repeat`: must be from 1 to 20, got 0");
     }
 
     #[test]

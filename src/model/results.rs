@@ -119,6 +119,24 @@ pub struct CellResult {
     /// unavailable and left at zero; the subscribers' own figures stand.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub server_unavailable: bool,
+    /// The technique's HTTP requests and connections as the server counted them over the
+    /// whole cell, from before the subscribers connected to after they closed: WebSocket's
+    /// and SSE's handshakes come before the window, so the window's counts miss them.
+    /// Absent from runs before the field, across a server restart and without `/stats`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub whole_cell: Option<WholeCell>,
+    /// Which run of its cell this is under `repeat = N`, from 0 (cells run all once, then
+    /// all again); left out for the first, so single runs read as before the key.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub repeat: u32,
+}
+
+/// The server's whole-cell counts for the cell's technique (every instance summed).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WholeCell {
+    /// HTTP requests served (WebSocket: upgrade requests; SSE: the GET of each stream).
+    pub requests: u64,
+    pub connections_opened: u64,
 }
 
 /// Server memory held by idle subscriber connections (all instances summed).
@@ -362,5 +380,9 @@ pub struct TimelinePoint {
 }
 
 fn is_zero(value: &u64) -> bool {
+    *value == 0
+}
+
+fn is_zero_u32(value: &u32) -> bool {
     *value == 0
 }

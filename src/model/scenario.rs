@@ -94,6 +94,11 @@ pub struct Scenario {
     /// How HTTP/2 subscribers share connections.
     #[serde(default, skip_serializing_if = "is_default")]
     pub h2_connections: H2Connections,
+    /// How many times each cell runs (`repeat = N`), interleaved: every cell once, then every
+    /// cell again, so a slow minute of the machine hits every technique alike. 1 (the
+    /// default, every run before the key) is left out of results files.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub repeat: u32,
     /// How the load generator spreads its subscribers over processes and source addresses.
     #[serde(default, skip_serializing_if = "is_default")]
     pub load: Load,
@@ -120,12 +125,6 @@ impl Load {
             let k = 2 + i % self.source_addresses;
             std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, (k >> 8) as u8, k as u8))
         })
-    }
-
-    /// Subscriber indices a worker (of `workers`) holds: every `workers`-th from `worker`.
-    pub fn share(&self, worker: u32, clients: u32) -> impl Iterator<Item = u32> + use<> {
-        let step = self.workers.max(1);
-        (worker..clients).step_by(step as usize)
     }
 }
 
@@ -347,6 +346,15 @@ impl Scenario {
             }
         }
         cells
+    }
+
+    /// Every run of every cell, in run order, each with its repetition (from 0): the whole
+    /// `cells()` list once, then again, `repeat` times.
+    pub fn runs(&self) -> Vec<(u32, CellSpec)> {
+        let cells = self.cells();
+        (0..self.repeat.max(1))
+            .flat_map(|r| cells.iter().map(move |c| (r, *c)))
+            .collect()
     }
 
     /// Wall time of one cell, before connection set-up and tear-down.

@@ -94,6 +94,19 @@ const COLUMNS: &[Column] = &[
         format!("{:.3}", c.per_delivery.server_cpu_us)
     }),
     ("warnings", |c| c.warnings.join("; ")),
+    // Added after `warnings` so spreadsheets built on the earlier columns keep working.
+    ("repeat", |c| c.repeat.to_string()),
+    ("tcpip_header_bytes_per_delivery", |c| {
+        super::figures::header_bytes_per_delivery(c).map_or(String::new(), |h| format!("{h:.2}"))
+    }),
+    ("whole_cell_requests", |c| {
+        c.whole_cell
+            .map_or(String::new(), |w| w.requests.to_string())
+    }),
+    ("whole_cell_connections_opened", |c| {
+        c.whole_cell
+            .map_or(String::new(), |w| w.connections_opened.to_string())
+    }),
 ];
 
 pub fn render(summary: &RunSummary) -> String {
@@ -120,5 +133,32 @@ fn escape(field: &str) -> String {
         format!("\"{}\"", field.replace('"', "\"\""))
     } else {
         field.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_row_has_every_column_and_names_its_repetition() {
+        let mut summary = crate::report::fixture::one_point();
+        summary.cells[1].repeat = 2;
+        let text = render(&summary);
+        let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+        let repeat = header.iter().position(|h| *h == "repeat").unwrap();
+        let rows: Vec<Vec<String>> = text
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').map(String::from).collect())
+            .collect();
+        assert_eq!(rows.len(), summary.cells.len());
+        // Warnings may hold commas (quoted), so count from the end.
+        for row in &rows {
+            assert!(row.len() >= header.len(), "{row:?}");
+        }
+        let from_end = header.len() - repeat;
+        assert_eq!(rows[1][rows[1].len() - from_end], "2");
+        assert_eq!(rows[0][rows[0].len() - from_end], "0");
     }
 }

@@ -291,7 +291,8 @@ pub struct ChartPlan {
 pub struct View<'a> {
     pub summary: &'a RunSummary,
     /// Every cell, ordered by point (payload, rate, clients) then technique, whatever order
-    /// the runner wrote them in, so the output never depends on it.
+    /// the runner wrote them in, so the output never depends on it. Under `repeat = N` only
+    /// each cell's first run: charts and tables draw that one, and `runs_of` gives the rest.
     pub cells: Vec<&'a CellResult>,
     /// Distinct points, in the same order.
     pub points: Vec<Point>,
@@ -303,7 +304,7 @@ pub struct View<'a> {
 
 impl<'a> View<'a> {
     pub fn new(summary: &'a RunSummary) -> View<'a> {
-        let mut cells: Vec<&CellResult> = summary.cells.iter().collect();
+        let mut cells: Vec<&CellResult> = summary.cells.iter().filter(|c| c.repeat == 0).collect();
         cells.sort_by(|a, b| {
             Point::of(a)
                 .order(&Point::of(b))
@@ -344,6 +345,25 @@ impl<'a> View<'a> {
             .copied()
             .filter(|c| Point::of(c) == *point)
             .collect()
+    }
+
+    /// Every run of a cell (same technique and point) under `repeat = N`, in repetition
+    /// order; just the cell itself for a single run.
+    pub fn runs_of(&self, cell: &CellResult) -> Vec<&'a CellResult> {
+        let point = Point::of(cell);
+        let mut runs: Vec<&CellResult> = self
+            .summary
+            .cells
+            .iter()
+            .filter(|c| c.technique == cell.technique && Point::of(c) == point)
+            .collect();
+        runs.sort_by_key(|c| c.repeat);
+        runs
+    }
+
+    /// True when some cell ran more than once.
+    pub fn repeated(&self) -> bool {
+        self.summary.cells.iter().any(|c| c.repeat > 0)
     }
 
     pub fn cell(&self, point: &Point, technique: Technique) -> Option<&'a CellResult> {
@@ -606,6 +626,21 @@ mod tests {
         }
         // Runs without the key show no trace of it.
         assert!(!files_of_one_point().iter().any(|f| f.contains("http")));
+    }
+
+    #[test]
+    fn repeated_runs_are_kept_apart_from_the_cells_the_charts_draw() {
+        let mut summary = fixture::one_point();
+        let mut again = summary.cells[0].clone();
+        again.repeat = 1;
+        summary.cells.insert(0, again);
+        let view = View::new(&summary);
+        assert_eq!(view.cells.len(), 4, "one cell per technique and point");
+        assert!(view.cells.iter().all(|c| c.repeat == 0));
+        assert!(view.repeated());
+        let runs = view.runs_of(&summary.cells[1]);
+        assert_eq!(runs.iter().map(|c| c.repeat).collect::<Vec<_>>(), [0, 1]);
+        assert!(!View::new(&fixture::one_point()).repeated());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use crate::model::results::CellResult;
 use crate::model::technique::Technique;
-use crate::report::charts::timeline::{P99_SAMPLES, kept};
+use crate::report::charts::timeline::kept;
 use crate::report::charts::{highest_supported, supports};
 use crate::report::figures::{self, share};
 use crate::report::fmt::{bytes, int, mib, ms, num, pct};
@@ -164,63 +164,37 @@ fn latency_takeaway(cells: &[&CellResult], at: &str) -> Option<String> {
     compare(label, &values, at, &|us| ms(us))
 }
 
-/// The per-second p99 of each technique's whole seconds with at least 100 deliveries: the
-/// worst second against the median one, for the least steady technique.
+/// The least steady technique's worst second, by the same rule as everywhere in the report
+/// (`figures::biggest_spike`: a second's p99 against the technique's p99 over the window, among
+/// seconds with enough deliveries for a p99), or that there was none.
 fn timeline_takeaway(cells: &[&CellResult]) -> Option<String> {
-    let seconds: Vec<(&'static str, Vec<(u32, u64)>)> = cells
+    let spike = cells
         .iter()
-        .map(|c| {
-            let p99s = kept(c)
-                .into_iter()
-                .filter(|t| t.deliveries >= P99_SAMPLES)
-                .map(|t| (t.second, t.p99_us))
-                .collect();
-            (title(c.technique), p99s)
-        })
-        .collect();
-    steadiness(&seconds)
-}
-
-/// From each technique's (second, p99) pairs, the sentence on the least steady one.
-fn steadiness(seconds: &[(&str, Vec<(u32, u64)>)]) -> Option<String> {
-    let spikes: Vec<(f64, &str, u32, u64, u64)> = seconds
-        .iter()
-        .filter(|(_, s)| s.len() >= 3)
-        .filter_map(|(name, s)| {
-            let mut sorted: Vec<u64> = s.iter().map(|&(_, p)| p).collect();
-            sorted.sort_unstable();
-            let median = sorted[sorted.len() / 2].max(1);
-            let &(second, worst) = s
-                .iter()
-                .max_by_key(|&&(sec, p)| (p, std::cmp::Reverse(sec)))?;
-            Some((worst as f64 / median as f64, *name, second, worst, median))
-        })
-        .collect();
-    if spikes.is_empty() {
-        return Some(
-            "no second had the 100 deliveries a per-second p99 needs; read p50 and max.".into(),
-        );
-    }
-    let (ratio, name, second, worst, median) =
-        spikes.iter().copied().max_by(|a, b| a.0.total_cmp(&b.0))?;
-    Some(if ratio >= SPIKE {
-        format!(
-            "{name}'s worst second ({second}) had a p99 of {}, {}× its median second's {}.",
-            ms(worst as f64),
-            num(ratio),
-            ms(median as f64)
-        )
-    } else {
-        format!(
-            "steady: no technique had a second whose p99 reached {}× its median second's.",
-            num(SPIKE)
-        )
+        .filter_map(|c| figures::biggest_spike(c).map(|s| (s, *c)))
+        .max_by(|a, b| {
+            a.0.ratio
+                .total_cmp(&b.0.ratio)
+                .then(b.1.technique.cmp(&a.1.technique))
+        });
+    Some(match spike {
+        Some((spike, cell)) => format!(
+            "{}'s worst second ({}) had a p99 of {} over {} deliveries, {}× its p99 over the \
+             whole window ({}).",
+            title(cell.technique),
+            spike.second,
+            ms(spike.p99_us as f64),
+            int(spike.deliveries),
+            num(spike.ratio),
+            ms(spike.window_p99_us as f64)
+        ),
+        None => format!(
+            "steady: no second with at least {} deliveries had a p99 of {}× its technique's \
+             whole-window p99 or more.",
+            int(figures::SPIKE_MIN_DELIVERIES),
+            num(figures::SPIKE_RATIO)
+        ),
     })
 }
-
-/// A second counts as a spike from this multiple of the technique's median second: below
-/// it, a second's p99 is within the wobble of a quiet machine.
-const SPIKE: f64 = 2.0;
 
 /// A percentile to two decimals at most, never rounded up past what it is: "99.75", "99".
 fn percentile_text(p: f64) -> String {
@@ -796,25 +770,5 @@ mod tests {
         assert_eq!(percentile_text(highest_supported(400)), "99.75");
         assert_eq!(percentile_text(highest_supported(100)), "99");
         assert_eq!(percentile_text(highest_supported(3)), "66.66");
-    }
-
-    /// A wobble is not a spike, and too few deliveries per second give no p99 at all.
-    #[test]
-    fn steadiness_names_a_spike_only_from_twice_the_median() {
-        let steady = vec![(0, 1_000), (1, 1_050), (2, 1_090), (3, 1_000)];
-        assert_eq!(
-            steadiness(&[("SSE", steady.clone())]).unwrap(),
-            "steady: no technique had a second whose p99 reached 2× its median second's."
-        );
-        let spiky = vec![(0, 1_000), (1, 1_000), (2, 5_000), (3, 1_000)];
-        assert_eq!(
-            steadiness(&[("SSE", steady), ("WebSocket", spiky)]).unwrap(),
-            "WebSocket's worst second (2) had a p99 of 5 ms, 5× its median second's 1 ms."
-        );
-        assert!(
-            steadiness(&[("SSE", vec![])])
-                .unwrap()
-                .starts_with("no second had")
-        );
     }
 }

@@ -10,6 +10,7 @@ mod captions;
 mod deployments;
 mod faults;
 mod glossary;
+mod ranking;
 mod scale;
 
 use super::figures::{has_warnings, server_restarted, share};
@@ -32,6 +33,8 @@ pub fn render(view: &View, charts: &[ChartPlan]) -> String {
     deployments::sections(&mut out, view);
     link_share(&mut out, view);
     models(&mut out, view);
+    ranking::wire_with_headers(&mut out, view);
+    ranking::rankings(&mut out, view);
     faults::section(&mut out, view);
     scale::section(&mut out, view);
     captions::chart_sections(&mut out, view, charts);
@@ -44,18 +47,19 @@ fn heading(out: &mut String, view: &View) {
     let s = view.summary;
     let _ = writeln!(out, "# {}: pushlab report\n", s.scenario.name);
     let _ = writeln!(out, "{}\n", s.scenario.description);
-    let expected = s.scenario.cells().len();
-    if s.interrupted && view.cells.len() >= expected {
+    let expected = s.scenario.runs().len();
+    let ran = s.cells.len();
+    if s.interrupted && ran >= expected {
         out.push_str(
             "> **⚠ INTERRUPTED RUN:** every cell has a result, but the run was stopped before \
              it finished, so the last cell may be cut short.\n\n",
         );
-    } else if s.interrupted || view.cells.len() < expected {
+    } else if s.interrupted || ran < expected {
         let _ = writeln!(
             out,
             "> **⚠ INCOMPLETE RUN: only {} of the scenario's {} cells ran{}.** Comparisons \
              below cover only the cells that ran.\n",
-            view.cells.len(),
+            ran,
             expected,
             if s.interrupted {
                 " (the run was interrupted)"
@@ -163,9 +167,18 @@ fn scenario(out: &mut String, view: &View) {
         (
             "cells",
             format!(
-                "{} of {} ran",
-                view.cells.len(),
-                view.summary.scenario.cells().len()
+                "{} of {} ran{}",
+                view.summary.cells.len(),
+                view.summary.scenario.runs().len(),
+                if view.summary.scenario.repeat > 1 {
+                    format!(
+                        " ({} cells × {} repetitions, interleaved: every cell once, then again)",
+                        view.summary.scenario.cells().len(),
+                        view.summary.scenario.repeat
+                    )
+                } else {
+                    String::new()
+                }
             ),
         ),
         (
@@ -402,51 +415,159 @@ fn models(out: &mut String, view: &View) {
          a round trip, so **mean latency ≈ interval/2 + round trip**; every client polls once \
          per interval, so **requests ≈ clients × window / interval**; with comments evenly \
          spaced, **the share of empty polls ≈ max(0, 1 − comments per client per interval)**.\n\
-         - Long polling: each request is answered when the client's next comment exists (or \
-         at the timeout), and the client asks again at once, so one request lasts about a \
-         round trip plus the wait for that comment: **requests ≈ clients × window / (round \
-         trip + min(1 / comments per client per second, timeout))**. At low rates that is \
-         about one request per delivery; at high rates it tends to clients × window / round \
-         trip, short polling with the interval set to a round trip.\n\
-         - WebSocket and SSE: **requests ≈ connections opened**, one handshake each, whatever \
-         the rate.\n\n\
-         The round trip is taken from the run: the median latency of the faster of WebSocket \
-         and SSE at the same point (publish → server → subscriber), or, without either, the \
-         fastest delivery seen.\n\n",
+         - Long polling: a request is answered when the client's next comment exists (or at \
+         the timeout), and the client asks again at once, so the new request is already \
+         waiting through the gap to the next comment. While a client's comments come more \
+         than a round trip apart, **requests ≈ deliveries + timeouts**: one per comment, plus \
+         floor(gap / timeout) per gap longer than the timeout (none while warm-up plus window \
+         are shorter than the timeout, as no poll can be held that long inside it). Above one \
+         comment per round trip per client, a re-ask finds several comments waiting: \
+         **requests ≈ clients × window / round trip**, fewer than one per delivery \
+         (batching).\n\
+         - WebSocket and SSE: **one HTTP request per connection** (the upgrade, or the GET \
+         that opens the stream), made when the subscriber connects, before the window; the \
+         window then holds none unless a subscriber reconnects. Push does not do without HTTP \
+         requests: it makes one per connection, whatever the rate. The table counts them over \
+         the whole cell, from the server's count (or, in runs made before it was recorded, the \
+         subscribers' sockets, one handshake each over HTTP/1.1).\n\n",
     );
-    if view.cells.iter().any(|c| c.link.is_some()) {
-        out.push_str(
-            "Over the emulated link the round trip is the configured one, not a measured one, \
-             and the models predict latency from it (the server's own time left out, so the \
-             measured ÷ predicted ratio shows what it adds): short polling **max(interval, \
-             rtt)/2 + one-way**; long polling **one-way, plus rtt/2 on average once a round \
-             trip is at least the gap between a client's comments**, since every comment that \
-             arrives while the re-ask is in flight waits for it (and **requests per comment ≈ \
-             gap / max(rtt, gap)**, below 1 from there on); WebSocket and SSE **one-way**. \
-             Each adds the publisher's one-way delay when its link is emulated too.\n\n",
+    let trips: Vec<models::RoundTrip> = {
+        let mut trips: Vec<models::RoundTrip> = Vec::new();
+        for cell in &view.cells {
+            let trip = models::RoundTrip::of(cell);
+            if !trips.contains(&trip) {
+                trips.push(trip);
+            }
+        }
+        trips
+    };
+    let _ = writeln!(
+        out,
+        "**Round trip** here is the network's own time to answer, not a delivery's latency \
+         (which also crosses the publisher's POST and the server's fan-out): {}.\n",
+        trips
+            .iter()
+            .map(|t| t.describe())
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    if view
+        .cells
+        .iter()
+        .any(|c| c.technique.descriptor().delivery == crate::model::technique::Delivery::Holds)
+    {
+        let highest = view
+            .cells
+            .iter()
+            .map(|c| models::per_client_rate(view, c))
+            .fold(0.0, f64::max);
+        let _ = writeln!(
+            out,
+            "Long polling batches only above one comment per round trip per client: {}. This \
+             run's highest rate per client is {} comments/s.\n",
+            trips
+                .iter()
+                .map(|t| {
+                    let place = match t {
+                        models::RoundTrip::Configured(ms) => format!("over rtt {} ms", num(*ms)),
+                        models::RoundTrip::LoopbackFloor => "on loopback".into(),
+                    };
+                    format!("{} comments/s {place}", num(1000.0 / t.ms()))
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            num(highest)
         );
     }
-    out.push_str("| cell | figure | model | predicted | measured | measured ÷ predicted |\n");
-    out.push_str("| --- | --- | --- | ---: | ---: | ---: |\n");
-    for (cell, m) in rows {
-        let ratio = if m.predicted > 0.0 {
-            format!("{}×", num(m.measured / m.predicted))
-        } else {
-            "—".into()
+    if view.cells.iter().any(|c| c.link.is_some()) {
+        out.push_str(
+            "Over the emulated link the models predict latency from the configured delays (the \
+             server's own time left out, so the measured ÷ predicted ratio shows what it adds): \
+             short polling **max(interval, rtt)/2 + one-way**; long polling **one-way, plus \
+             rtt/2 on average once a round trip is at least the gap between a client's \
+             comments**, since every comment that arrives while the re-ask is in flight waits \
+             for it; WebSocket and SSE **one-way**. Each adds the publisher's one-way delay when \
+             its link is emulated too, and, on a link with limited bandwidth, the time to put \
+             the comment's deliveries on it (from the bytes each took: the whole fan-out's half \
+             on a shared link for pushes and held polls, one response for short polls).\n\n",
+        );
+    }
+    timeout_window(out, view);
+    out.push_str("| cell | figure | model | predicted | measured | measured ÷ predicted | fit |\n");
+    out.push_str("| --- | --- | --- | ---: | ---: | ---: | --- |\n");
+    let (mut close, mut explained, mut misses) = (0, 0, 0);
+    for (cell, m) in &rows {
+        let ratio = match m.ratio() {
+            Some(r) => format!("{}×", num(r)),
+            None => "—".into(),
+        };
+        let fit = match m.fit() {
+            models::Fit::Close => {
+                close += 1;
+                "✓".to_string()
+            }
+            models::Fit::Explained(note) => {
+                explained += 1;
+                format!("off: {note}")
+            }
+            models::Fit::Miss => {
+                misses += 1;
+                "**model miss**".to_string()
+            }
         };
         let _ = writeln!(
             out,
-            "| {} · {} | {} | {} | {} | {} | {} |",
+            "| {} · {} | {} | {} | {} | {} | {} | {} |",
             cell.technique.name(),
             view.point_label(&Point::of(cell)),
             m.figure,
             cell_text(&m.model),
             num(m.predicted),
             num(m.measured),
-            ratio
+            ratio,
+            cell_text(&fit)
         );
     }
-    out.push('\n');
+    let _ = writeln!(
+        out,
+        "\n{} of {} measurements are within {}-{}× of their model; {} are off for the reason \
+         given; {}.\n",
+        close,
+        rows.len(),
+        num(models::FIT_BAND.0),
+        num(models::FIT_BAND.1),
+        explained,
+        match misses {
+            0 => "none is a model miss".to_string(),
+            1 => "**1 is a model miss**: the model does not describe that cell".to_string(),
+            n => format!("**{n} are model misses**: the model does not describe those cells"),
+        }
+    );
+}
+
+/// Where long polling's model needs a poll to time out but warm-up plus window are shorter
+/// than the timeout, says so: the timeout term is then untested.
+fn timeout_window(out: &mut String, view: &View) {
+    let untested = view.cells.iter().any(|c| {
+        let i = models::Inputs::of(view, c);
+        c.technique.descriptor().delivery == crate::model::technique::Delivery::Holds
+            && i.window_shorter_than_timeout()
+            && i.gap_ms() >= i.timeout_ms
+    });
+    if !untested {
+        return;
+    }
+    let s = &view.summary.scenario;
+    let _ = writeln!(
+        out,
+        "⚠ Some long-polling subscribers wait longer than the {} timeout between comments, \
+         but warm-up + window ({} + {}) is shorter than the timeout, so no poll could time out \
+         inside the window: the model's timeout term is not tested by this run. A window of at \
+         least the timeout beyond the warm-up would show it.\n",
+        humantime::format_duration(s.long_poll_timeout),
+        humantime::format_duration(s.warmup),
+        humantime::format_duration(s.duration),
+    );
 }
 
 /// Text safe inside a Markdown table cell.
@@ -511,7 +632,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(
-            "Short polling's mean was 504 ms; the model interval/2 + round trip predicts 504 ms."
+            "Short polling's mean was 504 ms; the model interval/2 + round trip predicts 500 ms."
         ));
         assert!(text.contains("Reconnects: sse 7 (seconds 7, 13)."));
         assert!(text.contains("Seconds with no delivery: long-polling 1 (second 9)."));
@@ -522,6 +643,73 @@ mod tests {
             text.contains("Short-polling made 1,000 requests at 1 comment/s, 99% of them empty (model: 1,000 requests, 99% empty)"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn repeated_cells_show_median_and_range_and_rank_only_apart_ranges() {
+        let mut summary = fixture::one_point();
+        summary.scenario.repeat = 3;
+        let first = summary.cells.clone();
+        for repeat in 1..3 {
+            for cell in &first {
+                let mut again = cell.clone();
+                again.repeat = repeat;
+                // Every run of a technique within 10% of its first.
+                again.latency.p50_us =
+                    cell.latency.p50_us + cell.latency.p50_us / 10 * u64::from(repeat);
+                summary.cells.push(again);
+            }
+        }
+        let text = report(&summary);
+        assert!(!text.contains("INCOMPLETE"), "12 of 12 runs ran");
+        assert!(
+            text.contains("| cells | 12 of 12 ran (4 cells × 3 repetitions"),
+            "{text}"
+        );
+        let table = &text[text.find("| technique | clients |").unwrap()..];
+        let rows = table.lines().take_while(|l| l.starts_with('|')).count();
+        assert_eq!(rows, 2 + 4, "the tables draw each cell's first run");
+        let ranking = &text[text.find("## What this run can rank").unwrap()..];
+        assert!(
+            ranking.contains("Each cell ran 3 times, interleaved"),
+            "{ranking}"
+        );
+        let p50 = ranking
+            .lines()
+            .find(|l| l.starts_with("- p50 latency"))
+            .unwrap();
+        // Three runs each: medians with their ranges.
+        assert!(p50.contains(") <") || p50.contains(") ≈"), "{p50}");
+        assert!(p50.matches('(').count() >= 4, "{p50}");
+    }
+
+    #[test]
+    fn the_models_section_says_when_a_window_cannot_show_a_timeout() {
+        // 1 comment/s to 50 users: 50 s between a user's comments, past the 30 s timeout,
+        // but warm-up 2 s + window 10 s never reach it.
+        let mut summary = fixture::rate_sweep();
+        let text = report(&summary);
+        assert!(
+            text.contains("so no poll could time out inside the window"),
+            "{text}"
+        );
+        assert!(text.contains("**Round trip** here is the network's own time to answer"));
+        assert!(text.contains("measurements are within 0.9-1.1× of their model"));
+        // A window past warm-up + timeout tests the term: no warning.
+        summary.scenario.duration = std::time::Duration::from_secs(60);
+        for cell in &mut summary.cells {
+            cell.window_seconds = 60.0;
+        }
+        let text = report(&summary);
+        assert!(!text.contains("so no poll could time out inside the window"));
+    }
+
+    #[test]
+    fn a_single_run_says_what_it_does_not_rank() {
+        let text = report(&fixture::one_point());
+        assert!(text.contains(
+            "Each cell ran once. Absolute times on this machine vary up to 2× from run to run"
+        ));
     }
 
     #[test]
