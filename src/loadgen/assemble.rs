@@ -52,7 +52,7 @@ pub fn assemble(observations: CellObservations) -> CellResult {
         agreement: agreement(&o.settled),
         kernel: kernel_totals(&o.settled),
         loadgen,
-        per_delivery: per_delivery(&client, &server, &o.merged.deliveries),
+        per_delivery: per_delivery(&client, &server, &loadgen, &o.merged.deliveries),
         timeline: o.merged.timeline.clone(),
         warnings: Vec::new(),
         deployment: spec.deployment,
@@ -63,6 +63,7 @@ pub fn assemble(observations: CellObservations) -> CellResult {
         server_unavailable: !o.server_figures,
         link: spec.link,
         faults: o.faults.clone(),
+        floor: None,
     };
     cell.warnings = warnings(&cell, o).iter().map(ToString::to_string).collect();
     cell
@@ -124,7 +125,12 @@ fn loadgen_use(client: &ClientDelta, window: &Window) -> LoadgenUse {
 /// Window costs over deliveries received in the window: a stall that pushes deliveries into
 /// the drain moves their bytes and CPU there too. The payload share is over the measured
 /// comments' deliveries, whose JSON is what `payload_bytes_delivered` counts.
-fn per_delivery(client: &ClientTotals, server: &ServerTotals, d: &Deliveries) -> PerDelivery {
+fn per_delivery(
+    client: &ClientTotals,
+    server: &ServerTotals,
+    loadgen: &LoadgenUse,
+    d: &Deliveries,
+) -> PerDelivery {
     let ratio = |value: f64, count: u64| if count > 0 { value / count as f64 } else { 0.0 };
     let in_window = d.delivered_in_window;
     PerDelivery {
@@ -132,6 +138,7 @@ fn per_delivery(client: &ClientTotals, server: &ServerTotals, d: &Deliveries) ->
         bytes: ratio((client.bytes_up + client.bytes_down) as f64, in_window),
         payload_bytes: ratio(client.payload_bytes_delivered as f64, d.delivered),
         server_cpu_us: ratio(server.cpu_seconds * 1e6, in_window),
+        loadgen_cpu_us: ratio(loadgen.cpu_seconds * 1e6, in_window),
     }
 }
 
@@ -711,6 +718,7 @@ mod tests {
                 bytes: 102_000.0 / 800.0,
                 payload_bytes: 150.0,
                 server_cpu_us: 1e6 / 800.0,
+                loadgen_cpu_us: 1e6 / 800.0,
             }
         );
         assert_eq!(cell.loadgen.cpu_seconds, 1.0);

@@ -69,6 +69,7 @@ struct RawScenario {
     h2_connections: Option<String>,
     faults: Option<super::faults_scenario::RawFaults>,
     network: Option<RawNetwork>,
+    floor: Option<bool>,
 }
 
 /// `[network]`: the subscribers' link, whose `rtt`, `bandwidth` and `aggregate_bandwidth` may
@@ -280,6 +281,23 @@ impl Validator<'_> {
                 "needs publish.audience = \"broadcast\", so the slow and the other subscribers expect the same comments",
             ));
         }
+        let floor = raw.floor.unwrap_or(false);
+        if floor
+            && !techniques
+                .iter()
+                .any(|t| matches!(t, Technique::Sse | Technique::WebSocket))
+        {
+            return Err(self.invalid(
+                "floor",
+                "compares SSE and WebSocket cells with the floor server: list \"sse\" or \"websocket\" in techniques",
+            ));
+        }
+        if floor && !faults.is_empty() {
+            return Err(self.invalid(
+                "floor",
+                "the floor server has no faults to suffer: use a scenario without [faults]",
+            ));
+        }
         Ok(Scenario {
             name,
             description: raw.description.trim().to_string(),
@@ -303,6 +321,7 @@ impl Validator<'_> {
             h2_connections,
             network,
             faults,
+            floor,
         })
     }
 

@@ -94,6 +94,11 @@ pub struct Scenario {
     /// How HTTP/2 subscribers share connections.
     #[serde(default, skip_serializing_if = "is_default")]
     pub h2_connections: H2Connections,
+    /// `floor = true`: each SSE and WebSocket cell runs a second time against the floor
+    /// server (`pushlab-floor`, a bare tokio server writing the same bytes), and the report
+    /// holds pushlab's figures against it.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub floor: bool,
 }
 
 /// The HTTP version a cell's subscribers speak (`http = ["1.1", "2"]`).
