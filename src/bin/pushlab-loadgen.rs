@@ -115,6 +115,9 @@ enum Bench {
         /// The pushlab-server binary to start [default: the one beside this binary].
         #[arg(long)]
         server_binary: Option<PathBuf>,
+        /// Run the load generator's pollers only: no wrk (nothing is installed).
+        #[arg(long)]
+        without_wrk: bool,
     },
 }
 
@@ -192,6 +195,7 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                     connections,
                     duration,
                     server_binary,
+                    without_wrk,
                 },
         } => {
             let bench = PollBench {
@@ -199,6 +203,7 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 duration,
                 server_binary: server_binary.unwrap_or_else(sibling_server_binary),
                 wrk_threads: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+                without_wrk,
             };
             bench.check()?;
             bench_polls(bench)

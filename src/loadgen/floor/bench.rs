@@ -40,6 +40,8 @@ pub struct PollBench {
     pub server_binary: PathBuf,
     /// wrk's threads (`-t`): the load generator's runtime has one worker per core.
     pub wrk_threads: u32,
+    /// Measure the load generator's pollers only (no wrk, nothing installed).
+    pub without_wrk: bool,
 }
 
 impl PollBench {
@@ -122,7 +124,12 @@ pub async fn polls(
     let mut stats = StatsReader::new(addr);
     let loadgen = loadgen_polls(bench, addr, &mut stats).await?;
     let url = format!("http://{addr}/poll?user=bench");
-    let (wrk, wrk_missing) = match wrk_available(say) {
+    let available = if bench.without_wrk {
+        Err("not asked for (--without-wrk)".to_string())
+    } else {
+        wrk_available(say)
+    };
+    let (wrk, wrk_missing) = match available {
         Ok(()) => {
             let before = stats.read().await?.process.cpu_seconds;
             match run_wrk(bench, &url).await {
@@ -285,6 +292,7 @@ mod tests {
             duration: Duration::from_secs(5),
             server_binary: "x".into(),
             wrk_threads: 2,
+            without_wrk: true,
         };
         assert!(
             bench
