@@ -865,6 +865,24 @@ rate = 10
     }
 
     #[test]
+    fn floor_is_off_by_default_and_needs_a_push_technique_and_no_faults() {
+        assert!(!Scenario::parse(GOOD, "t.toml").unwrap().floor);
+        let on = GOOD.replace("duration", "floor = true\nduration");
+        assert!(Scenario::parse(&on, "t.toml").unwrap().floor);
+        let polls_only = on.replace(
+            "techniques = [\"sse\", \"websocket\"]",
+            "techniques = [\"short-polling\"]",
+        );
+        let error = Scenario::parse(&polls_only, "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("`floor`"), "{error}");
+        let faults = format!("{on}[faults]\nrestart = [\"1s\"]\n");
+        let error = Scenario::parse(&faults, "t.toml").unwrap_err().to_string();
+        assert!(error.contains("`floor`"), "{error}");
+    }
+
+    #[test]
     fn deployments_default_to_one_in_memory_server_and_sweep_when_listed() {
         let scenario = Scenario::parse(GOOD, "t.toml").unwrap();
         assert_eq!(scenario.deployments, [Deployment::default()]);
