@@ -5,6 +5,8 @@
 mod browser;
 // `pushlab-loadgen conform` against pushlab-server and the Python example (python3-aiohttp).
 mod conform;
+// The floor server's bytes, `floor = true` cells, and `bench polls`.
+mod floor;
 // The module graph of src/: a DAG with model at the bottom.
 mod layout;
 // The link emulator's relay: delays, bandwidth, and bytes and closes forwarded faithfully.

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use pushlab::loadgen::conform::{self, ConformOptions, Verdict};
+use pushlab::loadgen::floor::bench::{self as floor_bench, PollBench};
 use pushlab::loadgen::link::probe;
 use pushlab::loadgen::merge;
 use pushlab::loadgen::netns;
@@ -106,10 +107,37 @@ enum Command {
     /// subscribers, taking orders on stdin and reporting on stdout (started by `run`).
     #[command(hide = true)]
     Worker,
+    /// Benchmarks the load generator itself against a reference tool.
+    Bench {
+        #[command(subcommand)]
+        what: Bench,
+    },
     /// Redraws the charts and report of a run folder from its summary.json.
     Report {
         /// A run folder, e.g. results/quick/2026-11-25T14-00-00Z.
         run_dir: PathBuf,
+    },
+}
+
+/// What `bench` measures.
+#[derive(Subcommand, Debug)]
+enum Bench {
+    /// The load generator's short-polling client and wrk against the same pushlab-server
+    /// `/poll` (one it starts on a free port), each polling back to back on N keep-alive
+    /// connections; prints both rates and loadgen/wrk (installs wrk with apt-get if missing).
+    Polls {
+        /// Keep-alive connections on each side (wrk's -c).
+        #[arg(long, default_value_t = 64)]
+        connections: u32,
+        /// How long each side polls (whole seconds, as wrk takes it).
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        duration: std::time::Duration,
+        /// The pushlab-server binary to start [default: the one beside this binary].
+        #[arg(long)]
+        server_binary: Option<PathBuf>,
+        /// Run the load generator's pollers only: no wrk (nothing is installed).
+        #[arg(long)]
+        without_wrk: bool,
     },
 }
 
@@ -183,6 +211,25 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Worker => worker(),
         Command::Merge { run_dirs, out } => merge_shards(&run_dirs, &out),
+        Command::Bench {
+            what:
+                Bench::Polls {
+                    connections,
+                    duration,
+                    server_binary,
+                    without_wrk,
+                },
+        } => {
+            let bench = PollBench {
+                connections,
+                duration,
+                server_binary: server_binary.unwrap_or_else(sibling_server_binary),
+                wrk_threads: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+                without_wrk,
+            };
+            bench.check()?;
+            bench_polls(bench)
+        }
         Command::Report { run_dir } => {
             let summary = report::load_summary(&run_dir)?;
             for path in report::write_report(&run_dir, &summary)? {
@@ -337,6 +384,46 @@ fn merge_shards(run_dirs: &[PathBuf], out: &Path) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("writing the report in {}", out.display()))?;
     println!("{}", report::table::render(&merged.summary));
     println!("merged {} shards into {}", runs.len(), out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+#[tokio::main]
+async fn bench_polls(bench: PollBench) -> anyhow::Result<ExitCode> {
+    let logs = tempfile::tempdir()?;
+    println!(
+        "bench polls: {} connections, {} each, against a fresh pushlab-server",
+        bench.connections,
+        humantime::format_duration(bench.duration)
+    );
+    let result = floor_bench::polls(&bench, logs.path(), &mut |line| println!("{line}")).await?;
+    let loadgen = result.loadgen;
+    println!(
+        "loadgen pollers: {:>9.0} polls/s ({} in {:.2} s); CPU per poll: generator {:.1} us, server {:.1} us",
+        loadgen.per_second(),
+        loadgen.requests,
+        loadgen.seconds,
+        loadgen.client_cpu_us,
+        loadgen.server_cpu_us
+    );
+    match (&result.wrk, &result.wrk_missing) {
+        (Some(wrk), _) => println!(
+            "wrk:             {:>9.0} polls/s ({} in {:.2} s); CPU per poll: server {:.1} us",
+            wrk.per_second(),
+            wrk.requests,
+            wrk.seconds,
+            wrk.server_cpu_us
+        ),
+        (None, Some(why)) => println!("wrk:             not measured: {why}"),
+        (None, None) => {}
+    }
+    if let Some(ratio) = result.ratio() {
+        let verdict = if ratio >= 1.0 {
+            "at least wrk's rate"
+        } else {
+            "below wrk's rate"
+        };
+        println!("loadgen/wrk:     {ratio:.2}x ({verdict}; goal >= 1.0x)");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -53,7 +53,7 @@ pub fn assemble(observations: CellObservations) -> CellResult {
         agreement: agreement(&o.settled),
         kernel: kernel_totals(&o.settled),
         loadgen,
-        per_delivery: per_delivery(&client, &server, &o.merged.deliveries),
+        per_delivery: per_delivery(&client, &server, &loadgen, &o.merged.deliveries),
         timeline: o.merged.timeline.clone(),
         warnings: Vec::new(),
         deployment: spec.deployment,
@@ -71,6 +71,7 @@ pub fn assemble(observations: CellObservations) -> CellResult {
         whole_cell: whole_cell_counts(o),
         // The runner numbers the repetitions; the cell itself does not know its own.
         repeat: 0,
+        floor: None,
     };
     cell.warnings = warnings(&cell, o).iter().map(ToString::to_string).collect();
     cell
@@ -135,6 +136,7 @@ fn loadgen_use(client: &ClientDelta, window: &Window) -> LoadgenUse {
 pub(crate) fn per_delivery(
     client: &ClientTotals,
     server: &ServerTotals,
+    loadgen: &LoadgenUse,
     d: &Deliveries,
 ) -> PerDelivery {
     let ratio = |value: f64, count: u64| if count > 0 { value / count as f64 } else { 0.0 };
@@ -144,6 +146,7 @@ pub(crate) fn per_delivery(
         bytes: ratio((client.bytes_up + client.bytes_down) as f64, in_window),
         payload_bytes: ratio(client.payload_bytes_delivered as f64, d.delivered),
         server_cpu_us: ratio(server.cpu_seconds * 1e6, in_window),
+        loadgen_cpu_us: ratio(loadgen.cpu_seconds * 1e6, in_window),
     }
 }
 
@@ -737,6 +740,7 @@ mod tests {
                 bytes: 102_000.0 / 800.0,
                 payload_bytes: 150.0,
                 server_cpu_us: 1e6 / 800.0,
+                loadgen_cpu_us: 1e6 / 800.0,
             }
         );
         assert_eq!(cell.loadgen.cpu_seconds, 1.0);

@@ -13,7 +13,7 @@ use super::assemble::{latency_summary, per_delivery};
 use super::recorder::{PartialRecord, new_histogram};
 use crate::model::results::{
     ByteAgreement, CellResult, ClientTotals, Connecting, IdleMemory, KernelTotals, LoadgenUse,
-    RedisUse, RunSummary, ServerTotals,
+    RedisUse, RunSummary, ServerTotals, WholeCell,
 };
 use crate::report::{self, hgrm};
 
@@ -346,7 +346,7 @@ fn merge_cell(
         agreement,
         kernel,
         loadgen,
-        per_delivery: per_delivery(&client, &server, &deliveries),
+        per_delivery: per_delivery(&client, &server, &loadgen, &deliveries),
         timeline,
         warnings,
         instances: cells.iter().flat_map(|c| c.instances.clone()).collect(),
@@ -354,6 +354,17 @@ fn merge_cell(
         idle_memory,
         connecting,
         server_unavailable: cells.iter().any(|c| c.server_unavailable),
+        whole_cell: cells
+            .iter()
+            .map(|c| c.whole_cell)
+            .collect::<Option<Vec<WholeCell>>>()
+            .map(|all| WholeCell {
+                requests: all.iter().map(|w| w.requests).sum(),
+                connections_opened: all.iter().map(|w| w.connections_opened).sum(),
+            }),
+        // Each shard's floor cell drove a floor server of its own, at its share: not a floor
+        // for the merged cell.
+        floor: None,
         ..first.clone()
     }
 }

@@ -12,6 +12,7 @@ pub mod conform;
 pub mod deploy;
 pub mod faults;
 mod faults_scenario;
+pub mod floor;
 pub mod link;
 pub mod merge;
 pub mod netns;

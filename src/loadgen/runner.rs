@@ -7,8 +7,8 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use tokio_util::sync::CancellationToken;
 
-use super::cell::run_cell;
 use super::deploy::DeployError;
+use super::floor::run_cell_with_floor;
 use super::preflight::{self, Preflight, PreflightError};
 use super::target::TargetError;
 use crate::model::results::{CellResult, Machine, RunSummary, SCHEMA_VERSION};
@@ -113,7 +113,7 @@ pub async fn run(
     for (index, (repeat, spec)) in runs.iter().enumerate() {
         progress.start_cell(index, spec);
         let outcome = tokio::select! {
-            outcome = run_cell(scenario, spec, index, &run_dir, options) => outcome,
+            outcome = run_cell_with_floor(scenario, spec, index, &run_dir, options) => outcome,
             _ = options.interrupt.cancelled() => Err(RunError::Interrupted),
         };
         match outcome {

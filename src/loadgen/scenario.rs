@@ -71,6 +71,7 @@ struct RawScenario {
     network: Option<RawNetwork>,
     load: Option<RawLoad>,
     repeat: Option<i64>,
+    floor: Option<bool>,
 }
 
 /// `[load]`: worker processes and source addresses.
@@ -309,6 +310,23 @@ impl Validator<'_> {
                 ));
             }
         }
+        let floor = raw.floor.unwrap_or(false);
+        if floor
+            && !techniques
+                .iter()
+                .any(|t| matches!(t, Technique::Sse | Technique::WebSocket))
+        {
+            return Err(self.invalid(
+                "floor",
+                "compares SSE and WebSocket cells with the floor server: list \"sse\" or \"websocket\" in techniques",
+            ));
+        }
+        if floor && !faults.is_empty() {
+            return Err(self.invalid(
+                "floor",
+                "the floor server has no faults to suffer: use a scenario without [faults]",
+            ));
+        }
         Ok(Scenario {
             name,
             description: raw.description.trim().to_string(),
@@ -334,6 +352,7 @@ impl Validator<'_> {
             faults,
             load,
             repeat,
+            floor,
         })
     }
 
@@ -941,6 +960,24 @@ rate = 10
         let empty = GOOD.replace("[\"sse\", \"websocket\"]", "[]");
         let error = Scenario::parse(&empty, "t.toml").unwrap_err().to_string();
         assert!(error.contains("`techniques`"), "{error}");
+    }
+
+    #[test]
+    fn floor_is_off_by_default_and_needs_a_push_technique_and_no_faults() {
+        assert!(!Scenario::parse(GOOD, "t.toml").unwrap().floor);
+        let on = GOOD.replace("duration", "floor = true\nduration");
+        assert!(Scenario::parse(&on, "t.toml").unwrap().floor);
+        let polls_only = on.replace(
+            "techniques = [\"sse\", \"websocket\"]",
+            "techniques = [\"short-polling\"]",
+        );
+        let error = Scenario::parse(&polls_only, "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("`floor`"), "{error}");
+        let faults = format!("{on}[faults]\nrestart = [\"1s\"]\n");
+        let error = Scenario::parse(&faults, "t.toml").unwrap_err().to_string();
+        assert!(error.contains("`floor`"), "{error}");
     }
 
     #[test]

@@ -129,6 +129,10 @@ pub struct CellResult {
     /// all again); left out for the first, so single runs read as before the key.
     #[serde(default, skip_serializing_if = "is_zero_u32")]
     pub repeat: u32,
+    /// The same cell run against the floor server (`floor = true`), minutes apart on the
+    /// same machine; absent from other runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub floor: Option<FloorFigures>,
 }
 
 /// The server's whole-cell counts for the cell's technique (every instance summed).
@@ -137,6 +141,23 @@ pub struct WholeCell {
     /// HTTP requests served (WebSocket: upgrade requests; SSE: the GET of each stream).
     pub requests: u64,
     pub connections_opened: u64,
+}
+
+/// What the same cell measured against the floor server (`pushlab-floor`: a bare tokio
+/// server writing the same bytes from one broadcast), to hold pushlab's figures against.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FloorFigures {
+    pub p50_us: u64,
+    pub p99_us: u64,
+    /// The floor server's CPU per delivery, microseconds, as `per_delivery.server_cpu_us`.
+    pub server_cpu_us: f64,
+    /// The load generator's CPU per delivery in the floor's cell.
+    pub loadgen_cpu_us: f64,
+    pub delivered: u64,
+    pub expected: u64,
+    /// The floor cell's own warnings (a floor cell that lost comments is no floor).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// Server memory held by idle subscriber connections (all instances summed).
@@ -363,6 +384,10 @@ pub struct PerDelivery {
     /// Of `bytes`, the comment JSON itself.
     pub payload_bytes: f64,
     pub server_cpu_us: f64,
+    /// The load generator's CPU per delivery (its whole process: subscribers, publisher and
+    /// recorder), to hold against the server's; 0 in runs made before the field.
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    pub loadgen_cpu_us: f64,
 }
 
 /// One second of the window.
@@ -377,6 +402,10 @@ pub struct TimelinePoint {
     pub max_us: u64,
     /// Reconnects started in that second.
     pub reconnects: u64,
+}
+
+fn is_zero_f64(value: &f64) -> bool {
+    *value == 0.0
 }
 
 fn is_zero(value: &u64) -> bool {

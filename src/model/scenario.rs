@@ -99,6 +99,11 @@ pub struct Scenario {
     /// default, every run before the key) is left out of results files.
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub repeat: u32,
+    /// `floor = true`: each SSE and WebSocket cell runs a second time against the floor
+    /// server (`pushlab-floor`, a bare tokio server writing the same bytes), and the report
+    /// holds pushlab's figures against it.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub floor: bool,
     /// How the load generator spreads its subscribers over processes and source addresses.
     #[serde(default, skip_serializing_if = "is_default")]
     pub load: Load,

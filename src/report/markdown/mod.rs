@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 mod captions;
 mod deployments;
 mod faults;
+mod floor;
 mod glossary;
 mod ranking;
 mod scale;
@@ -37,6 +38,7 @@ pub fn render(view: &View, charts: &[ChartPlan]) -> String {
     ranking::rankings(&mut out, view);
     faults::section(&mut out, view);
     scale::section(&mut out, view);
+    floor::sections(&mut out, view);
     captions::chart_sections(&mut out, view, charts);
     let glossary = glossary::section(&out);
     out.push_str(&glossary);
