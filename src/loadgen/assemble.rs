@@ -63,6 +63,8 @@ pub fn assemble(observations: CellObservations) -> CellResult {
         server_unavailable: !o.server_figures,
         link: spec.link,
         faults: o.faults.clone(),
+        // Filled by the cell runner from its recording subscriber.
+        wire: None,
     };
     cell.warnings = warnings(&cell, o).iter().map(ToString::to_string).collect();
     cell

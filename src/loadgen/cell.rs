@@ -38,8 +38,8 @@ use crate::model::results::CellResult;
 use crate::model::scenario::{Audience, CellSpec, H2Connections, HttpVersion, Scenario};
 use crate::model::stats::AccountStats;
 use crate::model::stats::StatsSnapshot;
-use crate::net::ByteMeter;
-use crate::techniques::{ClientCounters, ClientSettings, Subscriber, Target, Technique};
+use crate::net::{ByteMeter, Tape};
+use crate::techniques::{ClientCounters, ClientSettings, Subscriber, TapedSink, Target, Technique};
 
 /// Runs one cell; returns its result and its latency histogram. A cell with slow
 /// subscribers runs a second time without them, as its control (its server log goes to
@@ -241,7 +241,7 @@ async fn run_once(
                 + settled.user_timeouts,
         }
     });
-    let cell = assemble(CellObservations {
+    let mut cell = assemble(CellObservations {
         index,
         spec: *spec,
         audience: scenario.audience,
@@ -257,6 +257,7 @@ async fn run_once(
         merged,
         faults,
     });
+    cell.wire = subscribers.tape.as_ref().and_then(|tape| tape.capture());
     Ok((cell, histogram, slow))
 }
 
@@ -382,6 +383,8 @@ struct Subscribers {
     ready: u64,
     /// What the fault injector acts on, by subscriber; empty in cells without faults.
     faults: Vec<FaultHandle>,
+    /// The first subscriber's first connection, recorded for the report's "on the wire".
+    tape: Option<Arc<Tape>>,
 }
 
 /// Starts every subscriber from the same known cursor, so none can miss a measured comment
@@ -405,6 +408,7 @@ async fn connect_subscribers(
         clients: spec.clients,
         ready: 0,
         faults: Vec::new(),
+        tape: Some(Tape::new()),
     };
     // HTTP/2: one connection per instance for all its subscribers, or one each.
     let shared: Vec<Arc<SharedH2>> = (0..subscribers.meters.len() as u32)
@@ -448,6 +452,7 @@ async fn connect_subscribers(
                 .slow
                 .filter(|_| i < scenario.faults.slow_count(spec.clients))
                 .map(|s| s.read_bytes_per_s),
+            tape: (i == 0).then(|| subscribers.tape.clone()).flatten(),
         };
         let mut record = SubscriberRecord::new(
             subscribers.started.clone(),
@@ -468,7 +473,16 @@ async fn connect_subscribers(
         }
         let technique = spec.technique;
         subscribers.tasks.spawn(async move {
-            technique.run_client(&subscriber, &mut record).await;
+            match subscriber.tape.clone() {
+                Some(tape) => {
+                    let mut taped = TapedSink {
+                        inner: &mut record,
+                        tape,
+                    };
+                    technique.run_client(&subscriber, &mut taped).await;
+                }
+                None => technique.run_client(&subscriber, &mut record).await,
+            }
             (i, record)
         });
     }

@@ -105,6 +105,11 @@ pub struct CellResult {
     /// unavailable and left at zero; the subscribers' own figures stand.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub server_unavailable: bool,
+    /// One subscriber's first connection as its counting client recorded it, up to the first
+    /// comment it parsed: the report's "on the wire". Absent from runs before it, and where no
+    /// subscriber connection of its own was recorded (a shared HTTP/2 connection).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wire: Option<super::wire::WireCapture>,
 }
 
 /// Server memory held by idle subscriber connections (all instances summed).

@@ -22,6 +22,7 @@ pub mod charts;
 pub mod csv;
 pub mod figures;
 pub mod fmt;
+pub mod handout;
 pub mod hgrm;
 pub mod json;
 pub mod markdown;

@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 mod captions;
 mod deployments;
 mod faults;
+pub mod wire;
 
 use super::figures::{has_warnings, server_restarted, share};
 use super::fmt::{int, mib, num, pct};
@@ -31,6 +32,7 @@ pub fn render(view: &View, charts: &[ChartPlan]) -> String {
     link_share(&mut out, view);
     models(&mut out, view);
     faults::section(&mut out, view);
+    wire::section(&mut out, view);
     captions::chart_sections(&mut out, view, charts);
     out
 }
