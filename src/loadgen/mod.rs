@@ -21,5 +21,6 @@ pub mod publisher;
 pub mod recorder;
 pub mod runner;
 pub mod scenario;
+pub mod study;
 pub mod target;
 pub mod warning;

@@ -537,6 +537,7 @@ fn over_an_emulated_link_every_technique_delivers_with_agreeing_byte_counts() {
     );
 }
 mod faults;
+mod study;
 
 /// `publish.tabs`: two subscribers per user, each expecting every comment addressed to that
 /// user; pushlab-server feeds both tabs, so nothing is missing.

@@ -520,9 +520,10 @@ fn claim_5(runs: &[StudyRun], probes: Option<&Probes>) -> Answer {
             let _ = write!(
                 figure,
                 " Sending upstream therefore takes another request: {} publishes of {} B \
-                 comments cost {} up and {} down each by `POST /publish` on a keep-alive \
+                 comments cost {} up and {} down each by `POST /comments` on a keep-alive \
                  connection (answer after {} at the median), against {} up and {} down as a \
-                 frame on an open WebSocket (acknowledged after {}), whose upgrade cost {} once.",
+                 frame on an open WebSocket (acknowledged after {}), whose upgrade and first frame cost \
+                 {} once.",
                 int(u.publishes),
                 int(u.payload_bytes),
                 bytes(u.post.bytes_up),
@@ -632,9 +633,9 @@ fn claim_7(runs: &[StudyRun]) -> Answer {
             "Server memory per idle subscriber, all connected, nothing published yet: SSE {} \
              ({} connections), short polling with keep-alive {} ({} connections); at {}/s the \
              server used {} µs of CPU per SSE delivery against {} µs per short-polling \
-             delivery. A held connection costs memory, not CPU, while idle (resident memory \
-             moves in pages, so read per-connection figures at a few hundred clients as \
-             rough).",
+             delivery. What a held connection costs while idle is memory; the lab did not \
+             measure idle CPU (resident memory moves in pages, so read per-connection figures \
+             at a few hundred clients as rough).",
             bytes(m.bytes_per_connection),
             int(m.connections),
             bytes(p.bytes_per_connection),
@@ -783,6 +784,10 @@ fn claim_9(runs: &[StudyRun]) -> Answer {
             " Missing: a cell over a real round trip with comments faster than one per round trip.",
         ),
     }
+    figure.push_str(
+        " \"Many clients still load the server\": each long poller holds a connection as an \
+         SSE client does, so claim 7's figures apply.",
+    );
     Answer {
         verdict: verdict_9(
             lp.per_delivery.requests,
@@ -814,13 +819,14 @@ fn claim_10(runs: &[StudyRun], probes: Option<&Probes>) -> Answer {
         Some(h) => format!(
             "The upgrade, once per connection: a {} B request (GET with `Upgrade: websocket` \
              and a `Sec-WebSocket-Key`) answered by a {} B `101 Switching Protocols` after {} \
-             (one subscriber of the {} clients cell, on loopback; {} connections opened in that \
-             cell). After it, a comment costs a frame header of 2 B on top of its JSON.",
+             (one subscriber's first connection in the {}-client cell of `{}`, on loopback). \
+             After it, a comment costs a frame header of 2 to 4 B on top of its JSON (see on \
+             the wire).",
             int(h.request),
             int(h.response),
             ms(h.answer_us as f64),
             int(u64::from(cell.clients)),
-            int(cell.client.connections_opened)
+            run.summary.scenario.name
         ),
         None => "The recorded opening holds no complete upgrade.".into(),
     };
@@ -842,10 +848,11 @@ fn claim_10(runs: &[StudyRun], probes: Option<&Probes>) -> Answer {
          authentication are not exercised by this lab (no browser origin, no credentials). \
          The server needed a WebSocket implementation (tokio-tungstenite, claim 1's table).",
     );
+    // No chart draws the handshake: the exchange under "On the wire" shows it.
     Answer {
         verdict: verdict_10(switched, acked),
         figure,
-        chart: chart(run, |k| matches!(k, ChartKind::Cost)),
+        chart: None,
     }
 }
 
@@ -888,6 +895,40 @@ pub fn render(runs: &[StudyRun], probes: Option<&Probes>) -> String {
             if s.interrupted { " (interrupted)" } else { "" }
         );
     }
+    if let Some(p) = probes {
+        let _ = writeln!(
+            out,
+            "- [`{PROBES_FILE}`]({PROBES_FILE}): against a fresh server with default settings, \
+             {}{}",
+            if p.upstream.is_some() {
+                "publishes by POST and over a WebSocket"
+            } else {
+                "no upstream probe"
+            },
+            if p.url_limit.is_some() {
+                ", and the longest URL `GET /sse` accepts"
+            } else {
+                ""
+            }
+        );
+    }
+    if let Some(p) = probes {
+        let _ = writeln!(
+            out,
+            "- [`{PROBES_FILE}`]({PROBES_FILE}): against a fresh server with default settings, \
+             {}{}",
+            if p.upstream.is_some() {
+                "publishes by POST and over a WebSocket"
+            } else {
+                "no upstream probe"
+            },
+            if p.url_limit.is_some() {
+                ", and the longest URL `GET /sse` accepts"
+            } else {
+                ""
+            }
+        );
+    }
     out.push('\n');
     let answers = answers(runs, probes);
     out.push_str("| claim | verdict |\n| ---: | --- |\n");
@@ -918,38 +959,56 @@ pub fn render(runs: &[StudyRun], probes: Option<&Probes>) -> String {
     out
 }
 
-/// Every technique's recorded exchange, from the first run that has one.
+/// Every technique's recorded exchange, from the first run that has one, and one delivered
+/// comment's bytes by layer in every plain cell that recorded one.
 fn on_the_wire(out: &mut String, runs: &[StudyRun]) {
-    let mut shown = Vec::new();
     let mut body = String::new();
-    for run in runs {
-        let view = View::new(&run.summary);
-        for technique in Technique::ALL {
-            if shown.contains(&technique) {
-                continue;
-            }
-            if let Some(cell) = view
-                .cells
-                .iter()
-                .find(|c| c.technique == technique && c.wire.is_some() && plain(c))
-            {
-                wire::technique_part(&mut body, &view, cell);
-                shown.push(technique);
-            }
-        }
+    for technique in Technique::ALL {
+        let mut cells: Vec<(&StudyRun, &CellResult)> = all_cells(runs)
+            .into_iter()
+            .filter(|(_, c)| c.technique == technique && c.wire.is_some() && plain(c))
+            .collect();
+        // The rarest comments first: its exchange is the shortest to read (a fast poll's
+        // answer holds dozens of comments), whatever order the runs were given in.
+        cells.sort_by(|(ra, a), (rb, b)| {
+            per_subscriber_rate(ra, a).total_cmp(&per_subscriber_rate(rb, b))
+        });
+        let Some((first_run, first)) = cells.first() else {
+            continue;
+        };
+        wire::exchange_part(&mut body, &View::new(&first_run.summary), first);
+        let columns: Vec<(String, &CellResult)> = cells
+            .iter()
+            .map(|(r, c)| {
+                (
+                    format!(
+                        "{}: {} clients, {}/s each",
+                        r.summary.scenario.name,
+                        int(u64::from(c.clients)),
+                        num(per_subscriber_rate(r, c))
+                    ),
+                    *c,
+                )
+            })
+            .collect();
+        wire::breakdown_table(&mut body, &columns);
     }
-    if shown.is_empty() {
+    if body.is_empty() {
         out.push_str("## On the wire\n\nMissing: no run recorded an exchange.\n");
         return;
     }
     out.push_str(
         "## On the wire\n\nOne subscriber's first connection per technique, recorded by the \
          load generator's counting client: its opening and the exchange that carried its \
-         first comment (`\\r\\n` is CRLF, `\\xNN` a byte that is not text), and one delivered \
-         comment's bytes by layer over its cell's window. TCP/IP headers are the kernel's \
-         segments on the subscribers' sockets at 52 B each (IPv4 20 B + TCP 32 B with \
-         timestamps), in the window's share of the cell's bytes; loopback's 64 KiB MTU makes \
-         fewer, larger segments than Ethernet would.\n\n",
+         first comment (`\\r\\n` is CRLF, `\\xNN` a byte that is not text). Below each, one \
+         delivered comment's bytes by layer over each cell's window: the HTTP heads are the \
+         recorded heads times the requests (polls) or connections opened (streams) per \
+         delivered comment, framing is the rest of what the sockets counted beyond the \
+         comment's JSON. TCP/IP headers are the kernel's segments on the subscribers' \
+         sockets at 52 B each (IPv4 20 B + TCP 32 B with timestamps), counted over the whole \
+         cell and taken in the window's share of its bytes: connection set-up and close are \
+         in them, which weighs where each subscriber received few comments; loopback's \
+         64 KiB MTU makes fewer, larger segments than Ethernet would.\n\n",
     );
     out.push_str(&body);
 }

@@ -177,7 +177,8 @@ fn what_it_shows(technique: Technique) -> &'static str {
         Technique::WebSocket => {
             "One upgrade (GET with `Upgrade: websocket`, answered `101 Switching Protocols`), \
              then each comment is one frame: 2 B of header before the JSON (`\\x81` is a final \
-             text frame, the next byte its length)."
+             text frame, the next byte its length; past 125 B that byte is 126, `~`, and two \
+             more bytes hold the length)."
         }
         Technique::Sse => {
             "One GET answered with `text/event-stream` and left open; each comment is an event: \
@@ -217,6 +218,12 @@ pub(super) fn section(out: &mut String, view: &View) {
 
 /// One technique's exchange and breakdown.
 pub fn technique_part(out: &mut String, view: &View, cell: &CellResult) {
+    exchange_part(out, view, cell);
+    breakdown_table(out, &[(String::new(), cell)]);
+}
+
+/// A technique's heading, what its exchange shows, and the exchange as recorded.
+pub fn exchange_part(out: &mut String, view: &View, cell: &CellResult) {
     let Some(capture) = &cell.wire else {
         return;
     };
@@ -231,10 +238,12 @@ pub fn technique_part(out: &mut String, view: &View, cell: &CellResult) {
     out.push_str(&exchange_text(&capture.opening));
     if !capture.delivery.is_empty() {
         if capture.skipped_exchanges > 0 {
+            let n = capture.skipped_exchanges;
             let _ = writeln!(
                 out,
-                "   … {} more exchanges on this connection …",
-                int(capture.skipped_exchanges)
+                "   … {} more exchange{} on this connection …",
+                int(n),
+                if n == 1 { "" } else { "s" }
             );
         }
         out.push_str(&exchange_text(&capture.delivery));
@@ -243,28 +252,54 @@ pub fn technique_part(out: &mut String, view: &View, cell: &CellResult) {
         out.push_str("   (no comment arrived on this connection before it ended)\n");
     }
     out.push_str("```\n\n");
-    match breakdown(cell) {
-        Some(b) => {
-            let counted = b.payload + b.heads + b.framing;
-            let _ = writeln!(
-                out,
-                "| one delivered comment | bytes |\n| --- | ---: |\n\
-                 | payload (the comment JSON) | {} |\n\
-                 | protocol framing | {} |\n\
-                 | HTTP heads | {} |\n\
-                 | counted at the sockets | {} |\n\
-                 | TCP/IP headers | {} |\n\
-                 | on the wire | {} |\n",
-                bytes(b.payload),
-                bytes(b.framing),
-                bytes(b.heads),
-                bytes(counted),
-                b.tcp_ip.map_or("n/a".into(), bytes),
-                bytes(b.total()),
-            );
-        }
-        None => out.push_str("No delivery in the window to break down.\n\n"),
+}
+
+/// A row of the breakdown table: its name and how to show a cell's figure.
+type Row<'a> = (&'a str, &'a dyn Fn(&Breakdown) -> String);
+
+/// One delivered comment's bytes by layer, a column per cell (headed by its label when
+/// there are several).
+pub fn breakdown_table(out: &mut String, columns: &[(String, &CellResult)]) {
+    let columns: Vec<(&str, Breakdown)> = columns
+        .iter()
+        .filter_map(|(label, cell)| breakdown(cell).map(|b| (label.as_str(), b)))
+        .collect();
+    if columns.is_empty() {
+        out.push_str("No delivery in the window to break down.\n\n");
+        return;
     }
+    let mut head = String::from("| one delivered comment |");
+    let mut rule = String::from("| --- |");
+    for (label, _) in &columns {
+        let _ = write!(
+            head,
+            " {} |",
+            if label.is_empty() { "bytes" } else { label }
+        );
+        rule.push_str(" ---: |");
+    }
+    let _ = writeln!(out, "{head}\n{rule}");
+    let rows: [Row; 6] = [
+        ("payload (the comment JSON)", &|b| bytes(b.payload)),
+        ("protocol framing", &|b| bytes(b.framing)),
+        ("HTTP heads", &|b| bytes(b.heads)),
+        ("counted at the sockets", &|b| {
+            bytes(b.payload + b.heads + b.framing)
+        }),
+        (
+            "TCP/IP headers (the cell's segments × 52 B, in the window's share of its bytes)",
+            &|b| b.tcp_ip.map_or("n/a".into(), bytes),
+        ),
+        ("on the wire", &|b| bytes(b.total())),
+    ];
+    for (name, value) in rows {
+        let mut row = format!("| {name} |");
+        for (_, b) in &columns {
+            let _ = write!(row, " {} |", value(b));
+        }
+        let _ = writeln!(out, "{row}");
+    }
+    out.push('\n');
 }
 
 #[cfg(test)]
