@@ -494,12 +494,14 @@ impl Meter for ByteMeter {
 /// to the end of the first response head) and the exchange that carried the first delivered
 /// comment, which the owner marks with [`Tape::delivered`]. Each side's consecutive reads or
 /// writes merge into one turn; at most [`Tape::LIMIT`] bytes are kept per part, so a tape on
-/// a busy connection stays small. Recording stops at the delivery, so it costs one branch
-/// per read afterwards.
+/// a busy connection stays small. Recording stops at the delivery, after which a read or
+/// write costs one atomic load.
 #[derive(Debug, Default)]
 pub struct Tape {
     /// Set by the first connection that records here.
     attached: std::sync::atomic::AtomicBool,
+    /// Set at the delivery: later reads and writes check only this.
+    frozen: std::sync::atomic::AtomicBool,
     state: std::sync::Mutex<TapeState>,
 }
 
@@ -542,6 +544,9 @@ impl Tape {
 
     /// Bytes that went `direction` just now.
     pub fn record(&self, direction: Direction, bytes: &[u8]) {
+        if self.frozen.load(Ordering::Relaxed) {
+            return;
+        }
         let mut state = self.state();
         if state.frozen || bytes.is_empty() {
             return;
@@ -586,6 +591,7 @@ impl Tape {
             state.frozen = true;
             state.delivered = true;
         }
+        self.frozen.store(true, Ordering::Relaxed);
     }
 
     /// What was recorded, escaped for `summary.json`; `None` if nothing was.
@@ -680,5 +686,42 @@ mod tests {
         let waker = futures_util::task::noop_waker();
         let mut cx = Context::from_waker(&waker);
         assert!(later.fired.as_mut().poll(&mut cx).is_pending());
+    }
+
+    /// A tape keeps the opening and the exchange of the first delivery, drops the polls in
+    /// between (counting them), and records nothing after the delivery.
+    #[test]
+    fn a_tape_keeps_the_opening_and_the_delivery_exchange() {
+        let tape = Tape::new();
+        assert!(tape.attach());
+        assert!(!tape.attach(), "one connection per tape");
+        tape.record(Direction::Up, b"GET /poll HTTP/1.1\r\n\r\n");
+        tape.record(Direction::Down, b"HTTP/1.1 200 OK\r\n");
+        tape.record(Direction::Down, b"\r\n{\"comments\":[]}");
+        for _ in 0..3 {
+            tape.record(Direction::Up, b"GET /poll HTTP/1.1\r\n\r\n");
+            tape.record(Direction::Down, b"HTTP/1.1 200 OK\r\n\r\n{\"comments\":[]}");
+        }
+        tape.record(Direction::Up, b"GET /poll HTTP/1.1\r\n\r\n");
+        tape.record(
+            Direction::Down,
+            b"HTTP/1.1 200 OK\r\n\r\n{\"comments\":[{\"id\":1}]}",
+        );
+        tape.delivered();
+        tape.record(Direction::Up, b"after");
+        let capture = tape.capture().unwrap();
+        assert!(capture.delivered);
+        assert_eq!(capture.opening.len(), 2, "{capture:?}");
+        // Two reads of the answer merged into one turn, CRLFs escaped.
+        assert_eq!(capture.opening[1].bytes, 34);
+        assert!(
+            capture.opening[1]
+                .text
+                .starts_with("HTTP/1.1 200 OK\\r\\n\\r\\n{")
+        );
+        assert_eq!(capture.skipped_exchanges, 3, "{capture:?}");
+        assert_eq!(capture.delivery.len(), 2);
+        assert!(capture.delivery[1].text.ends_with("{\"id\":1}]}"));
+        assert!(capture.delivery.iter().all(|c| !c.text.contains("after")));
     }
 }
