@@ -214,47 +214,35 @@ fn median(mut times: Vec<u64>) -> u64 {
 }
 
 /// `count` comments of `payload` bytes, published one at a time by POST on a keep-alive
-/// connection and as frames on a WebSocket, each waiting for its answer; bytes counted at
-/// the publisher's socket, set-up apart.
+/// connection and as frames on a WebSocket, alternating (so both meet the same load on a
+/// shared machine), each waiting for its answer; bytes counted at the publisher's sockets,
+/// set-up apart.
 pub async fn upstream_probe(
     addr: std::net::SocketAddr,
     count: u64,
     payload: usize,
 ) -> Result<UpstreamProbe, ProbeError> {
     let text = "x".repeat(payload);
-    let target = Target { addr };
-    // POST /comments.
     let meter = ByteMeter::new();
-    let mut http = HttpConnection::open(&target, meter.clone()).await?;
-    let setup = meter.totals();
-    let (mut times, mut accepted) = (Vec::new(), 0);
-    for _ in 0..count {
-        let body = serde_json::json!({ "from": "probe", "to": "nobody", "text": text }).to_string();
-        let started = Instant::now();
-        if http.post_json("/comments", &body).await.is_ok() {
-            accepted += 1;
-        }
-        times.push(started.elapsed().as_micros() as u64);
-    }
-    // `totals()` is (up, down).
-    let (up, down) = meter.totals();
-    let per = |total: u64, before: u64| (total - before) as f64 / count as f64;
-    let post = PublishCost {
-        accepted,
-        bytes_up: per(up, setup.0),
-        bytes_down: per(down, setup.1),
-        p50_us: median(times),
-        setup_bytes: setup.0 + setup.1,
-    };
-    // The same over a WebSocket, as user "probe" (comments go to "nobody", so none comes
-    // back down; only the acknowledgements do).
+    let mut http = HttpConnection::open(&Target { addr }, meter.clone()).await?;
+    let http_setup = meter.totals();
+    // As user "probe", publishing to "nobody": no comment comes back down the WebSocket,
+    // only the acknowledgements.
     let subscriber = Subscriber::new(addr, Some("probe"), None);
     let mut socket = crate::techniques::websocket::connect(&subscriber, None).await?;
     // The first frame names the starting cursor: part of the set-up.
     let _ = tokio::time::timeout(Duration::from_secs(5), socket.next()).await;
-    let setup = subscriber.meter.totals();
-    let (mut times, mut accepted) = (Vec::new(), 0);
+    let ws_setup = subscriber.meter.totals();
+    let (mut post_times, mut post_accepted) = (Vec::new(), 0);
+    let (mut ws_times, mut ws_accepted) = (Vec::new(), 0);
     for _ in 0..count {
+        let body = serde_json::json!({ "from": "probe", "to": "nobody", "text": text }).to_string();
+        let started = Instant::now();
+        if http.post_json("/comments", &body).await.is_ok() {
+            post_accepted += 1;
+        }
+        post_times.push(started.elapsed().as_micros() as u64);
+
         let frame = serde_json::json!({ "to": "nobody", "text": text }).to_string();
         let started = Instant::now();
         socket.send(Message::text(frame)).await?;
@@ -265,7 +253,7 @@ pub async fn upstream_probe(
                 .ok_or("the WebSocket closed")??;
             if let Message::Text(reply) = reply {
                 if reply.as_str().starts_with("{\"ack\"") {
-                    accepted += 1;
+                    ws_accepted += 1;
                     break;
                 }
                 if reply.as_str().starts_with("{\"error\"") {
@@ -273,16 +261,21 @@ pub async fn upstream_probe(
                 }
             }
         }
-        times.push(started.elapsed().as_micros() as u64);
+        ws_times.push(started.elapsed().as_micros() as u64);
     }
-    let (up, down) = subscriber.meter.totals();
-    let websocket = PublishCost {
-        accepted,
-        bytes_up: per(up, setup.0),
-        bytes_down: per(down, setup.1),
-        p50_us: median(times),
-        setup_bytes: setup.0 + setup.1,
+    // `totals()` is (up, down).
+    let cost = |meter: &ByteMeter, setup: (u64, u64), accepted, times| {
+        let (up, down) = meter.totals();
+        PublishCost {
+            accepted,
+            bytes_up: (up - setup.0) as f64 / count as f64,
+            bytes_down: (down - setup.1) as f64 / count as f64,
+            p50_us: median(times),
+            setup_bytes: setup.0 + setup.1,
+        }
     };
+    let post = cost(&meter, http_setup, post_accepted, post_times);
+    let websocket = cost(&subscriber.meter, ws_setup, ws_accepted, ws_times);
     let _ = socket.close(None).await;
     Ok(UpstreamProbe {
         publishes: count,

@@ -523,7 +523,10 @@ fn claim_5(runs: &[StudyRun], probes: Option<&Probes>) -> Answer {
                  comments cost {} up and {} down each by `POST /comments` on a keep-alive \
                  connection (answer after {} at the median), against {} up and {} down as a \
                  frame on an open WebSocket (acknowledged after {}), whose upgrade and first frame cost \
-                 {} once.",
+                 {} once; the two alternated, one of each at a time. The POST carries its \
+                 request and response heads every time and its body names the sender; the \
+                 frame carries 6 B of header (2 B plus the client's 4 B mask) and the \
+                 connection names the sender.",
                 int(u.publishes),
                 int(u.payload_bytes),
                 bytes(u.post.bytes_up),
