@@ -83,6 +83,11 @@ fn study_runs_its_scenarios_probes_and_writes_a_handout_that_from_rebuilds() {
     let url = probes.url_limit.expect("the URL probe ran");
     assert!(url.longest_accepted >= 1024, "{url:?}");
     assert!(handout.contains("## On the wire"));
+    // Every file the handout links (run reports, charts, probes) was written.
+    for link in handout.split("](").skip(1) {
+        let target = &link[..link.find(')').unwrap()];
+        assert!(out.join(target).is_file(), "{target} exists");
+    }
     assert!(!handout.contains("Missing: the upstream probe"));
     // --from over the same folder rebuilds the same handout from the files alone.
     std::fs::remove_file(out.join("handout.md")).unwrap();
