@@ -822,7 +822,8 @@ fn claim_10(runs: &[StudyRun], probes: Option<&Probes>) -> Answer {
         Some(h) => format!(
             "The upgrade, once per connection: a {} B request (GET with `Upgrade: websocket` \
              and a `Sec-WebSocket-Key`) answered by a {} B `101 Switching Protocols` after {} \
-             (one subscriber's first connection in the {}-client cell of `{}`, on loopback). \
+             (one subscriber's first connection in the {}-client cell of `{}`, on loopback, \
+             while the cell's other subscribers connected at the same moment). \
              After it, a comment costs a frame header of 2 to 4 B on top of its JSON (see on \
              the wire).",
             int(h.request),
