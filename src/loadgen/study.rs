@@ -138,6 +138,11 @@ pub fn write_handout(out: &Path, run_dirs: &[PathBuf]) -> Result<PathBuf, StudyE
             summary: report::load_summary(dir)?,
         });
     }
+    // The same handout whatever order the folders were named in.
+    runs.sort_by(|a, b| {
+        (&a.summary.scenario.name, &a.summary.started_at)
+            .cmp(&(&b.summary.scenario.name, &b.summary.started_at))
+    });
     let probes_file = out.join(PROBES_FILE);
     let probes =
         match std::fs::read_to_string(&probes_file) {
