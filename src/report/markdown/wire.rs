@@ -72,6 +72,65 @@ fn delivery_heads(capture: &WireCapture) -> u64 {
     exchange.iter().filter_map(head_len).sum()
 }
 
+/// The turn that carried the first comment, split: its bytes, the comment JSON's, and the
+/// HTTP head's (a poll's answer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CarriedBy {
+    pub turn: u64,
+    pub json: u64,
+    pub head: u64,
+}
+
+impl CarriedBy {
+    /// What the protocol wrapped around the JSON beyond the head.
+    pub fn framing(&self) -> u64 {
+        self.turn.saturating_sub(self.json + self.head)
+    }
+}
+
+/// The last downstream turn of the delivery exchange (or of the opening, when it carried
+/// the comment), with the comment's JSON found from its `{"id":` to the last `}`.
+pub fn carried_by(capture: &WireCapture) -> Option<CarriedBy> {
+    if !capture.delivered {
+        return None;
+    }
+    let exchange = if capture.delivery.is_empty() {
+        &capture.opening
+    } else {
+        &capture.delivery
+    };
+    let turn = exchange
+        .iter()
+        .rev()
+        .find(|c| c.direction == Direction::Down)?;
+    // Only a turn that holds this one comment and nothing else (not the first frame or
+    // event that names the cursor, not a second comment) splits honestly.
+    let one = turn.text.matches("{\"id\":").count() == 1
+        && !turn.text.contains("\"connected\"")
+        && !turn.text.contains("event: connect\\n");
+    if !one {
+        return None;
+    }
+    let start = turn.text.find("{\"id\":")?;
+    let end = turn.text.rfind('}')?;
+    // A poll's answer wraps its comments in `{"comments":[...],"next":N}`: the comment
+    // ends at the `}` before `],"next"`.
+    let end = match turn.text[start..].find("],\"next\"") {
+        Some(i) => start + i - 1,
+        None => end,
+    };
+    let head = if turn.text.starts_with("HTTP/") {
+        head_len(turn).unwrap_or(0)
+    } else {
+        0
+    };
+    Some(CarriedBy {
+        turn: turn.bytes,
+        json: unescaped_len(&turn.text[start..=end]),
+        head,
+    })
+}
+
 /// One delivered comment's bytes by layer, averaged over the cell's window.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Breakdown {
@@ -252,6 +311,20 @@ pub fn exchange_part(out: &mut String, view: &View, cell: &CellResult) {
         out.push_str("   (no comment arrived on this connection before it ended)\n");
     }
     out.push_str("```\n\n");
+    if let Some(c) = carried_by(capture) {
+        let head = if c.head > 0 {
+            format!("a {} B response head, ", int(c.head))
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "The comment's {} B of JSON arrived in {} B: {head}{} B of framing around it.\n",
+            int(c.json),
+            int(c.turn),
+            int(c.framing())
+        );
+    }
 }
 
 /// A row of the breakdown table: its name and how to show a cell's figure.
@@ -332,6 +405,36 @@ mod tests {
         };
         let h = heads(&capture).unwrap();
         assert_eq!((h.request, h.response, h.answer_us), (29, 56, 20));
+    }
+
+    #[test]
+    fn the_carrying_turn_splits_into_head_json_and_framing() {
+        let sse = b"F5\r\nid: 7\nevent: comment\ndata: {\"id\":7,\"text\":\"hi\"}\n\n\r\n";
+        let capture = WireCapture {
+            opening: vec![chunk(Direction::Up, 0, 0, b"GET /sse HTTP/1.1\r\n\r\n")],
+            delivery: vec![chunk(Direction::Down, 5, 5, sse)],
+            skipped_exchanges: 0,
+            delivered: true,
+        };
+        let c = carried_by(&capture).unwrap();
+        assert_eq!((c.turn, c.json, c.head), (sse.len() as u64, 20, 0));
+        assert_eq!(c.framing(), sse.len() as u64 - 20);
+        let poll = b"HTTP/1.1 200 OK\r\n\r\n{\"comments\":[{\"id\":7,\"text\":\"hi\"}],\"next\":7}";
+        let capture = WireCapture {
+            delivery: vec![chunk(Direction::Down, 5, 5, poll)],
+            ..capture
+        };
+        let c = carried_by(&capture).unwrap();
+        assert_eq!((c.json, c.head), (20, 19));
+        // `{"comments":[` and `],"next":7}`.
+        assert_eq!(c.framing(), 13 + 11);
+        // A turn that also holds the first frame (the cursor) is not split.
+        let ws = b"\x818{\"connected\":{\"after\":1}}\x81\x14{\"id\":7,\"text\":\"hi\"}";
+        let capture = WireCapture {
+            delivery: vec![chunk(Direction::Down, 5, 5, ws)],
+            ..capture
+        };
+        assert_eq!(carried_by(&capture), None);
     }
 
     #[test]
