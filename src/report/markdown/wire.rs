@@ -241,8 +241,9 @@ fn what_it_shows(technique: Technique) -> &'static str {
         }
         Technique::Sse => {
             "One GET answered with `text/event-stream` and left open; each comment is an event: \
-             `id:`, `data:` and a blank line around the JSON, inside an HTTP/1.1 chunk (its \
-             hex size and CRLFs)."
+             `id:`, `event:`, `data:` and a blank line around the JSON, inside an HTTP/1.1 \
+             chunk (its hex size and CRLFs). The `id:` is what the client sends back as \
+             `Last-Event-ID` when it reconnects."
         }
     }
 }
