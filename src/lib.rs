@@ -23,7 +23,8 @@
 //! - [`web`]: the four-pane browser page.
 //! - [`server`]: `app()` (the router, apart from binding), the counting listener, `/stats`,
 //!   `/metrics`, publishing and the admin endpoint.
-//! - [`report`]: pure functions from results to JSON, CSV, HdrHistogram text, Markdown, PNG.
+//! - [`report`]: pure functions from results to JSON, CSV, HdrHistogram text, Markdown, PNG,
+//!   and the study handout.
 //! - [`loadgen`]: scenarios (parse, then validate), the cell runner, the publisher, and
 //!   `conform`, which checks that a server speaks the interface.
 

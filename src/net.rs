@@ -18,6 +18,7 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::model::faults::How;
+use crate::model::wire::{Direction, WireCapture, WireChunk, escape};
 
 use crate::sys::kernel_count_fd;
 pub use crate::sys::{KernelCount, kernel_count};
@@ -66,6 +67,8 @@ pub struct CountingStream<S, M: Meter> {
     cut: Option<Cut>,
     /// Paced reads, for a slow subscriber (see [`CountingStream::with_pace`]).
     pace: Option<Pace>,
+    /// Records the bytes themselves, for the report's "on the wire" (see [`Tape`]).
+    tape: Option<Arc<Tape>>,
 }
 
 /// Reads limited to a rate: at most a twentieth of a second's worth at a time, the next read
@@ -150,6 +153,7 @@ impl<S, M: Meter> CountingStream<S, M> {
             failed: None,
             cut: None,
             pace: None,
+            tape: None,
         }
     }
 
@@ -167,6 +171,15 @@ impl<S, M: Meter> CountingStream<S, M> {
     /// [`CountingStream::tcp`], whose socket it acts on.
     pub fn with_cut(mut self, switch: &Arc<CutSwitch>) -> Self {
         self.cut = Some(switch.watch());
+        self
+    }
+
+    /// Records this connection's bytes on `tape` (the first connection a tape is offered to;
+    /// later ones are left unrecorded, see [`Tape::attach`]).
+    pub fn with_tape(mut self, tape: &Arc<Tape>) -> Self {
+        if tape.attach() {
+            self.tape = Some(tape.clone());
+        }
         self
     }
 
@@ -222,6 +235,7 @@ impl<M: Meter> CountingStream<tokio::net::TcpStream, M> {
             failed: None,
             cut: None,
             pace: None,
+            tape: None,
         }
     }
 }
@@ -251,6 +265,9 @@ impl<S: AsyncRead + Unpin, M: Meter> AsyncRead for CountingStream<S, M> {
             let n = buf.filled().len() - before;
             if n > 0 {
                 self.meter.on_read(n);
+                if let Some(tape) = &self.tape {
+                    tape.record(Direction::Down, &buf.filled()[before..]);
+                }
             }
         }
         poll
@@ -279,6 +296,9 @@ impl<S: AsyncRead + Unpin, M: Meter> CountingStream<S, M> {
                 let cost = Duration::from_secs_f64(n as f64 / pace.bytes_per_s as f64);
                 pace.wait.as_mut().reset(Instant::now() + cost);
                 self.meter.on_read(n);
+                if let Some(tape) = &self.tape {
+                    tape.record(Direction::Down, scratch.filled());
+                }
             }
         }
         poll
@@ -360,7 +380,11 @@ impl<S: AsyncWrite + Unpin, M: Meter> AsyncWrite for CountingStream<S, M> {
             return Poll::Ready(Err(failure(kind)));
         }
         let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
-        self.written(cx, poll)
+        let poll = self.written(cx, poll);
+        if let (Some(tape), Poll::Ready(Ok(n))) = (&self.tape, &poll) {
+            tape.record(Direction::Up, &buf[..*n]);
+        }
+        poll
     }
 
     fn poll_write_vectored(
@@ -375,7 +399,19 @@ impl<S: AsyncWrite + Unpin, M: Meter> AsyncWrite for CountingStream<S, M> {
             return Poll::Ready(Err(failure(kind)));
         }
         let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        self.written(cx, poll)
+        let poll = self.written(cx, poll);
+        if let (Some(tape), Poll::Ready(Ok(n))) = (&self.tape, &poll) {
+            let mut left = *n;
+            for slice in bufs {
+                let take = left.min(slice.len());
+                tape.record(Direction::Up, &slice[..take]);
+                left -= take;
+                if left == 0 {
+                    break;
+                }
+            }
+        }
+        poll
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -454,6 +490,156 @@ impl Meter for ByteMeter {
     }
 }
 
+/// The bytes of one connection, kept for the report's "on the wire": its opening turns (up
+/// to the end of the first response head) and the exchange that carried the first delivered
+/// comment, which the owner marks with [`Tape::delivered`]. Each side's consecutive reads or
+/// writes merge into one turn; at most [`Tape::LIMIT`] bytes are kept per part, so a tape on
+/// a busy connection stays small. Recording stops at the delivery, after which a read or
+/// write costs one atomic load.
+#[derive(Debug, Default)]
+pub struct Tape {
+    /// Set by the first connection that records here.
+    attached: std::sync::atomic::AtomicBool,
+    /// Set at the delivery: later reads and writes check only this.
+    frozen: std::sync::atomic::AtomicBool,
+    state: std::sync::Mutex<TapeState>,
+}
+
+#[derive(Debug, Default)]
+struct TapeState {
+    start: Option<std::time::Instant>,
+    opening: Vec<Turn>,
+    /// The opening ended (a response head was complete, or it hit the limit).
+    opened: bool,
+    current: Vec<Turn>,
+    skipped: u64,
+    frozen: bool,
+    delivered: bool,
+}
+
+#[derive(Debug)]
+struct Turn {
+    direction: Direction,
+    at: Duration,
+    end: Duration,
+    bytes: Vec<u8>,
+}
+
+impl Tape {
+    /// Bytes kept of the opening, and of the delivery exchange.
+    pub const LIMIT: usize = 4096;
+
+    pub fn new() -> Arc<Self> {
+        Arc::default()
+    }
+
+    /// True for the first caller only: a tape records one connection.
+    pub fn attach(&self) -> bool {
+        !self.attached.swap(true, Ordering::Relaxed)
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, TapeState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Bytes that went `direction` just now.
+    pub fn record(&self, direction: Direction, bytes: &[u8]) {
+        if self.frozen.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut state = self.state();
+        if state.frozen || bytes.is_empty() {
+            return;
+        }
+        let now = std::time::Instant::now();
+        let at = now.duration_since(*state.start.get_or_insert(now));
+        let state = &mut *state;
+        if !state.opened {
+            push_turn(&mut state.opening, direction, at, bytes);
+            let kept: usize = state.opening.iter().map(|t| t.bytes.len()).sum();
+            let head_done = direction == Direction::Down
+                && state
+                    .opening
+                    .last()
+                    .is_some_and(|t| t.bytes.windows(4).any(|w| w == b"\r\n\r\n"));
+            state.opened = head_done || kept >= Self::LIMIT;
+            return;
+        }
+        // A request after an answer starts a new exchange: the one before is dropped.
+        let new_exchange = direction == Direction::Up
+            && state
+                .current
+                .last()
+                .is_some_and(|t| t.direction == Direction::Down);
+        if new_exchange {
+            state.current.clear();
+            state.skipped += 1;
+        }
+        push_turn(&mut state.current, direction, at, bytes);
+        // Keep the newest turns within the limit (a stream's heartbeats before a comment).
+        while state.current.len() > 1
+            && state.current.iter().map(|t| t.bytes.len()).sum::<usize>() > Self::LIMIT
+        {
+            state.current.remove(0);
+        }
+    }
+
+    /// The owner parsed its first comment: stop recording.
+    pub fn delivered(&self) {
+        let mut state = self.state();
+        if !state.frozen {
+            state.frozen = true;
+            state.delivered = true;
+        }
+        self.frozen.store(true, Ordering::Relaxed);
+    }
+
+    /// What was recorded, escaped for `summary.json`; `None` if nothing was.
+    pub fn capture(&self) -> Option<WireCapture> {
+        let state = self.state();
+        if state.opening.is_empty() {
+            return None;
+        }
+        let chunks = |turns: &[Turn]| -> Vec<WireChunk> {
+            turns
+                .iter()
+                .map(|t| WireChunk {
+                    direction: t.direction,
+                    at_us: t.at.as_micros() as u64,
+                    end_us: t.end.as_micros() as u64,
+                    text: escape(&t.bytes),
+                    bytes: t.bytes.len() as u64,
+                })
+                .collect()
+        };
+        Some(WireCapture {
+            opening: chunks(&state.opening),
+            delivery: chunks(&state.current),
+            skipped_exchanges: state.skipped,
+            delivered: state.delivered,
+        })
+    }
+}
+
+/// Appends to the last turn if it went the same way, else starts one (a turn keeps at most
+/// `Tape::LIMIT` bytes; the rest is counted by the meter, not kept).
+fn push_turn(turns: &mut Vec<Turn>, direction: Direction, at: Duration, bytes: &[u8]) {
+    match turns.last_mut() {
+        Some(turn) if turn.direction == direction => {
+            let room = Tape::LIMIT.saturating_sub(turn.bytes.len());
+            turn.bytes
+                .extend_from_slice(&bytes[..bytes.len().min(room)]);
+            turn.end = at;
+        }
+        _ => turns.push(Turn {
+            direction,
+            at,
+            end: at,
+            bytes: bytes[..bytes.len().min(Tape::LIMIT)].to_vec(),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use tokio::io::AsyncReadExt;
@@ -500,5 +686,42 @@ mod tests {
         let waker = futures_util::task::noop_waker();
         let mut cx = Context::from_waker(&waker);
         assert!(later.fired.as_mut().poll(&mut cx).is_pending());
+    }
+
+    /// A tape keeps the opening and the exchange of the first delivery, drops the polls in
+    /// between (counting them), and records nothing after the delivery.
+    #[test]
+    fn a_tape_keeps_the_opening_and_the_delivery_exchange() {
+        let tape = Tape::new();
+        assert!(tape.attach());
+        assert!(!tape.attach(), "one connection per tape");
+        tape.record(Direction::Up, b"GET /poll HTTP/1.1\r\n\r\n");
+        tape.record(Direction::Down, b"HTTP/1.1 200 OK\r\n");
+        tape.record(Direction::Down, b"\r\n{\"comments\":[]}");
+        for _ in 0..3 {
+            tape.record(Direction::Up, b"GET /poll HTTP/1.1\r\n\r\n");
+            tape.record(Direction::Down, b"HTTP/1.1 200 OK\r\n\r\n{\"comments\":[]}");
+        }
+        tape.record(Direction::Up, b"GET /poll HTTP/1.1\r\n\r\n");
+        tape.record(
+            Direction::Down,
+            b"HTTP/1.1 200 OK\r\n\r\n{\"comments\":[{\"id\":1}]}",
+        );
+        tape.delivered();
+        tape.record(Direction::Up, b"after");
+        let capture = tape.capture().unwrap();
+        assert!(capture.delivered);
+        assert_eq!(capture.opening.len(), 2, "{capture:?}");
+        // Two reads of the answer merged into one turn, CRLFs escaped.
+        assert_eq!(capture.opening[1].bytes, 34);
+        assert!(
+            capture.opening[1]
+                .text
+                .starts_with("HTTP/1.1 200 OK\\r\\n\\r\\n{")
+        );
+        assert_eq!(capture.skipped_exchanges, 3, "{capture:?}");
+        assert_eq!(capture.delivery.len(), 2);
+        assert!(capture.delivery[1].text.ends_with("{\"id\":1}]}"));
+        assert!(capture.delivery.iter().all(|c| !c.text.contains("after")));
     }
 }

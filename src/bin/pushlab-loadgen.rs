@@ -15,6 +15,7 @@ use pushlab::loadgen::netns;
 use pushlab::loadgen::output::write_run_files;
 use pushlab::loadgen::runner::{self, RunOptions};
 use pushlab::loadgen::scenario::Scenario;
+use pushlab::loadgen::study;
 use pushlab::loadgen::target::sibling_server_binary;
 use pushlab::model::network::{Link, describe_rate};
 use pushlab::model::results::Shard;
@@ -111,6 +112,30 @@ enum Command {
     Bench {
         #[command(subcommand)]
         what: Bench,
+    },
+    /// Runs the study's scenarios (scenarios/study/*.toml) and two probes, and writes
+    /// results/study/<UTC time>/handout.md: the study note's ten claims, each with a verdict,
+    /// its figure and its chart. With --from, builds the handout from existing run folders.
+    Study {
+        /// Folder for the runs, probes.json and handout.md [default: results/study/<UTC time>].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Shorter cells (at most a 4 s window after a 1 s warm-up), for a quick look.
+        #[arg(long, conflicts_with = "from")]
+        quick: bool,
+        /// The folder of scenario files to run.
+        #[arg(long, default_value = "scenarios/study", conflicts_with = "from")]
+        scenarios: PathBuf,
+        /// Build the handout from these run folders (each with a summary.json) instead of
+        /// running anything; probes.json is read from --out if it is there.
+        #[arg(long, num_args = 1..)]
+        from: Vec<PathBuf>,
+        /// The pushlab-server binary [default: the one beside this binary].
+        #[arg(long)]
+        server_binary: Option<PathBuf>,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
     },
     /// Redraws the charts and report of a run folder from its summary.json.
     Report {
@@ -229,6 +254,50 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
             };
             bench.check()?;
             bench_polls(bench)
+        }
+        Command::Study {
+            out,
+            quick,
+            scenarios,
+            from,
+            server_binary,
+            quiet,
+        } => {
+            let out = out.unwrap_or_else(|| {
+                let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+                PathBuf::from("results/study").join(now.to_string().replace(':', "-"))
+            });
+            if !from.is_empty() {
+                let handout = study::write_handout(&out, &from)?;
+                println!("{}", handout.display());
+                return Ok(ExitCode::SUCCESS);
+            }
+            let files = study::scenario_files(&scenarios)?;
+            let loaded = study::load_scenarios(&files, quick)?;
+            // Vanishing subscribers need a network namespace of the study's own: run the
+            // whole study again inside one, with the same folder.
+            if loaded.iter().any(|s| s.faults.vanish.is_some()) {
+                if !netns::inside() {
+                    // The re-run must write to this folder, not one named by its own time.
+                    let status = netns::rerun_inside_with(&[("PUSHLAB_STUDY_OUT", out.as_path())])?;
+                    return Ok(ExitCode::from(
+                        status.code().unwrap_or(1).clamp(0, 255) as u8
+                    ));
+                }
+                netns::prepare()?;
+            }
+            let out = std::env::var_os("PUSHLAB_STUDY_OUT")
+                .map(PathBuf::from)
+                .unwrap_or(out);
+            let options = study::StudyOptions {
+                scenarios: files,
+                out,
+                quick,
+                server_binary: server_binary.unwrap_or_else(sibling_server_binary),
+                progress: !quiet,
+                interrupt: CancellationToken::new(),
+            };
+            run_study(options)
         }
         Command::Report { run_dir } => {
             let summary = report::load_summary(&run_dir)?;
@@ -424,6 +493,20 @@ async fn bench_polls(bench: PollBench) -> anyhow::Result<ExitCode> {
         };
         println!("loadgen/wrk:     {ratio:.2}x ({verdict}; goal >= 1.0x)");
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[tokio::main]
+async fn run_study(options: study::StudyOptions) -> anyhow::Result<ExitCode> {
+    let interrupt = options.interrupt.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\ninterrupted: the handout covers the runs already made");
+            interrupt.cancel();
+        }
+    });
+    let handout = study::run(&options).await?;
+    println!("{}", handout.display());
     Ok(ExitCode::SUCCESS)
 }
 

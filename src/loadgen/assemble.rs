@@ -72,6 +72,8 @@ pub fn assemble(observations: CellObservations) -> CellResult {
         // The runner numbers the repetitions; the cell itself does not know its own.
         repeat: 0,
         floor: None,
+        // Filled by the cell runner from its recording subscriber.
+        wire: None,
     };
     cell.warnings = warnings(&cell, o).iter().map(ToString::to_string).collect();
     cell

@@ -346,7 +346,7 @@ async fn run_once(
                 + settled.user_timeouts,
         }
     });
-    let cell = assemble(CellObservations {
+    let mut cell = assemble(CellObservations {
         index,
         spec: *spec,
         audience: scenario.audience,
@@ -369,6 +369,7 @@ async fn run_once(
         path: seconds,
         source,
     })?;
+    cell.wire = subscribers.tape.as_ref().and_then(|tape| tape.capture());
     Ok((cell, histogram, slow))
 }
 

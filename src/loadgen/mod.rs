@@ -23,6 +23,7 @@ pub mod publisher;
 pub mod recorder;
 pub mod runner;
 pub mod scenario;
+pub mod study;
 pub mod subscribers;
 pub mod target;
 pub mod warning;

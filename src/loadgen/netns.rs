@@ -39,6 +39,13 @@ pub fn inside() -> bool {
 
 /// Runs this same command line again under `unshare -n` and returns its exit status.
 pub fn rerun_inside() -> Result<ExitStatus, NetnsError> {
+    rerun_inside_with(&[])
+}
+
+/// [`rerun_inside`], with these variables added to the re-run's environment (what the
+/// command decided that the re-run must not decide again, such as a folder named by the
+/// time).
+pub fn rerun_inside_with(vars: &[(&str, &std::path::Path)]) -> Result<ExitStatus, NetnsError> {
     let probe = Command::new("unshare")
         .args(["-n", "true"])
         .stderr(Stdio::piped())
@@ -56,6 +63,7 @@ pub fn rerun_inside() -> Result<ExitStatus, NetnsError> {
         .arg("--")
         .arg(exe)
         .args(std::env::args_os().skip(1))
+        .envs(vars.iter().map(|(k, v)| (*k, v.as_os_str())))
         .env(INSIDE, "1")
         .status()
         .map_err(|e| NetnsError::NoNamespace(format!("cannot run unshare: {e}")))

@@ -215,10 +215,15 @@ rate = 1
 [server]
 feed = "redis"
 instances = 2
+[load]
+source_addresses = 8
 "#;
         let scenario = Scenario::parse(text, "wide.toml").unwrap();
+        // Eight source addresses: ports are counted per (source, instance), so the check does
+        // not hinge on the sockets other programs left in TIME_WAIT.
         let preflight = check(&scenario, false).unwrap();
         assert_eq!(preflight.server_fds_needed, 9_500 + 2 + SERVER_BASE_FDS);
+        assert_eq!(preflight.ports_needed, 9_500_u64.div_ceil(8) + 2 + 1);
         assert!(on_path("sh"));
         assert!(!on_path("no-such-program-pushlab"));
     }

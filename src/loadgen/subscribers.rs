@@ -17,8 +17,8 @@ use super::publisher::user_name;
 use super::recorder::{self, CellProgress, Schedule, ScheduleStart, SubscriberRecord};
 use crate::http::link::{HttpLink, SharedH2};
 use crate::model::scenario::{CellSpec, H2Connections, HttpVersion, Scenario};
-use crate::net::ByteMeter;
-use crate::techniques::{ClientCounters, ClientSettings, Subscriber, Target};
+use crate::net::{ByteMeter, Tape};
+use crate::techniques::{ClientCounters, ClientSettings, Subscriber, TapedSink, Target};
 
 /// The subscribers of a cell held by one process (the load generator's own, or a worker's
 /// share), running, and what they share.
@@ -40,6 +40,9 @@ pub struct Subscribers {
     pub faults: Vec<FaultHandle>,
     /// Which of the cell's subscribers this process holds.
     pub share: Share,
+    /// The share's first subscriber's first connection, recorded for the report's "on the
+    /// wire"; none in a process holding no subscribers.
+    pub tape: Option<Arc<Tape>>,
 }
 
 /// A share of a cell's subscribers: indices `first`, `first + step`, ... below the cell's
@@ -128,6 +131,7 @@ pub async fn connect_subscribers(
         ready: 0,
         faults: Vec::new(),
         share,
+        tape: (!share.is_empty(spec.clients)).then(Tape::new),
     };
     // HTTP/2: one connection per instance for all its subscribers, or one each.
     let shared: Vec<Arc<SharedH2>> = (0..subscribers.meters.len() as u32)
@@ -181,6 +185,9 @@ pub async fn connect_subscribers(
                 .slow
                 .filter(|_| i < scenario.faults.slow_count(spec.clients))
                 .map(|s| s.read_bytes_per_s),
+            tape: (i == share.first)
+                .then(|| subscribers.tape.clone())
+                .flatten(),
         };
         let mut record = SubscriberRecord::new(
             subscribers.started.clone(),
@@ -201,7 +208,16 @@ pub async fn connect_subscribers(
         }
         let technique = spec.technique;
         subscribers.tasks.spawn(async move {
-            technique.run_client(&subscriber, &mut record).await;
+            match subscriber.tape.clone() {
+                Some(tape) => {
+                    let mut taped = TapedSink {
+                        inner: &mut record,
+                        tape,
+                    };
+                    technique.run_client(&subscriber, &mut taped).await;
+                }
+                None => technique.run_client(&subscriber, &mut record).await,
+            }
             (i, record)
         });
     }

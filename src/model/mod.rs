@@ -14,6 +14,7 @@ pub mod scenario;
 pub mod server_config;
 pub mod stats;
 pub mod technique;
+pub mod wire;
 
 pub use server_config::{FeedBackend, ServerConfig};
 pub use technique::Technique;

@@ -133,6 +133,11 @@ pub struct CellResult {
     /// same machine; absent from other runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub floor: Option<FloorFigures>,
+    /// One subscriber's first connection as its counting client recorded it, up to the first
+    /// comment it parsed: the report's "on the wire". Absent from runs before it, and where no
+    /// subscriber connection of its own was recorded (a shared HTTP/2 connection).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wire: Option<super::wire::WireCapture>,
 }
 
 /// The server's whole-cell counts for the cell's technique (every instance summed).

@@ -14,6 +14,8 @@
 //! - [`json`], [`csv`], [`hgrm`]: `summary.json`, `summary.csv`, and the histograms in
 //!   HdrHistogram's percentile-distribution text and V2 serialisation.
 //! - [`table`]: the table printed in the terminal at the end of a run.
+//! - [`handout`]: the study handout, the study note's ten claims judged from several runs'
+//!   summaries and the study's probes.
 //!
 //! Output is byte-identical for the same summary: no clocks, stable ordering, fixed number
 //! formats, and a deterministic PNG encoder.
@@ -22,6 +24,7 @@ pub mod charts;
 pub mod csv;
 pub mod figures;
 pub mod fmt;
+pub mod handout;
 pub mod hgrm;
 pub mod json;
 pub mod markdown;

@@ -34,7 +34,7 @@ use crate::http::h2client::H2Connection;
 use crate::http::link::{Connection, HttpLink};
 pub use crate::model::stats::ClientCounters;
 pub use crate::model::{Target, Technique};
-use crate::net::{ByteMeter, CutSwitch};
+use crate::net::{ByteMeter, CutSwitch, Tape};
 pub use context::{Context, DropSwitch};
 
 impl Technique {
@@ -150,6 +150,9 @@ pub struct Subscriber {
     /// A slow subscriber's read rate, bytes per second: its sockets get a small receive
     /// buffer and paced reads. `None` reads as fast as the bytes come.
     pub read_bytes_per_s: Option<u64>,
+    /// Records the bytes of this subscriber's first connection (the report's "on the
+    /// wire"); `None` records nothing.
+    pub tape: Option<Arc<Tape>>,
 }
 
 /// The receive buffer a slow subscriber asks for (the kernel doubles it and keeps a floor).
@@ -169,6 +172,7 @@ impl Subscriber {
             http: Default::default(),
             cut: Arc::default(),
             read_bytes_per_s: None,
+            tape: None,
         }
     }
 
@@ -186,6 +190,10 @@ impl Subscriber {
         if let Ok(local) = stream.get_ref().local_addr() {
             self.cut.note_port(local.port());
         }
+        let stream = match &self.tape {
+            Some(tape) => stream.with_tape(tape),
+            None => stream,
+        };
         Ok(stream.with_cut(&self.cut))
     }
 
@@ -254,6 +262,28 @@ pub trait DeliverySink: Send {
     /// it come over that connection. Fault scenarios time recovery from a drop to the first
     /// delivery after this.
     fn connected(&mut self) {}
+}
+
+/// A sink that stops a [`Tape`] at the first comment it is handed, then passes everything on:
+/// what the recording subscriber's tape keeps ends with the exchange that carried it.
+pub struct TapedSink<'a> {
+    pub inner: &'a mut dyn DeliverySink,
+    pub tape: Arc<Tape>,
+}
+
+impl DeliverySink for TapedSink<'_> {
+    fn deliver(&mut self, comment: Comment, received_at: Instant) {
+        self.tape.delivered();
+        self.inner.deliver(comment, received_at);
+    }
+
+    fn cursor_gone(&mut self, gone: &Gone) {
+        self.inner.cursor_gone(gone);
+    }
+
+    fn connected(&mut self) {
+        self.inner.connected();
+    }
 }
 
 /// Why a cursor was refused with 410, as the answer's `cause` names it.

@@ -538,6 +538,7 @@ fn over_an_emulated_link_every_technique_delivers_with_agreeing_byte_counts() {
 }
 mod faults;
 mod shards;
+mod study;
 mod workers;
 
 /// `publish.tabs`: two subscribers per user, each expecting every comment addressed to that

@@ -13,6 +13,7 @@ mod floor;
 mod glossary;
 mod ranking;
 mod scale;
+pub mod wire;
 
 use super::figures::{has_warnings, server_restarted, share};
 use super::fmt::{int, num, pct};
@@ -39,6 +40,7 @@ pub fn render(view: &View, charts: &[ChartPlan]) -> String {
     faults::section(&mut out, view);
     scale::section(&mut out, view);
     floor::sections(&mut out, view);
+    wire::section(&mut out, view);
     captions::chart_sections(&mut out, view, charts);
     let glossary = glossary::section(&out);
     out.push_str(&glossary);
