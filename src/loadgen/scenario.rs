@@ -67,6 +67,7 @@ struct RawScenario {
     server: Option<RawServer>,
     http: Option<OneOrMany<String>>,
     h2_connections: Option<String>,
+    memory_chart: Option<bool>,
     faults: Option<super::faults_scenario::RawFaults>,
     network: Option<RawNetwork>,
 }
@@ -301,6 +302,7 @@ impl Validator<'_> {
             redis_persistence: server.redis_persistence,
             http,
             h2_connections,
+            memory_chart: raw.memory_chart.unwrap_or(false),
             network,
             faults,
         })

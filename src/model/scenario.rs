@@ -94,6 +94,10 @@ pub struct Scenario {
     /// How HTTP/2 subscribers share connections.
     #[serde(default, skip_serializing_if = "is_default")]
     pub h2_connections: H2Connections,
+    /// `memory_chart = true`: the report draws server memory per idle connection per cell
+    /// (runs before the key, which also measured it, redraw without the chart).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub memory_chart: bool,
 }
 
 /// The HTTP version a cell's subscribers speak (`http = ["1.1", "2"]`).
