@@ -82,6 +82,8 @@ async fn serve_connection(
             .with_upgrades();
         let mut conn = pin!(conn);
         let mut closing = pin!(signal.closed());
+        // `closing` completes once and must not be polled again.
+        let mut asked = false;
         loop {
             tokio::select! {
                 result = conn.as_mut() => {
@@ -90,7 +92,10 @@ async fn serve_connection(
                     }
                     break;
                 }
-                _ = &mut closing => conn.as_mut().graceful_shutdown(),
+                _ = &mut closing, if !asked => {
+                    asked = true;
+                    conn.as_mut().graceful_shutdown();
+                }
             }
         }
     } else {
@@ -108,6 +113,8 @@ async fn serve_auto(io: EdgeStream, service: Service, signal: watch::Sender<()>)
     builder.http2().enable_connect_protocol();
     let mut conn = pin!(builder.serve_connection_with_upgrades(TokioIo::new(io), service));
     let mut closing = pin!(signal.closed());
+    // `closing` completes once and must not be polled again.
+    let mut asked = false;
     loop {
         tokio::select! {
             result = conn.as_mut() => {
@@ -116,7 +123,10 @@ async fn serve_auto(io: EdgeStream, service: Service, signal: watch::Sender<()>)
                 }
                 break;
             }
-            _ = &mut closing => conn.as_mut().graceful_shutdown(),
+            _ = &mut closing, if !asked => {
+                asked = true;
+                conn.as_mut().graceful_shutdown();
+            }
         }
     }
 }
