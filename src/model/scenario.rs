@@ -155,8 +155,8 @@ impl HttpVersion {
 }
 
 /// The streams one HTTP/2 connection may carry at once: the server's
-/// SETTINGS_MAX_CONCURRENT_STREAMS, hyper's default (axum::serve does not change it). A
-/// shared connection with more subscribers would leave the rest waiting for a stream.
+/// SETTINGS_MAX_CONCURRENT_STREAMS, hyper's default (`server/conn.rs` does not change it).
+/// A shared connection with more subscribers would leave the rest waiting for a stream.
 pub const H2_MAX_CONCURRENT_STREAMS: u32 = 200;
 
 /// How HTTP/2 subscribers map onto connections (`h2_connections`).

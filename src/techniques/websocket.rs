@@ -53,7 +53,7 @@ pub const CLOSE_NO_PONG: u16 = 4009;
 
 pub fn routes() -> Router<Context> {
     // CONNECT: a WebSocket over HTTP/2 is an extended CONNECT (RFC 8441), which axum's
-    // `WebSocketUpgrade` accepts; hyper's HTTP/2 server enables it (axum::serve does).
+    // `WebSocketUpgrade` accepts; `server/conn.rs` enables it in hyper's HTTP/2 server.
     let methods = MethodFilter::GET.or(MethodFilter::CONNECT);
     Router::new().route("/ws", on(methods, upgrade))
 }
