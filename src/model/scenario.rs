@@ -104,6 +104,10 @@ pub struct Scenario {
     /// holds pushlab's figures against it.
     #[serde(default, skip_serializing_if = "is_default")]
     pub floor: bool,
+    /// `memory_chart = true`: the report draws server memory per idle connection per cell
+    /// (runs before the key, which also measured it, redraw without the chart).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub memory_chart: bool,
     /// How the load generator spreads its subscribers over processes and source addresses.
     #[serde(default, skip_serializing_if = "is_default")]
     pub load: Load,
@@ -188,8 +192,8 @@ impl HttpVersion {
 }
 
 /// The streams one HTTP/2 connection may carry at once: the server's
-/// SETTINGS_MAX_CONCURRENT_STREAMS, hyper's default (axum::serve does not change it). A
-/// shared connection with more subscribers would leave the rest waiting for a stream.
+/// SETTINGS_MAX_CONCURRENT_STREAMS, hyper's default (`server/conn.rs` does not change it).
+/// A shared connection with more subscribers would leave the rest waiting for a stream.
 pub const H2_MAX_CONCURRENT_STREAMS: u32 = 200;
 
 /// How HTTP/2 subscribers map onto connections (`h2_connections`).

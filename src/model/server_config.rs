@@ -38,8 +38,10 @@ pub struct ServerConfig {
     #[arg(long, default_value_t = 1000, value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
     pub page_limit: usize,
     /// Read buffer of each WebSocket, in bytes (tungstenite's default of 128 KiB costs about
-    /// 134 KiB per idle connection).
-    #[arg(long, default_value_t = 4096, value_parser = RangedU64ValueParser::<usize>::new().range(256..=1_048_576))]
+    /// 134 KiB per idle connection). tungstenite zero-fills all of it before its first read,
+    /// so every byte is resident: 1 KiB holds a client's publish or pong, and a larger frame
+    /// grows the buffer as needed (4 KiB cost 3 KiB more per idle WebSocket).
+    #[arg(long, default_value_t = 1024, value_parser = RangedU64ValueParser::<usize>::new().range(256..=1_048_576))]
     pub ws_read_buffer: usize,
     /// Where comments are kept: `memory` (in this process, the default) or a Redis URL such as
     /// redis://127.0.0.1:6379/0, whose stream several instances share and which outlives them.

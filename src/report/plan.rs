@@ -274,6 +274,8 @@ pub enum ChartKind {
     FaultConnections(Point),
     /// Recovery after drops and the server's notice of closed pages (runs with faults).
     FaultTimes(Point),
+    /// Server memory per idle connection, every cell (scenarios with `memory_chart = true`).
+    IdleMemory,
 }
 
 /// One chart file of the report.
@@ -509,6 +511,14 @@ impl<'a> View<'a> {
                 file_name: "cost-per-delivery.png".into(),
                 title: format!("{name}: cost per delivered comment"),
                 kind: ChartKind::Cost,
+            });
+        }
+        if self.summary.scenario.memory_chart && self.cells.iter().any(|c| c.idle_memory.is_some())
+        {
+            charts.push(ChartPlan {
+                file_name: "idle-memory.png".into(),
+                title: format!("{name}: server memory per idle connection"),
+                kind: ChartKind::IdleMemory,
             });
         }
         for point in &self.points {

@@ -268,6 +268,22 @@ impl EdgeStream {
         &self.meter
     }
 
+    /// Whether a plain connection's first bytes, peeked (left in the socket, to be read and
+    /// counted as usual), rule out the HTTP/2 preface: then it speaks HTTP/1 (see
+    /// `conn.rs`). False when they cannot yet (a prefix of the preface: `P` could start
+    /// either), for TLS (ALPN decides), and when nothing arrived within `wait`, the header
+    /// timeout (the edge's own deadline then ends the connection, as for any silent one).
+    pub async fn sniff_h1(&self, wait: Duration) -> bool {
+        let Transport::Plain(counted) = &self.inner else {
+            return false;
+        };
+        let mut first = [0u8; PREFACE.len()];
+        match tokio::time::timeout(wait, counted.get_ref().peek(&mut first)).await {
+            Ok(Ok(n)) if n > 0 => first[..n] != PREFACE[..n],
+            _ => false,
+        }
+    }
+
     /// Drives the TLS handshake, if one is pending, and books its end.
     fn poll_handshake(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match ready!(self.inner.poll_handshake(cx)) {

@@ -8,8 +8,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::connect_info::Connected;
-use axum::serve::IncomingStream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -44,6 +42,11 @@ impl CountingListener {
     pub fn with_tls(mut self, acceptor: tokio_rustls::TlsAcceptor) -> Self {
         self.tls = Some(acceptor);
         self
+    }
+
+    /// How long a connection may take to send its first request's head.
+    pub fn header_timeout(&self) -> Duration {
+        self.config.header_timeout
     }
 }
 
@@ -146,14 +149,15 @@ fn goaway(debug: &[u8]) -> Vec<u8> {
     out
 }
 
-impl Connected<IncomingStream<'_, CountingListener>> for Conn {
-    fn connect_info(stream: IncomingStream<'_, CountingListener>) -> Self {
+impl Conn {
+    /// The handle of the accepted connection `io` from `remote`, for its requests.
+    pub fn of(io: &EdgeStream, remote: SocketAddr) -> Self {
         Self {
             info: ConnInfo {
-                meter: stream.io().meter().clone(),
-                remote: *stream.remote_addr(),
+                meter: io.meter().clone(),
+                remote,
             },
-            edge: stream.io().edge().clone(),
+            edge: io.edge().clone(),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! `spawn()` starts one on 127.0.0.1:0 for tests.
 
 mod admin;
+mod conn;
 mod edge;
 mod h2;
 mod listener;
@@ -233,16 +234,13 @@ pub async fn serve(listener: TcpListener, state: AppState, grace: Duration) -> s
         let (acceptor, _) = tls::self_signed().map_err(std::io::Error::other)?;
         listener = listener.with_tls(acceptor);
     }
-    let service = app(state).into_make_service_with_connect_info::<edge::Conn>();
-    let server = axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .into_future();
+    let server = conn::run(listener, app(state), shutdown.clone());
     tokio::pin!(server);
     tokio::select! {
         result = async {
-            let result = (&mut server).await;
+            (&mut server).await;
             sessions.closed().await;
-            result
+            Ok(())
         } => result,
         _ = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
             tracing::warn!("connections still open {grace:?} after shutdown; exiting anyway");

@@ -53,7 +53,7 @@ pub const CLOSE_NO_PONG: u16 = 4009;
 
 pub fn routes() -> Router<Context> {
     // CONNECT: a WebSocket over HTTP/2 is an extended CONNECT (RFC 8441), which axum's
-    // `WebSocketUpgrade` accepts; hyper's HTTP/2 server enables it (axum::serve does).
+    // `WebSocketUpgrade` accepts; `server/conn.rs` enables it in hyper's HTTP/2 server.
     let methods = MethodFilter::GET.or(MethodFilter::CONNECT);
     Router::new().route("/ws", on(methods, upgrade))
 }
@@ -154,7 +154,18 @@ impl Writer {
 
     /// Finishes what is in flight, sends a close frame and waits briefly for the reply;
     /// each step is bounded, so a stuck socket delays a shutdown by `CLOSE_WAIT` at most.
-    async fn close(mut self, source: &mut Source, code: u16, reason: &str) {
+    /// Boxed: the session's future, held for the life of every idle WebSocket, would
+    /// otherwise reserve room for this rare one's timers and frame.
+    fn close<'a>(
+        self,
+        source: &'a mut Source,
+        code: u16,
+        reason: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, ()> {
+        Box::pin(self.close_now(source, code, reason))
+    }
+
+    async fn close_now(mut self, source: &mut Source, code: u16, reason: &str) {
         // A close reason must fit in a control frame (125 bytes with the code).
         let reason: String = reason.chars().take(100).collect();
         let frame = CloseFrame {
@@ -357,7 +368,8 @@ async fn session(
                         return;
                     }
                     Some(Ok(Message::Text(text))) => {
-                        let reply = publish(&state, user.as_deref(), text.as_str()).await;
+                        // Boxed for the same reason as `Writer::close`.
+                        let reply = Box::pin(publish(&state, user.as_deref(), text.as_str())).await;
                         outbox.push_back(Message::Text(reply.into()));
                     }
                     Some(Ok(Message::Binary(_))) => {

@@ -26,6 +26,7 @@ mod cost;
 mod faults;
 mod header;
 mod marks;
+mod memory;
 mod percentiles;
 mod plot;
 mod scale;
@@ -83,6 +84,7 @@ fn draw(root: &Area, view: &View, plan: &ChartPlan) -> Res {
         ChartKind::Timeline(point) => timeline::draw(root, view, plan, point),
         ChartKind::FaultConnections(point) => faults::connections(root, view, plan, point),
         ChartKind::FaultTimes(point) => faults::times(root, view, plan, point),
+        ChartKind::IdleMemory => memory::draw(root, view, plan),
     }
 }
 

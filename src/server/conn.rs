@@ -1,0 +1,154 @@
+//! Serving accepted connections, in place of `axum::serve`, for memory: an idle subscriber's
+//! connection is mostly hyper's buffers, and `axum::serve` always goes through hyper-util's
+//! auto builder, which reads the first 24 bytes itself to tell HTTP/2 from HTTP/1 and hands
+//! them back to hyper's HTTP/1 server as a short first read. hyper reserves 8 KiB of read
+//! buffer and asks for 8 KiB free before every read, so after those 24 bytes its buffer grew
+//! to 16 KiB, kept for the connection's life (heaptrack: 16 KiB of each idle SSE or long-poll
+//! connection). Here the first bytes of a plain connection are *peeked* (`MSG_PEEK`: they stay
+//! in the socket, so hyper reads and the meter counts them as before) and a connection that
+//! is not HTTP/2 goes straight to hyper's HTTP/1 server, whose head then lands in one 8 KiB
+//! buffer. Everything else (TLS, h2c, a client whose first bytes could still be the HTTP/2
+//! preface, one silent past the header timeout) goes to the auto builder as before.
+//!
+//! Shutdown is axum's: stop accepting, ask every connection to finish gracefully, wait for
+//! them all.
+
+use std::convert::Infallible;
+use std::pin::pin;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::extract::Request;
+use axum::routing::future::RouteFuture;
+use axum::serve::Listener;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::edge::{Conn, EdgeStream};
+use super::listener::CountingListener;
+
+/// Accepts and serves connections with `router` until `shutdown` is cancelled, then waits
+/// for the open ones to finish (gracefully: responses in flight complete).
+pub async fn run(mut listener: CountingListener, router: Router, shutdown: CancellationToken) {
+    // Every connection task holds a clone of `signal`: its receiver dropped tells them to
+    // finish; `close`'s receivers dropped tell the loop they have.
+    let (signal, signal_rx) = watch::channel(());
+    let (close, close_rx) = watch::channel(());
+    let header_timeout = listener.header_timeout();
+    loop {
+        let (io, remote) = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.cancelled() => break,
+        };
+        let conn = Conn::of(&io, remote);
+        let service = Service {
+            router: router.clone(),
+            conn,
+        };
+        tokio::spawn(serve_connection(
+            io,
+            service,
+            header_timeout,
+            signal.clone(),
+            close_rx.clone(),
+        ));
+    }
+    drop(listener);
+    drop(signal_rx);
+    drop(close_rx);
+    close.closed().await;
+}
+
+/// One connection, until it ends or shutdown has let its last response finish.
+async fn serve_connection(
+    io: EdgeStream,
+    service: Service,
+    header_timeout: Duration,
+    signal: watch::Sender<()>,
+    close: watch::Receiver<()>,
+) {
+    let h1 = tokio::select! {
+        h1 = io.sniff_h1(header_timeout) => h1,
+        // Shutdown before the first byte: nothing to finish.
+        _ = signal.closed() => return,
+    };
+    if h1 {
+        let conn = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(io), service)
+            .with_upgrades();
+        let mut conn = pin!(conn);
+        let mut closing = pin!(signal.closed());
+        // `closing` completes once and must not be polled again.
+        let mut asked = false;
+        loop {
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(error) = result {
+                        tracing::trace!("connection ended: {error:#}");
+                    }
+                    break;
+                }
+                _ = &mut closing, if !asked => {
+                    asked = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    } else {
+        // Boxed: the auto builder's connection (HTTP/2 state included) is several times
+        // the size of the HTTP/1 one, and every connection's task would otherwise carry it.
+        Box::pin(serve_auto(io, service, signal)).await;
+    }
+    drop(close);
+}
+
+/// A connection whose protocol hyper-util's auto builder works out (as `axum::serve` does,
+/// with extended CONNECT for WebSockets over HTTP/2).
+async fn serve_auto(io: EdgeStream, service: Service, signal: watch::Sender<()>) {
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder.http2().enable_connect_protocol();
+    let mut conn = pin!(builder.serve_connection_with_upgrades(TokioIo::new(io), service));
+    let mut closing = pin!(signal.closed());
+    // `closing` completes once and must not be polled again.
+    let mut asked = false;
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(error) = result {
+                    tracing::trace!("connection ended: {error:#}");
+                }
+                break;
+            }
+            _ = &mut closing, if !asked => {
+                asked = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}
+
+/// The router, handing every request its connection's [`Conn`] as `ConnectInfo` (what
+/// `into_make_service_with_connect_info` did).
+#[derive(Clone)]
+struct Service {
+    router: Router,
+    conn: Conn,
+}
+
+impl hyper::service::Service<Request<Incoming>> for Service {
+    type Response = axum::response::Response;
+    type Error = Infallible;
+    type Future = RouteFuture<Infallible>;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        let mut request = request.map(Body::new);
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(self.conn.clone()));
+        tower_service::Service::call(&mut self.router.clone(), request)
+    }
+}
