@@ -312,11 +312,19 @@ mod tests {
     #[test]
     fn every_published_run_redraws_byte_identically() {
         let published = Path::new(env!("CARGO_MANIFEST_DIR")).join("results/published");
-        let mut runs: Vec<PathBuf> = std::fs::read_dir(&published)
-            .unwrap()
-            .map(|entry| entry.unwrap().path())
-            .filter(|path| path.join(SUMMARY_FILE).is_file())
-            .collect();
+        // Run folders at any depth: the study's sit under results/published/study/<scenario>/.
+        let mut runs: Vec<PathBuf> = Vec::new();
+        let mut folders = vec![published.clone()];
+        while let Some(folder) = folders.pop() {
+            for entry in std::fs::read_dir(&folder).unwrap() {
+                let path = entry.unwrap().path();
+                if path.join(SUMMARY_FILE).is_file() {
+                    runs.push(path);
+                } else if path.is_dir() {
+                    folders.push(path);
+                }
+            }
+        }
         runs.sort();
         assert!(!runs.is_empty(), "no runs under {}", published.display());
         for run in &runs {

@@ -937,23 +937,6 @@ pub fn render(runs: &[StudyRun], probes: Option<&Probes>) -> String {
             }
         );
     }
-    if let Some(p) = probes {
-        let _ = writeln!(
-            out,
-            "- [`{PROBES_FILE}`]({PROBES_FILE}): against a fresh server with default settings, \
-             {}{}",
-            if p.upstream.is_some() {
-                "publishes by POST and over a WebSocket"
-            } else {
-                "no upstream probe"
-            },
-            if p.url_limit.is_some() {
-                ", and the longest URL `GET /sse` accepts"
-            } else {
-                ""
-            }
-        );
-    }
     out.push('\n');
     let answers = answers(runs, probes);
     out.push_str("| claim | verdict |\n| ---: | --- |\n");

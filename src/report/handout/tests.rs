@@ -189,7 +189,12 @@ fn published_runs_answer_the_fault_and_link_claims() {
             answers[claim - 1]
         );
     }
-    // No probes and no capture in the published runs: named, not guessed.
+    // No probes beside these runs: claim 4 is named missing, not guessed. The republished
+    // notifications run recorded a WebSocket upgrade, which answers claim 10.
     assert!(matches!(answers[3].verdict, Verdict::Missing(_)));
-    assert!(matches!(answers[9].verdict, Verdict::Missing(_)));
+    assert!(
+        !matches!(answers[9].verdict, Verdict::Missing(_)),
+        "claim 10: {:?}",
+        answers[9]
+    );
 }
