@@ -57,7 +57,11 @@ pub(super) fn run_scenario(name: &str, publish: &str) -> (RunSummary, PathBuf, t
 /// Runs the scenario `file` (named `name`) with `args` added, its results beside the file,
 /// asserts it succeeded and returns the run's summary and folder.
 fn run_file(file: &Path, name: &str, args: &[&str]) -> (RunSummary, PathBuf) {
-    let results = file.parent().unwrap().join("results");
+    run_file_into(file, name, &file.parent().unwrap().join("results"), args)
+}
+
+/// As [`run_file`], with the results under `results`.
+fn run_file_into(file: &Path, name: &str, results: &Path, args: &[&str]) -> (RunSummary, PathBuf) {
     let mut all = vec![
         "run",
         file.to_str().unwrap(),
@@ -73,7 +77,7 @@ fn run_file(file: &Path, name: &str, args: &[&str]) -> (RunSummary, PathBuf) {
         output.status.success(),
         "stdout:\n{stdout}\nstderr:\n{stderr}"
     );
-    let run = run_dir(&results, name);
+    let run = run_dir(results, name);
     (pushlab::report::load_summary(&run).unwrap(), run)
 }
 

@@ -3,25 +3,12 @@
 
 use super::*;
 
-/// Runs `file` with `args`, its results under `results`; returns the one run folder.
+/// Runs `file` with `args` against fresh servers, its results under `results`; returns the
+/// one run folder.
 fn run_into(file: &Path, name: &str, results: &Path, args: &[&str]) -> PathBuf {
-    let mut all = vec![
-        "run",
-        file.to_str().unwrap(),
-        "--results",
-        results.to_str().unwrap(),
-        "--quiet",
-        "--server-binary",
-        SERVER,
-    ];
+    let mut all = vec!["--server-binary", SERVER];
     all.extend_from_slice(args);
-    let output = loadgen(&all);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    run_dir(results, name)
+    run_file_into(file, name, results, &all).1
 }
 
 #[test]
