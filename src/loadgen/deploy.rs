@@ -208,7 +208,14 @@ pub async fn redis_info(redis: Option<&RedisServer>) -> Result<Option<RedisInfo>
         return Ok(None);
     };
     let client = redis::Client::open(redis.url())?;
-    let mut connection = client.get_multiplexed_async_connection().await?;
+    // Generous timeouts: a Redis serving 100,000 long pollers answered INFO after more than
+    // the client's default half second, and a figure read late is still the figure.
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(std::time::Duration::from_secs(10)))
+        .set_response_timeout(Some(std::time::Duration::from_secs(30)));
+    let mut connection = client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await?;
     let text: String = redis::cmd("INFO")
         .arg("all")
         .query_async(&mut connection)
