@@ -153,11 +153,7 @@ async fn run_once(
     let subscriber_addrs = links.subscribers_addrs();
     let connect_started = Instant::now();
     let load = scenario.load;
-    crate::http::client::bind_connections_to(
-        (0..load.source_addresses)
-            .filter_map(|k| load.source_for(k))
-            .collect(),
-    );
+    crate::http::client::bind_connections_to(load.sources());
     // This run's share of the subscribers (all, or its shard's); with worker processes, they
     // hold it and this process none.
     let base_share = Share::of_shard(options.shard);

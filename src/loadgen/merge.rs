@@ -204,14 +204,11 @@ fn merge_cell(
     let sum_f = |f: fn(&CellResult) -> f64| cells.iter().map(|c| f(c)).sum::<f64>();
     let max = |f: fn(&CellResult) -> u64| cells.iter().map(|c| f(c)).max().unwrap_or(0);
     let mut deliveries = first.deliveries;
+    for cell in &cells[1..] {
+        deliveries.add_pairs(&cell.deliveries);
+    }
+    // Each shard had a publisher of its own: the schedule's comments once, every failure.
     deliveries.comments_published = max(|c| c.deliveries.comments_published);
-    deliveries.expected = sum(|c| c.deliveries.expected);
-    deliveries.delivered = sum(|c| c.deliveries.delivered);
-    deliveries.delivered_in_window = sum(|c| c.deliveries.delivered_in_window);
-    deliveries.missing = sum(|c| c.deliveries.missing);
-    deliveries.lost_to_restart = sum(|c| c.deliveries.lost_to_restart);
-    deliveries.duplicated = sum(|c| c.deliveries.duplicated);
-    deliveries.out_of_order = sum(|c| c.deliveries.out_of_order);
     deliveries.publish_errors = sum(|c| c.deliveries.publish_errors);
     let client = ClientTotals {
         requests: sum(|c| c.client.requests),

@@ -390,14 +390,7 @@ impl PartialRecord {
             }
             self.per_second[second].add(h).expect("same bounds");
         }
-        let (d, o) = (&mut self.deliveries, &other.deliveries);
-        d.expected += o.expected;
-        d.delivered += o.delivered;
-        d.delivered_in_window += o.delivered_in_window;
-        d.missing += o.missing;
-        d.lost_to_restart += o.lost_to_restart;
-        d.duplicated += o.duplicated;
-        d.out_of_order += o.out_of_order;
+        self.deliveries.add_pairs(&other.deliveries);
         self.misdelivered += other.misdelivered;
         self.unexpected += other.unexpected;
         self.payload_bytes += other.payload_bytes;

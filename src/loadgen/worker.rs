@@ -197,11 +197,7 @@ where
     };
     crate::sys::raise_open_files_limit();
     let load = job.scenario.load;
-    crate::http::client::bind_connections_to(
-        (0..load.source_addresses)
-            .filter_map(|k| load.source_for(k))
-            .collect(),
-    );
+    crate::http::client::bind_connections_to(load.sources());
     let share = Share {
         first: job.first,
         step: job.step,

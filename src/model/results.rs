@@ -409,6 +409,21 @@ pub struct TimelinePoint {
     pub reconnects: u64,
 }
 
+impl Deliveries {
+    /// Adds another share's (comment, subscriber) pair counts: those of other subscribers of
+    /// the same cell (a worker process's, a shard's). What was published is the publisher's,
+    /// not the subscribers': left to the caller.
+    pub fn add_pairs(&mut self, other: &Deliveries) {
+        self.expected += other.expected;
+        self.delivered += other.delivered;
+        self.delivered_in_window += other.delivered_in_window;
+        self.missing += other.missing;
+        self.lost_to_restart += other.lost_to_restart;
+        self.duplicated += other.duplicated;
+        self.out_of_order += other.out_of_order;
+    }
+}
+
 fn is_zero_f64(value: &f64) -> bool {
     *value == 0.0
 }

@@ -135,6 +135,13 @@ impl Load {
             std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, (k >> 8) as u8, k as u8))
         })
     }
+
+    /// Every source address the subscribers bind to, in turn (none: the kernel's choice).
+    pub fn sources(&self) -> Vec<std::net::IpAddr> {
+        (0..self.source_addresses)
+            .filter_map(|k| self.source_for(k))
+            .collect()
+    }
 }
 
 /// The HTTP version a cell's subscribers speak (`http = ["1.1", "2"]`).

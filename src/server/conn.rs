@@ -14,7 +14,7 @@
 //! them all.
 
 use std::convert::Infallible;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::time::Duration;
 
 use axum::Router;
@@ -80,24 +80,7 @@ async fn serve_connection(
         let conn = hyper::server::conn::http1::Builder::new()
             .serve_connection(TokioIo::new(io), service)
             .with_upgrades();
-        let mut conn = pin!(conn);
-        let mut closing = pin!(signal.closed());
-        // `closing` completes once and must not be polled again.
-        let mut asked = false;
-        loop {
-            tokio::select! {
-                result = conn.as_mut() => {
-                    if let Err(error) = result {
-                        tracing::trace!("connection ended: {error:#}");
-                    }
-                    break;
-                }
-                _ = &mut closing, if !asked => {
-                    asked = true;
-                    conn.as_mut().graceful_shutdown();
-                }
-            }
-        }
+        until_done(conn, &signal, |conn| conn.graceful_shutdown()).await;
     } else {
         // Boxed: the auto builder's connection (HTTP/2 state included) is several times
         // the size of the HTTP/1 one, and every connection's task would otherwise carry it.
@@ -111,7 +94,18 @@ async fn serve_connection(
 async fn serve_auto(io: EdgeStream, service: Service, signal: watch::Sender<()>) {
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder.http2().enable_connect_protocol();
-    let mut conn = pin!(builder.serve_connection_with_upgrades(TokioIo::new(io), service));
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    until_done(conn, &signal, |conn| conn.graceful_shutdown()).await;
+}
+
+/// Drives a connection until it ends, asking it once (`shutdown`) to finish gracefully when
+/// the server shuts down (`signal`'s receiver dropped).
+async fn until_done<C, E>(conn: C, signal: &watch::Sender<()>, shutdown: fn(Pin<&mut C>))
+where
+    C: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let mut conn = pin!(conn);
     let mut closing = pin!(signal.closed());
     // `closing` completes once and must not be polled again.
     let mut asked = false;
@@ -125,7 +119,7 @@ async fn serve_auto(io: EdgeStream, service: Service, signal: watch::Sender<()>)
             }
             _ = &mut closing, if !asked => {
                 asked = true;
-                conn.as_mut().graceful_shutdown();
+                shutdown(conn.as_mut());
             }
         }
     }
