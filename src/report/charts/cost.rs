@@ -150,8 +150,6 @@ fn y_axis(view: &View, metric: &Metric, rows: bool) -> (Axis, Vec<String>) {
 
 /// One group of bars per point, labelled by its swept values.
 fn x_axis(view: &View) -> Axis {
-    let groups = view.points.len();
-    let labels: Vec<String> = view.points.iter().map(|p| group_label(view, p)).collect();
     // Two swept keys get their short phrases: both full labels overran a third of the width.
     let title = match view.swept.as_slice() {
         [] => String::new(),
@@ -162,6 +160,14 @@ fn x_axis(view: &View) -> Axis {
             .collect::<Vec<_>>()
             .join(" / "),
     };
+    group_axis(view, title)
+}
+
+/// A group of bars per point, each labelled by its swept values (or its client count), under
+/// `title`.
+pub(super) fn group_axis(view: &View, title: String) -> Axis {
+    let groups = view.points.len();
+    let labels: Vec<String> = view.points.iter().map(|p| group_label(view, p)).collect();
     Axis {
         scale: Scale::fixed(
             0.0,

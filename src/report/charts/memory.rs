@@ -14,7 +14,7 @@ use super::style::style;
 use crate::model::results::CellResult;
 use crate::report::figures::has_warnings;
 use crate::report::fmt::num;
-use crate::report::plan::{self, ChartPlan, Point, View};
+use crate::report::plan::{ChartPlan, View};
 
 /// The goals of issue 13, in KiB per idle connection: the line, its dash and its label.
 const GOALS: [(f64, Dash, &str); 2] = [
@@ -75,39 +75,13 @@ fn subtitle(view: &View) -> String {
 
 /// One group of bars per point, labelled by its swept values (or its client count).
 fn x_axis(view: &View) -> Axis {
-    let groups = view.points.len();
-    let labels: Vec<String> = view.points.iter().map(|p| group_label(view, p)).collect();
     let title = view
         .swept
         .iter()
         .map(|d| d.axis_label())
         .collect::<Vec<_>>()
         .join(" / ");
-    Axis {
-        scale: Scale::fixed(
-            0.0,
-            groups as f64,
-            (0..groups).map(|g| g as f64 + 0.5).collect(),
-        ),
-        title,
-        label: Box::new(move |v| {
-            labels
-                .get(v.floor().max(0.0) as usize)
-                .cloned()
-                .unwrap_or_default()
-        }),
-    }
-}
-
-fn group_label(view: &View, point: &Point) -> String {
-    if view.swept.is_empty() {
-        return plan::Dim::Clients.describe(f64::from(point.clients));
-    }
-    view.swept
-        .iter()
-        .map(|d| d.tick(d.of(point)))
-        .collect::<Vec<_>>()
-        .join(" / ")
+    super::cost::group_axis(view, title)
 }
 
 /// A bar per cell that measured its idle memory, its value above it where it fits.
