@@ -28,7 +28,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use bytes::Bytes;
+
 use super::edge::{Conn, EdgeStream};
+use super::held::{self, Prefixed};
 use super::listener::CountingListener;
 
 /// Accepts and serves connections with `router` until `shutdown` is cancelled, then waits
@@ -77,8 +80,25 @@ async fn serve_connection(
         _ = signal.closed() => return,
     };
     if h1 {
+        let mut io = io;
+        let mut first = [0u8; 16];
+        let peeked = io.peek(&mut first).await;
+        // A connection that starts with a held request (SSE, a long poll) is served without
+        // hyper's buffers (`held.rs`) for as long as its requests are held ones.
+        let prefix = if held::starts_held(&first[..peeked]) {
+            let call = |request| service.call_with(request);
+            match held::serve(&mut io, call, &signal).await {
+                held::Outcome::Closed => {
+                    drop(close);
+                    return;
+                }
+                held::Outcome::HandOver(prefix) => prefix,
+            }
+        } else {
+            Bytes::new()
+        };
         let conn = hyper::server::conn::http1::Builder::new()
-            .serve_connection(TokioIo::new(io), service)
+            .serve_connection(TokioIo::new(Prefixed::new(io, prefix)), service)
             .with_upgrades();
         until_done(conn, &signal, |conn| conn.graceful_shutdown()).await;
     } else {
@@ -133,16 +153,22 @@ struct Service {
     conn: Conn,
 }
 
+impl Service {
+    /// Routes a request, from hyper or from the held-request path.
+    fn call_with(&self, mut request: Request) -> RouteFuture<Infallible> {
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(self.conn.clone()));
+        tower_service::Service::call(&mut self.router.clone(), request)
+    }
+}
+
 impl hyper::service::Service<Request<Incoming>> for Service {
     type Response = axum::response::Response;
     type Error = Infallible;
     type Future = RouteFuture<Infallible>;
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
-        let mut request = request.map(Body::new);
-        request
-            .extensions_mut()
-            .insert(ConnectInfo(self.conn.clone()));
-        tower_service::Service::call(&mut self.router.clone(), request)
+        self.call_with(request.map(Body::new))
     }
 }

@@ -284,6 +284,16 @@ impl EdgeStream {
         }
     }
 
+    /// Copies the first bytes waiting in a plain connection's socket into `buf`, leaving them
+    /// there; 0 for TLS or when nothing is waiting. Call after `sniff_h1`, which waited for
+    /// them.
+    pub async fn peek(&self, buf: &mut [u8]) -> usize {
+        let Transport::Plain(counted) = &self.inner else {
+            return 0;
+        };
+        counted.get_ref().peek(buf).await.unwrap_or(0)
+    }
+
     /// Drives the TLS handshake, if one is pending, and books its end.
     fn poll_handshake(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match ready!(self.inner.poll_handshake(cx)) {

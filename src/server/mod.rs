@@ -6,6 +6,7 @@ mod admin;
 mod conn;
 mod edge;
 mod h2;
+mod held;
 mod listener;
 mod metrics;
 mod publish;

@@ -1031,3 +1031,75 @@ async fn allowed_origins_pass_and_the_page_s_own_origin_is_always_allowed() {
     let reply = &exchange(addr, ws("/ws?user=a", &[], &[]), 1).await[0];
     assert_eq!(reply.status, 101, "{}", reply.head);
 }
+
+/// Held requests (SSE, long polls) on a connection that starts with one are served without
+/// hyper (`server/held.rs`); on a connection that starts otherwise, hyper serves them. The
+/// bytes must not tell the two apart (but for the date), and a held connection whose next
+/// request is something else is handed to hyper with nothing lost.
+#[tokio::test]
+async fn held_requests_are_framed_byte_for_byte_as_hyper_frames_them() {
+    let server = start().await;
+    let addr = server.addr;
+    let poll = get_raw("/long-poll?user=a&timeout_ms=1");
+    let without_date = |reply: &RawReply| -> String {
+        let lines = reply.head.lines().filter(|l| !l.starts_with("date: "));
+        lines.collect::<Vec<_>>().join("\r\n")
+    };
+    // Held from the first byte: two long polls, pipelined.
+    let held = exchange(addr, [poll.clone(), poll.clone()].concat(), 2).await;
+    // hyper's: the connection starts with another request.
+    let hypers = exchange(addr, [get_raw("/stats"), poll.clone()].concat(), 2).await;
+    assert_eq!(held.len(), 2, "both pipelined long polls answered");
+    assert_eq!(hypers.len(), 2);
+    for reply in &held {
+        assert_eq!(reply.status, 200, "{}", reply.head);
+        assert_eq!(without_date(reply), without_date(&hypers[1]));
+        assert_eq!(reply.body, hypers[1].body);
+        assert!(reply.header("date").is_some_and(|d| d.ends_with(" GMT")));
+    }
+    // A held connection that then publishes: hyper takes over and answers in order.
+    let body = br#"{"from":"a","text":"after a long poll"}"#;
+    let mixed = exchange(addr, [poll.clone(), post(body), poll].concat(), 3).await;
+    let statuses: Vec<u16> = mixed.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200, 201, 200], "{mixed:?}");
+    // SSE: the head and the connect event.
+    let sse = get_raw("/sse?user=a");
+    let held_sse = sse_start(addr, sse.clone()).await;
+    let hyper_sse = sse_start(addr, [get_raw("/stats"), sse].concat()).await;
+    let hyper_sse = &hyper_sse[hyper_sse
+        .windows(12)
+        .position(|w| w == b"HTTP/1.1 200")
+        .unwrap()..];
+    let hyper_sse = &hyper_sse[hyper_sse[1..]
+        .windows(12)
+        .position(|w| w == b"HTTP/1.1 200")
+        .unwrap()
+        + 1..];
+    let strip = |bytes: &[u8]| -> String {
+        let text = String::from_utf8_lossy(bytes).into_owned();
+        text.split("\r\n")
+            .filter(|l| !l.starts_with("date: "))
+            .collect::<Vec<_>>()
+            .join("\r\n")
+    };
+    assert!(held_sse.starts_with(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"));
+    assert_eq!(strip(&held_sse), strip(hyper_sse));
+}
+
+/// Sends `bytes` and reads until an SSE `connect` event's chunk has ended.
+async fn sse_start(addr: SocketAddr, bytes: Vec<u8>) -> Vec<u8> {
+    within("an SSE stream's first event", async {
+        let mut socket = TcpStream::connect(addr).await.expect("connect");
+        socket.write_all(&bytes).await.expect("send");
+        let mut buffer = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while !(buffer.windows(14).any(|w| w == b"event: connect") && buffer.ends_with(b"\n\n\r\n"))
+        {
+            let n = socket.read(&mut chunk).await.expect("read");
+            assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&buffer));
+            buffer.extend_from_slice(&chunk[..n]);
+        }
+        buffer
+    })
+    .await
+}
