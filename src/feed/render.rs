@@ -2,9 +2,12 @@
 //! wire JSON is rendered here once per comment, so a backend only stores and orders, and
 //! every technique sends the very same bytes whatever the backend.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
 
 use crate::model::comment::{Comment, NewComment, now_micros};
+use crate::model::technique::Technique;
 
 /// A comment as the feed hands it out, with its wire JSON rendered once so every technique
 /// (and every subscriber: the `Arc<str>` is shared, not copied) sends the very same bytes.
@@ -14,6 +17,10 @@ pub struct StoredComment {
     pub comment: Comment,
     /// `serde_json` rendering of `comment`, shared by all techniques.
     pub json: Arc<str>,
+    /// Each technique's own framing of `json` (an SSE event, say), made by the first
+    /// subscriber that sends it and shared by the rest: a broadcast to N subscribers
+    /// renders it once, not N times.
+    framed: [OnceLock<Bytes>; Technique::COUNT],
 }
 
 impl StoredComment {
@@ -24,7 +31,19 @@ impl StoredComment {
         let json: Arc<str> = serde_json::to_string(&comment)
             .expect("a comment of strings and integers always serialises")
             .into();
-        Self { comment, json }
+        Self {
+            comment,
+            json,
+            framed: Default::default(),
+        }
+    }
+
+    /// `technique`'s framing of this comment, rendered by `render` the first time it is asked
+    /// for. Every caller for one technique must pass the same `render`.
+    pub fn framed(&self, technique: Technique, render: impl FnOnce(&Self) -> Bytes) -> Bytes {
+        self.framed[technique.index()]
+            .get_or_init(|| render(self))
+            .clone()
     }
 
     /// Whether a subscriber named `user` (or anonymous, `None`) should receive this comment.

@@ -19,7 +19,7 @@
 //! connection's life.
 
 use std::convert::Infallible;
-use std::io;
+use std::io::{self, Write as _};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -338,7 +338,8 @@ fn encode(out: &mut Vec<u8>, framing: Framing, data: Bytes) {
         return;
     }
     if framing == Framing::Chunked {
-        out.extend_from_slice(format!("{:X}\r\n", data.len()).as_bytes());
+        // Written straight into `out`: no string per chunk.
+        let _ = write!(out, "{:X}\r\n", data.len());
         out.extend_from_slice(&data);
         out.extend_from_slice(b"\r\n");
     } else {

@@ -4,15 +4,19 @@
 //! `event: comment`, `data: <json>`, with heartbeat comment lines in between. A reconnecting
 //! client resumes after its `Last-Event-ID` header (or `?after=N`), as EventSource does.
 
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
+use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, Method, StatusCode};
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use bytes::Bytes;
 use eventsource_stream::Eventsource;
 use futures_util::{Stream, StreamExt};
 use http_body_util::BodyExt;
@@ -21,10 +25,11 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::{Backoff, ClientCounters, Context, DeliverySink, Gone, Subscriber, feed_error};
 use crate::accounting::{ConnInfo, ConnMeter};
-use crate::feed::{Comment, EndCause, EndWatch, FeedError, Subscription};
+use crate::feed::{Comment, EndCause, EndWatch, FeedError, StoredComment, Subscription};
 use crate::http::client::ClientError;
 use crate::http::error::{AppError, AppQuery, checked_user};
 use crate::http::link::Connection;
+use crate::model::technique::Technique;
 
 #[derive(Deserialize)]
 struct SseQuery {
@@ -46,7 +51,7 @@ async fn subscribe(
     ConnectInfo(connection): ConnectInfo<ConnInfo>,
     headers: HeaderMap,
     AppQuery(query): AppQuery<SseQuery>,
-) -> Result<Sse<impl Stream<Item = Result<Event, DroppedByAdmin>>>, AppError> {
+) -> Result<Response, AppError> {
     let user = checked_user(query.user)?;
     // A reconnecting EventSource repeats its original URL and adds Last-Event-ID, so the
     // header is the newer cursor and wins.
@@ -71,12 +76,12 @@ async fn subscribe(
         .map_err(|error| feed_error(&state, error))?;
     // The connect event carries the cursor as its id, so an EventSource that drops before its
     // first comment still resumes from the right place with Last-Event-ID.
-    let connect = Event::default()
-        .id(subscription.cursor().to_string())
-        .event("connect")
-        .retry(state.config.sse_retry)
-        .data(serde_json::json!({ "user": user, "after": subscription.cursor() }).to_string());
-    let keep_alive = KeepAlive::new().interval(state.config.sse_heartbeat);
+    let data = serde_json::json!({ "user": user, "after": subscription.cursor() });
+    let connect = Bytes::from(format!(
+        "id: {}\nevent: connect\nretry: {}\ndata: {data}\n\n",
+        subscription.cursor(),
+        state.config.sse_retry.as_millis()
+    ));
     let verdict = Verdict::default();
     // One token for both watchers, taken before either runs, so one admin drop ends both.
     let dropped = state.drop_signal_for(user.as_deref());
@@ -93,14 +98,87 @@ async fn subscribe(
         done.clone(),
         dropped.clone(),
     ));
-    let stream = futures_util::stream::once(async move { Ok(connect) }).chain(comments(
+    let heartbeat = state.config.sse_heartbeat;
+    let events = futures_util::stream::once(async move { Ok(connect) }).chain(comments(
         state,
         subscription,
         verdict,
         done.drop_guard(),
         dropped,
     ));
-    Ok(Sse::new(stream).keep_alive(keep_alive))
+    // The head axum's `Sse` wrote; the events are framed here, each comment's once for every
+    // subscriber (`StoredComment::framed`), where `Sse` built an `Event` per subscriber.
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(Heartbeat::new(events, heartbeat)),
+    )
+        .into_response())
+}
+
+/// A comment's SSE event, as axum's `Event` rendered it: `id`, `event`, `data`, blank line.
+fn comment_event(comment: &StoredComment) -> Bytes {
+    Bytes::from(format!(
+        "id: {}\nevent: comment\ndata: {}\n\n",
+        comment.comment.id, comment.json
+    ))
+}
+
+/// A heartbeat: an SSE comment line with no text, axum's keep-alive.
+const HEARTBEAT: Bytes = Bytes::from_static(b":\n\n");
+
+/// Sends a heartbeat after `interval` without an event, as axum's `KeepAlive` did; but where
+/// it reset its timer on every event (a timer-wheel update per comment per subscriber), this
+/// notes the time of the last event and looks at it only when the timer fires, then sleeps
+/// until a heartbeat is due. A zero interval sends none.
+struct Heartbeat<S> {
+    events: Pin<Box<S>>,
+    interval: Duration,
+    last_event: tokio::time::Instant,
+    timer: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<S> Heartbeat<S> {
+    fn new(events: S, interval: Duration) -> Self {
+        let now = tokio::time::Instant::now();
+        Self {
+            events: Box::pin(events),
+            interval,
+            last_event: now,
+            timer: Box::pin(tokio::time::sleep_until(now + interval)),
+        }
+    }
+}
+
+impl<S: Stream<Item = Result<Bytes, DroppedByAdmin>>> Stream for Heartbeat<S> {
+    type Item = S::Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<S::Item>> {
+        let this = &mut *self;
+        match this.events.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Ok(event))) => {
+                this.last_event = tokio::time::Instant::now();
+                return Poll::Ready(Some(Ok(event)));
+            }
+            Poll::Ready(other) => return Poll::Ready(other),
+            Poll::Pending if this.interval.is_zero() => return Poll::Pending,
+            Poll::Pending => {}
+        }
+        loop {
+            std::task::ready!(this.timer.as_mut().poll(cx));
+            let due = this.last_event + this.interval;
+            let now = tokio::time::Instant::now();
+            if now >= due {
+                this.last_event = now;
+                this.timer.as_mut().reset(now + this.interval);
+                return Poll::Ready(Some(Ok(HEARTBEAT)));
+            }
+            // An event went out since the timer was set: the heartbeat is due later.
+            this.timer.as_mut().reset(due);
+        }
+    }
 }
 
 /// Settles, once, why a subscriber was dropped: its stream and `while_stuck` can both see
@@ -174,14 +252,20 @@ fn comments(
     verdict: Verdict,
     done: DropGuard,
     dropped: CancellationToken,
-) -> impl Stream<Item = Result<Event, DroppedByAdmin>> {
-    let context = (state, subscription, dropped, verdict, done);
+) -> impl Stream<Item = Result<Bytes, DroppedByAdmin>> {
+    // Made once and polled for every event: a fresh `cancelled()` per event would join and
+    // leave each token's waiter list every time.
+    let shutdown = Box::pin(state.shutdown.clone().cancelled_owned());
+    let dropped = Box::pin(dropped.cancelled_owned());
+    let context = (state, subscription, shutdown, dropped, verdict, done);
     futures_util::stream::unfold(Some(context), |context| async move {
-        let (state, mut subscription, dropped, verdict, done) = context?;
+        let (state, mut subscription, mut shutdown, mut dropped, verdict, done) = context?;
         let stats = state.counters();
+        let dropped_event =
+            |body: serde_json::Value| Bytes::from(format!("event: dropped\ndata: {body}\n\n"));
         tokio::select! {
-            _ = state.shutdown.cancelled() => None,
-            _ = dropped.cancelled() => {
+            _ = shutdown.as_mut() => None,
+            _ = dropped.as_mut() => {
                 if verdict.claim() {
                     stats.dropped_by_admin.fetch_add(1, Ordering::Relaxed);
                 }
@@ -190,18 +274,15 @@ fn comments(
             next = subscription.next() => match next {
                 Ok(comment) => {
                     stats.comments_delivered.fetch_add(1, Ordering::Relaxed);
-                    let event = Event::default()
-                        .id(comment.comment.id.to_string())
-                        .event("comment")
-                        .data(&*comment.json);
-                    Some((Ok(event), Some((state, subscription, dropped, verdict, done))))
+                    let event = comment.framed(Technique::Sse, comment_event);
+                    Some((Ok(event), Some((state, subscription, shutdown, dropped, verdict, done))))
                 }
                 Err(error @ FeedError::Lagged { resume_after, .. }) => {
                     if verdict.claim() {
                         stats.dropped_slow.fetch_add(1, Ordering::Relaxed);
                     }
                     let body = serde_json::json!({ "error": error.to_string(), "resume_after": resume_after });
-                    Some((Ok(Event::default().event("dropped").data(body.to_string())), None))
+                    Some((Ok(dropped_event(body)), None))
                 }
                 // As for a lagged subscriber: the same event, naming the cursor to resume after.
                 Err(error @ FeedError::Unavailable { .. }) => {
@@ -209,7 +290,7 @@ fn comments(
                         stats.dropped_unavailable.fetch_add(1, Ordering::Relaxed);
                     }
                     let body = serde_json::json!({ "error": error.to_string(), "resume_after": subscription.cursor() });
-                    Some((Ok(Event::default().event("dropped").data(body.to_string())), None))
+                    Some((Ok(dropped_event(body)), None))
                 }
                 Err(_) => None,
             }
@@ -335,4 +416,49 @@ async fn open_stream(
         let _ = &keep;
         chunk
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::FutureExt;
+
+    #[tokio::test]
+    async fn a_heartbeat_follows_an_interval_without_events_and_none_with_zero() {
+        let interval = Duration::from_millis(40);
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+        let events = tokio_stream_of(receiver);
+        let mut stream = Heartbeat::new(events, interval);
+        sender.send(Bytes::from_static(b"data: 1\n\n")).unwrap();
+        let first = stream.next().await.unwrap().unwrap();
+        assert_eq!(&first[..], b"data: 1\n\n");
+        let sent = tokio::time::Instant::now();
+        let heartbeat = tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .expect("a heartbeat within the safety net")
+            .unwrap()
+            .unwrap();
+        assert_eq!(heartbeat, HEARTBEAT);
+        assert!(sent.elapsed() >= interval - Duration::from_millis(2));
+        // An event in between pushes the next heartbeat back by a whole interval.
+        sender.send(Bytes::from_static(b"data: 2\n\n")).unwrap();
+        assert_eq!(&stream.next().await.unwrap().unwrap()[..], b"data: 2\n\n");
+        let after_event = tokio::time::Instant::now();
+        assert_eq!(stream.next().await.unwrap().unwrap(), HEARTBEAT);
+        assert!(after_event.elapsed() >= interval - Duration::from_millis(2));
+
+        let (_sender, receiver) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+        let mut silent = Heartbeat::new(tokio_stream_of(receiver), Duration::ZERO);
+        tokio::task::yield_now().await;
+        assert!(
+            silent.next().now_or_never().is_none(),
+            "no heartbeat at zero"
+        );
+    }
+
+    fn tokio_stream_of(
+        mut receiver: tokio::sync::mpsc::UnboundedReceiver<Bytes>,
+    ) -> impl Stream<Item = Result<Bytes, DroppedByAdmin>> {
+        futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx).map(|b| b.map(Ok)))
+    }
 }
