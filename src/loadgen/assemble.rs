@@ -277,7 +277,7 @@ type Rule = fn(&CellResult, &CellObservations) -> Option<Warning>;
 
 /// Every rule, in the order their warnings are listed (the order published runs have):
 /// loss first, then what happened around the window, then what the window's figures show.
-const RULES: [Rule; 22] = [
+const RULES: [Rule; 23] = [
     loss,
     lost_to_restart,
     not_all_ready,
@@ -298,6 +298,7 @@ const RULES: [Rule; 22] = [
     publisher_late,
     client_errors,
     external_target,
+    redis_unread,
     server_restarted,
     server_unavailable,
 ];
@@ -497,6 +498,11 @@ fn external_target(_: &CellResult, o: &CellObservations) -> Option<Warning> {
     (o.external_target && o.server_figures).then_some(Warning::ExternalTarget)
 }
 
+fn redis_unread(_: &CellResult, o: &CellObservations) -> Option<Warning> {
+    let error = o.window.redis_unread.clone()?;
+    Some(Warning::RedisUnread { error })
+}
+
 fn server_unavailable(_: &CellResult, o: &CellObservations) -> Option<Warning> {
     (!o.server_figures).then_some(Warning::ServerUnavailable)
 }
@@ -642,6 +648,7 @@ mod tests {
                 server_instances_end: vec![server_end],
                 redis_start: None,
                 redis_end: None,
+                redis_unread: None,
                 runtime_lag: histogram_of(&[100, 200, 1_500]),
                 published: Published {
                     errors: 0,
@@ -985,6 +992,12 @@ mod tests {
                 Warning::ClientErrors { count: 11 },
             ),
             (|o| o.external_target = true, Warning::ExternalTarget),
+            (
+                |o| o.window.redis_unread = Some("timed out".into()),
+                Warning::RedisUnread {
+                    error: "timed out".into(),
+                },
+            ),
             // Last: it leaves the server's figures at zero, which quiets rules above.
             (
                 |o| o.window.server_end.started_at_us += 1,
@@ -1028,7 +1041,7 @@ mod tests {
             .collect();
         let expected: Vec<_> = rules.iter().map(|(_, w)| discriminant(w)).collect();
         assert_eq!(kinds, expected);
-        assert_eq!(cell.warnings.len(), 20);
+        assert_eq!(cell.warnings.len(), 21);
         assert!(
             cell.warnings[0].starts_with("LOSS: 3 of 1000"),
             "{:?}",

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use super::assemble::assemble;
-use super::deploy::{DeployPlan, Deployed, deploy, publish_targets, read_all, redis_info};
+use super::deploy::{DeployPlan, Deployed, deploy, publish_targets, read_all, redis_figures};
 use super::faults::{self, Arena, FaultHandle, Injection};
 use super::link::CellLinks;
 use super::observations::{
@@ -559,11 +559,12 @@ async fn publish_and_observe(
         tokio::time::sleep_until(schedule.window_start().into()).await;
         let client_start = client_moment(&subscribers.counters, &subscribers.meters);
         let server_instances_start = server_moments(&read_all(&mut readers).await?, technique);
-        let redis_start = redis_info(redis).await?;
+        let (redis_start, start_unread) = redis_figures(redis).await;
         tokio::time::sleep_until(schedule.window_end().into()).await;
         let client_end = client_moment(&subscribers.counters, &subscribers.meters);
         let server_instances_end = server_moments(&read_all(&mut readers).await?, technique);
-        let redis_end = redis_info(redis).await?;
+        let (redis_end, end_unread) = redis_figures(redis).await;
+        let redis_unread = start_unread.or(end_unread);
         Ok::<_, RunError>((
             client_start,
             server_instances_start,
@@ -571,6 +572,7 @@ async fn publish_and_observe(
             client_end,
             server_instances_end,
             redis_end,
+            redis_unread,
         ))
     };
     let inject = async {
@@ -596,6 +598,7 @@ async fn publish_and_observe(
         client_end,
         server_instances_end,
         redis_end,
+        redis_unread,
     ) = observed?;
     monitor.abort();
     let runtime_lag = lag.await.unwrap_or_else(|_| recorder::new_histogram());
@@ -622,6 +625,7 @@ async fn publish_and_observe(
             server_instances_end,
             redis_start,
             redis_end,
+            redis_unread,
             runtime_lag,
             published: published(counts),
         },

@@ -202,6 +202,21 @@ pub async fn read_all(
     Ok(snapshots)
 }
 
+/// How long a figure read from Redis may take before the cell goes on without it.
+const REDIS_INFO_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// A Redis's figures now, when the cell started one, or why they could not be read. A Redis
+/// busy serving 100,000 long pollers did not answer `INFO` in time, and that cost the
+/// whole run; now it costs the cell its Redis figures (a warning says so), as the cell's
+/// other figures do not depend on them.
+pub async fn redis_figures(redis: Option<&RedisServer>) -> (Option<RedisInfo>, Option<String>) {
+    match tokio::time::timeout(REDIS_INFO_WAIT, redis_info(redis)).await {
+        Ok(Ok(info)) => (info, None),
+        Ok(Err(error)) => (None, Some(error.to_string())),
+        Err(_) => (None, Some(format!("no answer within {REDIS_INFO_WAIT:?}"))),
+    }
+}
+
 /// A Redis's figures now, when the cell started one.
 pub async fn redis_info(redis: Option<&RedisServer>) -> Result<Option<RedisInfo>, DeployError> {
     let Some(redis) = redis else {

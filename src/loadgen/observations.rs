@@ -145,6 +145,9 @@ pub struct Window {
     /// The cell's Redis's `INFO`, when it started one.
     pub redis_start: Option<RedisInfo>,
     pub redis_end: Option<RedisInfo>,
+    /// Why Redis's `INFO` could not be read at the window's start or end, when it could not:
+    /// its figures are then missing, and the cell's other figures stand.
+    pub redis_unread: Option<String>,
     /// How late the subscribers' runtime woke a 1 ms timer, microseconds.
     pub runtime_lag: Histogram<u64>,
     pub published: Published,

@@ -107,6 +107,10 @@ pub enum Warning {
     },
     /// The cell drove a server the load generator did not start.
     ExternalTarget,
+    /// Redis's `INFO` could not be read at the window's start or end.
+    RedisUnread {
+        error: String,
+    },
     /// The server has no `/stats`.
     ServerUnavailable,
     /// Expected deliveries lost because the server restarted, and how many times
@@ -223,6 +227,10 @@ impl fmt::Display for Warning {
             Warning::ExternalTarget => f.write_str(
                 "external server: its CPU, memory and counters include anything else it served",
             ),
+            Warning::RedisUnread { error } => write!(
+                f,
+                "Redis's INFO could not be read ({error}): its CPU, commands and memory in the window are not reported"
+            ),
             Warning::ServerUnavailable => f.write_str(
                 "the server has no /stats: its figures (requests, bytes, CPU, memory) are unavailable, and bytes were counted at the subscribers only",
             ),
@@ -256,7 +264,7 @@ mod tests {
     fn renders_the_published_wording() {
         let mut cases = wording_around_the_window();
         cases.extend(wording_of_the_figures());
-        assert_eq!(cases.len(), 23, "one case per variant");
+        assert_eq!(cases.len(), 24, "one case per variant");
         for (warning, text) in cases {
             assert_eq!(warning.to_string(), text, "{warning:?}");
         }
@@ -385,6 +393,12 @@ mod tests {
             (
                 Warning::ExternalTarget,
                 "external server: its CPU, memory and counters include anything else it served",
+            ),
+            (
+                Warning::RedisUnread {
+                    error: "timed out".into(),
+                },
+                "Redis's INFO could not be read (timed out): its CPU, commands and memory in the window are not reported",
             ),
             (
                 Warning::ServerUnavailable,
