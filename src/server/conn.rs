@@ -8,7 +8,10 @@
 //! in the socket, so hyper reads and the meter counts them as before) and a connection that
 //! is not HTTP/2 goes straight to hyper's HTTP/1 server, whose head then lands in one 8 KiB
 //! buffer. Everything else (TLS, h2c, a client whose first bytes could still be the HTTP/2
-//! preface, one silent past the header timeout) goes to the auto builder as before.
+//! preface, one silent past the header timeout) goes to the auto builder as before. A plain
+//! HTTP/1 connection whose first bytes begin a held request (`GET /sse`, `GET /long-poll`)
+//! is served by `held.rs`, without hyper's buffers, for as long as its requests are held
+//! ones, then handed to hyper.
 //!
 //! Shutdown is axum's: stop accepting, ask every connection to finish gracefully, wait for
 //! them all.
@@ -97,16 +100,23 @@ async fn serve_connection(
         } else {
             Bytes::new()
         };
-        let conn = hyper::server::conn::http1::Builder::new()
-            .serve_connection(TokioIo::new(Prefixed::new(io, prefix)), service)
-            .with_upgrades();
-        until_done(conn, &signal, |conn| conn.graceful_shutdown()).await;
+        // Boxed: hyper's HTTP/1 connection is the biggest state here, and a held
+        // connection's task would otherwise carry room for it all its life.
+        Box::pin(serve_h1(Prefixed::new(io, prefix), service, &signal)).await;
     } else {
         // Boxed: the auto builder's connection (HTTP/2 state included) is several times
         // the size of the HTTP/1 one, and every connection's task would otherwise carry it.
         Box::pin(serve_auto(io, service, signal)).await;
     }
     drop(close);
+}
+
+/// An HTTP/1 connection served by hyper's HTTP/1 server (with upgrades, for WebSockets).
+async fn serve_h1(io: Prefixed<EdgeStream>, service: Service, signal: &watch::Sender<()>) {
+    let conn = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    until_done(conn, signal, |conn| conn.graceful_shutdown()).await;
 }
 
 /// A connection whose protocol hyper-util's auto builder works out (as `axum::serve` does,
