@@ -466,6 +466,7 @@ async fn bench_polls(bench: PollBench) -> anyhow::Result<ExitCode> {
     );
     let result = floor_bench::polls(&bench, logs.path(), &mut |line| println!("{line}")).await?;
     let loadgen = result.loadgen;
+    println!("loadgen pollers ran as: {}", result.loadgen_mode);
     println!(
         "loadgen pollers: {:>9.0} polls/s ({} in {:.2} s); CPU per poll: generator {:.1} us, server {:.1} us",
         loadgen.per_second(),
@@ -476,10 +477,11 @@ async fn bench_polls(bench: PollBench) -> anyhow::Result<ExitCode> {
     );
     match (&result.wrk, &result.wrk_missing) {
         (Some(wrk), _) => println!(
-            "wrk:             {:>9.0} polls/s ({} in {:.2} s); CPU per poll: server {:.1} us",
+            "wrk:             {:>9.0} polls/s ({} in {:.2} s); CPU per poll: wrk       {:.1} us, server {:.1} us",
             wrk.per_second(),
             wrk.requests,
             wrk.seconds,
+            wrk.client_cpu_us,
             wrk.server_cpu_us
         ),
         (None, Some(why)) => println!("wrk:             not measured: {why}"),
@@ -492,6 +494,13 @@ async fn bench_polls(bench: PollBench) -> anyhow::Result<ExitCode> {
             "below wrk's rate"
         };
         println!("loadgen/wrk:     {ratio:.2}x ({verdict}; goal >= 1.0x)");
+    }
+    if loadgen.server_cpu_us > 0.0 {
+        let share = loadgen.client_cpu_us / loadgen.server_cpu_us;
+        let verdict = if share < 1.0 { "below" } else { "not below" };
+        println!(
+            "generator/server CPU per poll: {share:.2} (the generator's {verdict} the server's; goal < 1)"
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

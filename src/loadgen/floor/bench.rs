@@ -63,8 +63,8 @@ pub struct Rate {
     pub seconds: f64,
     /// The server's CPU over the run, per request, microseconds.
     pub server_cpu_us: f64,
-    /// The client's CPU per request, microseconds (the load generator's own process; for
-    /// wrk, not measured: 0).
+    /// The client's CPU per request, microseconds: the load generator's own process, or
+    /// wrk's (its rusage once it has ended).
     pub client_cpu_us: f64,
 }
 
@@ -81,6 +81,9 @@ impl Rate {
 /// Both sides; `wrk` is `None` when wrk could not be run (its reason in `wrk_missing`).
 #[derive(Debug, Clone, Default)]
 pub struct PollBenchResult {
+    /// How the load generator's pollers ran: the process and runtime, as a run's
+    /// subscribers run in each load-generator process.
+    pub loadgen_mode: String,
     pub loadgen: Rate,
     pub wrk: Option<Rate>,
     pub wrk_missing: Option<String>,
@@ -144,7 +147,13 @@ pub async fn polls(
         Err(why) => (None, Some(why)),
     };
     server.stop().await;
+    let workers = tokio::runtime::Handle::current().metrics().num_workers();
     Ok(PollBenchResult {
+        loadgen_mode: format!(
+            "one process, a tokio multi-thread runtime of {workers} worker thread{}, \
+             HTTP/1.1 (the polling clients' hand-written GET connection)",
+            if workers == 1 { "" } else { "s" }
+        ),
         loadgen,
         wrk,
         wrk_missing,
@@ -237,6 +246,9 @@ fn wrk_available(say: &mut dyn FnMut(&str)) -> Result<(), String> {
 }
 
 async fn run_wrk(bench: &PollBench, url: &str) -> Result<Rate, String> {
+    // wrk is this process's only child to end meanwhile (the server runs on), so the
+    // children's CPU grows by wrk's alone.
+    let cpu_before = crate::sys::children_cpu_seconds();
     let output = tokio::process::Command::new("wrk")
         .arg(format!(
             "-t{}",
@@ -248,8 +260,12 @@ async fn run_wrk(bench: &PollBench, url: &str) -> Result<Rate, String> {
         .output()
         .await
         .map_err(|e| format!("running wrk: {e}"))?;
+    let cpu = crate::sys::children_cpu_seconds() - cpu_before;
     let text = String::from_utf8_lossy(&output.stdout);
-    parse_wrk(&text).ok_or_else(|| format!("wrk's output had no request count: {text}"))
+    let mut rate =
+        parse_wrk(&text).ok_or_else(|| format!("wrk's output had no request count: {text}"))?;
+    rate.client_cpu_us = per(cpu, rate.requests);
+    Ok(rate)
 }
 
 /// Reads `N requests in S.SSs` from wrk's summary.
