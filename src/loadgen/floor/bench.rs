@@ -2,7 +2,8 @@
 //! poll, held against wrk on the same `/poll` of the same pushlab-server (one it starts on a
 //! free port), so the generator is known not to be the limit. Each poller is the client's
 //! own exchange (`Poller::exchange`: request, parse, deliver, move the cursor) on its
-//! keep-alive connection, back to back with no interval, as wrk's connections are.
+//! keep-alive connection, back to back with no interval, as wrk's connections are; wrk
+//! sends the very request the pollers send (`/poll?user=bench&after=CURSOR`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,11 +13,14 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::http::client::{ClientError, connect_counted};
+use crate::http::h1get::GetConnection;
 use crate::loadgen::target::{ServerLaunch, ServerProcess, StatsReader, TargetError};
 use crate::model::ServerConfig;
 use crate::model::stats::ClientCounters;
+use crate::net::ByteMeter;
 use crate::techniques::short_polling::Poller;
-use crate::techniques::{DeliverySink, Subscriber};
+use crate::techniques::{DeliverySink, PageBody, Subscriber};
 
 /// Why the benchmark could not run.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +31,8 @@ pub enum BenchError {
     NoConnections,
     #[error("--duration must be at least one second (wrk counts whole seconds)")]
     TooShort,
+    #[error("reading the cursor wrk asks after: {0}")]
+    Cursor(#[from] ClientError),
 }
 
 /// What `bench polls` is asked for.
@@ -126,7 +132,10 @@ pub async fn polls(
     let addr = server.addr;
     let mut stats = StatsReader::new(addr);
     let loadgen = loadgen_polls(bench, addr, &mut stats).await?;
-    let url = format!("http://{addr}/poll?user=bench");
+    // wrk asks with the cursor the pollers ask with (nothing is published, so it never
+    // moves): the same request bytes, so the server does the same work for both clients.
+    let after = cursor(addr).await?;
+    let url = format!("http://{addr}/poll?user=bench&after={after}");
     let available = if bench.without_wrk {
         Err("not asked for (--without-wrk)".to_string())
     } else {
@@ -158,6 +167,17 @@ pub async fn polls(
         wrk,
         wrk_missing,
     })
+}
+
+/// The cursor a poller of the fresh feed holds after its first answer.
+async fn cursor(addr: std::net::SocketAddr) -> Result<u64, BenchError> {
+    let target = crate::model::Target { addr };
+    let stream = connect_counted(&target, ByteMeter::new()).await?;
+    let mut connection = GetConnection::over(stream, &target);
+    let body = connection.get("/poll?user=bench").await?;
+    let page: PageBody =
+        serde_json::from_slice(body).map_err(|e| ClientError::Parse(e.to_string()))?;
+    Ok(page.next)
 }
 
 fn per(cpu_seconds: f64, requests: u64) -> f64 {
