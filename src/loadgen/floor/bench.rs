@@ -29,6 +29,8 @@ pub enum BenchError {
     Server(#[from] TargetError),
     #[error("--connections must be at least 1")]
     NoConnections,
+    #[error("--rounds must be at least 1")]
+    NoRounds,
     #[error("--duration must be at least one second (wrk counts whole seconds)")]
     TooShort,
     #[error("reading the cursor wrk asks after: {0}")]
@@ -48,12 +50,17 @@ pub struct PollBench {
     pub wrk_threads: u32,
     /// Measure the load generator's pollers only (no wrk, nothing installed).
     pub without_wrk: bool,
+    /// Rounds of the two clients, alternating (pollers, wrk, pollers, wrk, ...).
+    pub rounds: u32,
 }
 
 impl PollBench {
     pub fn check(&self) -> Result<(), BenchError> {
         if self.connections == 0 {
             return Err(BenchError::NoConnections);
+        }
+        if self.rounds == 0 {
+            return Err(BenchError::NoRounds);
         }
         if self.duration < Duration::from_secs(1) {
             return Err(BenchError::TooShort);
@@ -75,6 +82,23 @@ pub struct Rate {
 }
 
 impl Rate {
+    /// Adds another run of the same client: requests and seconds summed, CPU per request
+    /// weighted by requests.
+    pub fn add(&mut self, other: &Rate) {
+        let requests = self.requests + other.requests;
+        let weighted = |a: f64, b: f64| {
+            if requests > 0 {
+                (a * self.requests as f64 + b * other.requests as f64) / requests as f64
+            } else {
+                0.0
+            }
+        };
+        self.server_cpu_us = weighted(self.server_cpu_us, other.server_cpu_us);
+        self.client_cpu_us = weighted(self.client_cpu_us, other.client_cpu_us);
+        self.requests = requests;
+        self.seconds += other.seconds;
+    }
+
     pub fn per_second(&self) -> f64 {
         if self.seconds > 0.0 {
             self.requests as f64 / self.seconds
@@ -90,9 +114,12 @@ pub struct PollBenchResult {
     /// How the load generator's pollers ran: the process and runtime, as a run's
     /// subscribers run in each load-generator process.
     pub loadgen_mode: String,
+    /// Both sides summed over the rounds.
     pub loadgen: Rate,
     pub wrk: Option<Rate>,
     pub wrk_missing: Option<String>,
+    /// Each round's two sides, in order.
+    pub rounds: Vec<(Rate, Option<Rate>)>,
 }
 
 impl PollBenchResult {
@@ -131,30 +158,36 @@ pub async fn polls(
     let server = ServerProcess::start(&launch).await?;
     let addr = server.addr;
     let mut stats = StatsReader::new(addr);
-    let loadgen = loadgen_polls(bench, addr, &mut stats).await?;
     // wrk asks with the cursor the pollers ask with (nothing is published, so it never
     // moves): the same request bytes, so the server does the same work for both clients.
     let after = cursor(addr).await?;
     let url = format!("http://{addr}/poll?user=bench&after={after}");
-    let available = if bench.without_wrk {
-        Err("not asked for (--without-wrk)".to_string())
+    let mut wrk_missing = if bench.without_wrk {
+        Some("not asked for (--without-wrk)".to_string())
     } else {
-        wrk_available(say)
+        wrk_available(say).err()
     };
-    let (wrk, wrk_missing) = match available {
-        Ok(()) => {
+    let (mut loadgen, mut wrk, mut rounds) = (Rate::default(), Rate::default(), Vec::new());
+    // Rounds alternate the two clients, so a neighbour's load on the shared cores falls on
+    // both sides alike rather than on whichever ran while it lasted.
+    for _ in 0..bench.rounds {
+        let mine = loadgen_polls(bench, addr, &mut stats).await?;
+        loadgen.add(&mine);
+        let mut theirs = None;
+        if wrk_missing.is_none() {
             let before = stats.read().await?.process.cpu_seconds;
             match run_wrk(bench, &url).await {
                 Ok(mut rate) => {
                     let after = stats.read().await?.process.cpu_seconds;
                     rate.server_cpu_us = per(after - before, rate.requests);
-                    (Some(rate), None)
+                    wrk.add(&rate);
+                    theirs = Some(rate);
                 }
-                Err(why) => (None, Some(why)),
+                Err(why) => wrk_missing = Some(why),
             }
         }
-        Err(why) => (None, Some(why)),
-    };
+        rounds.push((mine, theirs));
+    }
     server.stop().await;
     let workers = tokio::runtime::Handle::current().metrics().num_workers();
     Ok(PollBenchResult {
@@ -164,8 +197,9 @@ pub async fn polls(
             if workers == 1 { "" } else { "s" }
         ),
         loadgen,
-        wrk,
+        wrk: wrk_missing.is_none().then_some(wrk),
         wrk_missing,
+        rounds,
     })
 }
 
@@ -312,6 +346,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn rounds_add_up_with_cpu_weighted_by_requests() {
+        let mut total = Rate::default();
+        let round = |requests, client_cpu_us| Rate {
+            requests,
+            seconds: 5.0,
+            server_cpu_us: 10.0,
+            client_cpu_us,
+        };
+        total.add(&round(100, 4.0));
+        total.add(&round(300, 8.0));
+        assert_eq!(total.requests, 400);
+        assert_eq!(total.seconds, 10.0);
+        assert_eq!(total.client_cpu_us, 7.0);
+        assert_eq!(total.server_cpu_us, 10.0);
+        assert_eq!(total.per_second(), 40.0);
+    }
+
+    #[test]
     fn wrk_summary_is_read() {
         let text = "Running 5s test @ http://127.0.0.1:1/poll\n  2 threads and 64 connections\n\
                     \x20 340512 requests in 5.00s, 60.07MB read\nRequests/sec:  68093.41\n";
@@ -329,6 +381,7 @@ mod tests {
             server_binary: "x".into(),
             wrk_threads: 2,
             without_wrk: true,
+            rounds: 1,
         };
         assert!(
             bench
