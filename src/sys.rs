@@ -1,5 +1,5 @@
 //! The few calls into libc the lab needs, each behind a safe function with a `// SAFETY:`
-//! line on its block: CPU time (`getrusage`, microsecond resolution, where `/proc/self/stat`
+//! line on its block: CPU time (`getrusage`, of this process or its ended children, microsecond resolution, where `/proc/self/stat`
 //! counts 10 ms ticks, too coarse for CPU per delivered comment over a short cell), the
 //! open-files limit, signalling a child, the kernel's own TCP counts (`TCP_INFO`), and
 //! `TCP_USER_TIMEOUT`, so a server notices a vanished peer in seconds; `SO_LINGER` 0 and
@@ -7,10 +7,20 @@
 
 /// User plus system CPU time of this process, in seconds; 0 if the kernel will not say.
 pub fn cpu_seconds() -> f64 {
+    rusage_seconds(libc::RUSAGE_SELF)
+}
+
+/// User plus system CPU time of this process's children that have ended and been waited
+/// for, in seconds (a reference client run to its end, say); 0 if the kernel will not say.
+pub fn children_cpu_seconds() -> f64 {
+    rusage_seconds(libc::RUSAGE_CHILDREN)
+}
+
+fn rusage_seconds(who: libc::c_int) -> f64 {
     // SAFETY: an all-zero `rusage` is a valid value of this plain C struct.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: `usage` is a valid, writable rusage for getrusage to fill.
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+    if unsafe { libc::getrusage(who, &mut usage) } != 0 {
         return 0.0;
     }
     let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;

@@ -163,6 +163,11 @@ enum Bench {
         /// Run the load generator's pollers only: no wrk (nothing is installed).
         #[arg(long)]
         without_wrk: bool,
+        /// Rounds of the two clients, alternating (pollers, wrk, pollers, ...), each of
+        /// --duration; the figures are summed over them, so a neighbour's load on shared
+        /// cores falls on both sides.
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
     },
 }
 
@@ -243,6 +248,7 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                     duration,
                     server_binary,
                     without_wrk,
+                    rounds,
                 },
         } => {
             let bench = PollBench {
@@ -251,6 +257,7 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 server_binary: server_binary.unwrap_or_else(sibling_server_binary),
                 wrk_threads: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
                 without_wrk,
+                rounds,
             };
             bench.check()?;
             bench_polls(bench)
@@ -460,12 +467,15 @@ fn merge_shards(run_dirs: &[PathBuf], out: &Path) -> anyhow::Result<ExitCode> {
 async fn bench_polls(bench: PollBench) -> anyhow::Result<ExitCode> {
     let logs = tempfile::tempdir()?;
     println!(
-        "bench polls: {} connections, {} each, against a fresh pushlab-server",
+        "bench polls: {} connections, {} round{} of {} each side, alternating, against a fresh pushlab-server",
         bench.connections,
+        bench.rounds,
+        if bench.rounds == 1 { "" } else { "s" },
         humantime::format_duration(bench.duration)
     );
     let result = floor_bench::polls(&bench, logs.path(), &mut |line| println!("{line}")).await?;
     let loadgen = result.loadgen;
+    println!("loadgen pollers ran as: {}", result.loadgen_mode);
     println!(
         "loadgen pollers: {:>9.0} polls/s ({} in {:.2} s); CPU per poll: generator {:.1} us, server {:.1} us",
         loadgen.per_second(),
@@ -476,14 +486,35 @@ async fn bench_polls(bench: PollBench) -> anyhow::Result<ExitCode> {
     );
     match (&result.wrk, &result.wrk_missing) {
         (Some(wrk), _) => println!(
-            "wrk:             {:>9.0} polls/s ({} in {:.2} s); CPU per poll: server {:.1} us",
+            "wrk:             {:>9.0} polls/s ({} in {:.2} s); CPU per poll: wrk       {:.1} us, server {:.1} us",
             wrk.per_second(),
             wrk.requests,
             wrk.seconds,
+            wrk.client_cpu_us,
             wrk.server_cpu_us
         ),
         (None, Some(why)) => println!("wrk:             not measured: {why}"),
         (None, None) => {}
+    }
+    if result.rounds.len() > 1 && result.wrk.is_some() {
+        let each: Vec<String> = result
+            .rounds
+            .iter()
+            .map(|(mine, theirs)| {
+                let wrk = theirs.map_or(0.0, |w| w.per_second());
+                format!(
+                    "{:.0}/{:.0} = {:.2}x",
+                    mine.per_second(),
+                    wrk,
+                    if wrk > 0.0 {
+                        mine.per_second() / wrk
+                    } else {
+                        0.0
+                    }
+                )
+            })
+            .collect();
+        println!("rounds (polls/s): {}", each.join(", "));
     }
     if let Some(ratio) = result.ratio() {
         let verdict = if ratio >= 1.0 {
@@ -492,6 +523,13 @@ async fn bench_polls(bench: PollBench) -> anyhow::Result<ExitCode> {
             "below wrk's rate"
         };
         println!("loadgen/wrk:     {ratio:.2}x ({verdict}; goal >= 1.0x)");
+    }
+    if loadgen.server_cpu_us > 0.0 {
+        let share = loadgen.client_cpu_us / loadgen.server_cpu_us;
+        let verdict = if share < 1.0 { "below" } else { "not below" };
+        println!(
+            "generator/server CPU per poll: {share:.2} (the generator's {verdict} the server's; goal < 1)"
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -35,6 +35,12 @@ pub enum ClientError {
     Parse(String),
     #[error("no answer within {0:?}")]
     Timeout(std::time::Duration),
+    /// The socket failed (the hand-written polling client, `h1get`).
+    #[error("connection: {0}")]
+    Io(#[from] std::io::Error),
+    /// An answer the hand-written polling client could not read as HTTP/1.1.
+    #[error("HTTP: {0}")]
+    Protocol(String),
 }
 
 /// Source addresses this process's subscribers bind to, round robin; unset, the kernel

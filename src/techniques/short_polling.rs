@@ -16,7 +16,8 @@ use super::{
 };
 use crate::http::client::ClientError;
 use crate::http::error::{AppError, AppQuery, checked_user};
-use crate::http::link::Connection;
+use crate::http::h1get::GetConnection;
+use crate::http::link::{Connection, HttpLink};
 
 #[derive(Deserialize)]
 struct PollQuery {
@@ -52,9 +53,14 @@ pub async fn run_client(subscriber: &Subscriber, sink: &mut dyn DeliverySink) {
     let mut ticker = tokio::time::interval(subscriber.settings.poll_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
-            _ = subscriber.stop.cancelled() => return,
-            _ = ticker.tick() => {}
+        // Between polls the idle connection is watched, as hyper's connection task did: a
+        // server's close is answered at once and a client-side cut acts at once.
+        loop {
+            tokio::select! {
+                _ = subscriber.stop.cancelled() => return,
+                _ = ticker.tick() => break,
+                _ = poller.connection.closed() => {}
+            }
         }
         match poller.exchange(subscriber, sink, "/poll", "").await {
             None => return,
@@ -81,6 +87,10 @@ pub(crate) struct Poller {
     ready: bool,
     /// Waits between failed exchanges.
     pub(crate) backoff: Backoff,
+    /// `user=U`, percent-encoded once (empty for an anonymous subscriber).
+    user_query: String,
+    /// The request's path and query, rewritten in place for each exchange.
+    path: String,
 }
 
 impl Poller {
@@ -90,6 +100,31 @@ impl Poller {
             cursor: subscriber.after,
             ready: false,
             backoff: Backoff::new(&subscriber.settings),
+            user_query: subscriber.query(None),
+            path: String::with_capacity(96),
+        }
+    }
+
+    /// `path?user&after{extra}` into `self.path`, as [`Subscriber::query`] orders them.
+    fn render_path(&mut self, path: &str, extra: &str) {
+        use std::fmt::Write;
+        let out = &mut self.path;
+        out.clear();
+        out.push_str(path);
+        out.push('?');
+        let query = out.len();
+        out.push_str(&self.user_query);
+        if let Some(after) = self.cursor {
+            if out.len() > query {
+                out.push('&');
+            }
+            let _ = write!(out, "after={after}");
+        }
+        if !extra.is_empty() {
+            if out.len() > query {
+                out.push('&');
+            }
+            out.push_str(extra);
         }
     }
 
@@ -102,21 +137,15 @@ impl Poller {
         path: &str,
         extra: &str,
     ) -> Option<bool> {
-        let mut query = subscriber.query(self.cursor);
-        if !extra.is_empty() {
-            if !query.is_empty() {
-                query.push('&');
-            }
-            query.push_str(extra);
-        }
-        let path = format!("{path}?{query}");
+        self.render_path(path, extra);
+        let path = &self.path;
         // `biased`: a stopped subscriber must not start an exchange it will not finish (its
         // request bytes would be counted with no answer read).
         let opened = self.connection.opened;
         let result = tokio::select! {
             biased;
             _ = subscriber.stop.cancelled() => return None,
-            result = self.connection.get_page(subscriber, &path) => result,
+            result = self.connection.get_page(subscriber, path) => result,
         };
         match result {
             Ok(page) => {
@@ -145,7 +174,7 @@ impl Poller {
                 }
             }
             Err(error) => {
-                tracing::debug!("{path} failed: {error}");
+                tracing::debug!("{} failed: {error}", self.path);
                 ClientCounters::add(&subscriber.counters.errors);
                 Some(false)
             }
@@ -173,8 +202,24 @@ pub(crate) fn deliver_page(
 /// A poller's keep-alive connection, reopened (and counted as a reconnect) when lost.
 #[derive(Default)]
 pub(crate) struct KeepAlive {
-    connection: Option<Connection>,
+    connection: Option<PollConnection>,
     opened: u64,
+}
+
+/// HTTP/1.1 goes over the hand-written `GET` connection (the CPU per poll); HTTP/2 over
+/// hyper's client, shared or not.
+enum PollConnection {
+    H1(GetConnection),
+    Link(Connection),
+}
+
+impl PollConnection {
+    fn is_open(&mut self) -> bool {
+        match self {
+            PollConnection::H1(c) => c.is_open(),
+            PollConnection::Link(c) => c.is_open(),
+        }
+    }
 }
 
 impl KeepAlive {
@@ -192,19 +237,42 @@ impl KeepAlive {
         result
     }
 
+    /// Resolves when the idle HTTP/1.1 connection is closed by the server or cut (see
+    /// [`GetConnection::closed`]); never, for HTTP/2 (hyper's task watches those) or with no
+    /// connection.
+    pub(crate) async fn closed(&mut self) {
+        match &mut self.connection {
+            Some(PollConnection::H1(c)) => c.closed().await,
+            _ => std::future::pending().await,
+        }
+    }
+
     async fn try_get_page(
         &mut self,
         subscriber: &Subscriber,
         path: &str,
     ) -> Result<PageBody, ClientError> {
         let counters = &subscriber.counters;
+        if self.connection.as_mut().is_some_and(|c| !c.is_open()) {
+            self.connection = None;
+        }
         let connection = match &mut self.connection {
-            Some(connection) if connection.is_open() => connection,
-            _ => {
+            Some(connection) => connection,
+            None => {
                 if self.opened > 0 {
                     ClientCounters::add(&counters.reconnects);
                 }
-                let (connection, opened) = subscriber.open_connection().await?;
+                let (connection, opened) = match subscriber.http {
+                    HttpLink::H1 => {
+                        let stream = subscriber.connect().await?;
+                        let connection = GetConnection::over(stream, &subscriber.target);
+                        (PollConnection::H1(connection), true)
+                    }
+                    _ => {
+                        let (connection, opened) = subscriber.open_connection().await?;
+                        (PollConnection::Link(connection), opened)
+                    }
+                };
                 self.opened += 1;
                 // On a shared HTTP/2 connection only its opener counts it.
                 if opened {
@@ -214,7 +282,63 @@ impl KeepAlive {
             }
         };
         ClientCounters::add(&counters.requests);
-        let body = connection.get(path).await?;
-        serde_json::from_slice(&body).map_err(|e| ClientError::Parse(e.to_string()))
+        match connection {
+            PollConnection::H1(c) => parse_page(c.get(path).await?),
+            PollConnection::Link(c) => parse_page(&c.get(path).await?),
+        }
+    }
+}
+
+/// The empty page ends most polls, so its exact form, `{"comments":[],"next":N}` as
+/// `page_response` writes it, is read without serde; any other body goes through serde,
+/// which reads that form the same way.
+fn parse_page(body: &[u8]) -> Result<PageBody, ClientError> {
+    let next = body
+        .strip_prefix(b"{\"comments\":[],\"next\":")
+        .and_then(|rest| rest.strip_suffix(b"}"));
+    if let Some(digits) = next {
+        // JSON numbers have no leading zeros; u64 parsing refuses signs and overflow.
+        let canonical = !digits.is_empty()
+            && digits.iter().all(u8::is_ascii_digit)
+            && (digits[0] != b'0' || digits.len() == 1);
+        if let Some(next) = canonical
+            .then(|| std::str::from_utf8(digits).ok()?.parse::<u64>().ok())
+            .flatten()
+        {
+            return Ok(PageBody {
+                comments: Vec::new(),
+                next,
+            });
+        }
+    }
+    serde_json::from_slice(body).map_err(|e| ClientError::Parse(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_page;
+
+    #[test]
+    fn the_empty_page_reads_as_serde_reads_it() {
+        for body in [
+            &b"{\"comments\":[],\"next\":1795663255421346}"[..],
+            b"{\"comments\":[],\"next\":0}",
+            b"{\"comments\":[],\"next\":18446744073709551615}",
+        ] {
+            let fast = parse_page(body).unwrap();
+            let serde: super::PageBody = serde_json::from_slice(body).unwrap();
+            assert_eq!((fast.comments.len(), fast.next), (0, serde.next));
+        }
+        // Not the exact form: serde decides, and refuses what JSON refuses.
+        for bad in [
+            &b"{\"comments\":[],\"next\":01}"[..],
+            b"{\"comments\":[],\"next\":18446744073709551616}",
+            b"{\"comments\":[],\"next\":-1}",
+            b"{\"comments\":[],\"next\":}",
+        ] {
+            assert!(parse_page(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+        let spaced = parse_page(b"{\"comments\": [], \"next\": 7}").unwrap();
+        assert_eq!(spaced.next, 7);
     }
 }

@@ -2,7 +2,8 @@
 //! poll, held against wrk on the same `/poll` of the same pushlab-server (one it starts on a
 //! free port), so the generator is known not to be the limit. Each poller is the client's
 //! own exchange (`Poller::exchange`: request, parse, deliver, move the cursor) on its
-//! keep-alive connection, back to back with no interval, as wrk's connections are.
+//! keep-alive connection, back to back with no interval, as wrk's connections are; wrk
+//! sends the very request the pollers send (`/poll?user=bench&after=CURSOR`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,11 +13,14 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::http::client::{ClientError, connect_counted};
+use crate::http::h1get::GetConnection;
 use crate::loadgen::target::{ServerLaunch, ServerProcess, StatsReader, TargetError};
 use crate::model::ServerConfig;
 use crate::model::stats::ClientCounters;
+use crate::net::ByteMeter;
 use crate::techniques::short_polling::Poller;
-use crate::techniques::{DeliverySink, Subscriber};
+use crate::techniques::{DeliverySink, PageBody, Subscriber};
 
 /// Why the benchmark could not run.
 #[derive(Debug, thiserror::Error)]
@@ -25,8 +29,12 @@ pub enum BenchError {
     Server(#[from] TargetError),
     #[error("--connections must be at least 1")]
     NoConnections,
+    #[error("--rounds must be at least 1")]
+    NoRounds,
     #[error("--duration must be at least one second (wrk counts whole seconds)")]
     TooShort,
+    #[error("reading the cursor wrk asks after: {0}")]
+    Cursor(#[from] ClientError),
 }
 
 /// What `bench polls` is asked for.
@@ -42,12 +50,17 @@ pub struct PollBench {
     pub wrk_threads: u32,
     /// Measure the load generator's pollers only (no wrk, nothing installed).
     pub without_wrk: bool,
+    /// Rounds of the two clients, alternating (pollers, wrk, pollers, wrk, ...).
+    pub rounds: u32,
 }
 
 impl PollBench {
     pub fn check(&self) -> Result<(), BenchError> {
         if self.connections == 0 {
             return Err(BenchError::NoConnections);
+        }
+        if self.rounds == 0 {
+            return Err(BenchError::NoRounds);
         }
         if self.duration < Duration::from_secs(1) {
             return Err(BenchError::TooShort);
@@ -63,12 +76,29 @@ pub struct Rate {
     pub seconds: f64,
     /// The server's CPU over the run, per request, microseconds.
     pub server_cpu_us: f64,
-    /// The client's CPU per request, microseconds (the load generator's own process; for
-    /// wrk, not measured: 0).
+    /// The client's CPU per request, microseconds: the load generator's own process, or
+    /// wrk's (its rusage once it has ended).
     pub client_cpu_us: f64,
 }
 
 impl Rate {
+    /// Adds another run of the same client: requests and seconds summed, CPU per request
+    /// weighted by requests.
+    pub fn add(&mut self, other: &Rate) {
+        let requests = self.requests + other.requests;
+        let weighted = |a: f64, b: f64| {
+            if requests > 0 {
+                (a * self.requests as f64 + b * other.requests as f64) / requests as f64
+            } else {
+                0.0
+            }
+        };
+        self.server_cpu_us = weighted(self.server_cpu_us, other.server_cpu_us);
+        self.client_cpu_us = weighted(self.client_cpu_us, other.client_cpu_us);
+        self.requests = requests;
+        self.seconds += other.seconds;
+    }
+
     pub fn per_second(&self) -> f64 {
         if self.seconds > 0.0 {
             self.requests as f64 / self.seconds
@@ -81,9 +111,15 @@ impl Rate {
 /// Both sides; `wrk` is `None` when wrk could not be run (its reason in `wrk_missing`).
 #[derive(Debug, Clone, Default)]
 pub struct PollBenchResult {
+    /// How the load generator's pollers ran: the process and runtime, as a run's
+    /// subscribers run in each load-generator process.
+    pub loadgen_mode: String,
+    /// Both sides summed over the rounds.
     pub loadgen: Rate,
     pub wrk: Option<Rate>,
     pub wrk_missing: Option<String>,
+    /// Each round's two sides, in order.
+    pub rounds: Vec<(Rate, Option<Rate>)>,
 }
 
 impl PollBenchResult {
@@ -122,33 +158,60 @@ pub async fn polls(
     let server = ServerProcess::start(&launch).await?;
     let addr = server.addr;
     let mut stats = StatsReader::new(addr);
-    let loadgen = loadgen_polls(bench, addr, &mut stats).await?;
-    let url = format!("http://{addr}/poll?user=bench");
-    let available = if bench.without_wrk {
-        Err("not asked for (--without-wrk)".to_string())
+    // wrk asks with the cursor the pollers ask with (nothing is published, so it never
+    // moves): the same request bytes, so the server does the same work for both clients.
+    let after = cursor(addr).await?;
+    let url = format!("http://{addr}/poll?user=bench&after={after}");
+    let mut wrk_missing = if bench.without_wrk {
+        Some("not asked for (--without-wrk)".to_string())
     } else {
-        wrk_available(say)
+        wrk_available(say).err()
     };
-    let (wrk, wrk_missing) = match available {
-        Ok(()) => {
+    let (mut loadgen, mut wrk, mut rounds) = (Rate::default(), Rate::default(), Vec::new());
+    // Rounds alternate the two clients, so a neighbour's load on the shared cores falls on
+    // both sides alike rather than on whichever ran while it lasted.
+    for _ in 0..bench.rounds {
+        let mine = loadgen_polls(bench, addr, &mut stats).await?;
+        loadgen.add(&mine);
+        let mut theirs = None;
+        if wrk_missing.is_none() {
             let before = stats.read().await?.process.cpu_seconds;
             match run_wrk(bench, &url).await {
                 Ok(mut rate) => {
                     let after = stats.read().await?.process.cpu_seconds;
                     rate.server_cpu_us = per(after - before, rate.requests);
-                    (Some(rate), None)
+                    wrk.add(&rate);
+                    theirs = Some(rate);
                 }
-                Err(why) => (None, Some(why)),
+                Err(why) => wrk_missing = Some(why),
             }
         }
-        Err(why) => (None, Some(why)),
-    };
+        rounds.push((mine, theirs));
+    }
     server.stop().await;
+    let workers = tokio::runtime::Handle::current().metrics().num_workers();
     Ok(PollBenchResult {
+        loadgen_mode: format!(
+            "one process, a tokio multi-thread runtime of {workers} worker thread{}, \
+             HTTP/1.1 (the polling clients' hand-written GET connection)",
+            if workers == 1 { "" } else { "s" }
+        ),
         loadgen,
-        wrk,
+        wrk: wrk_missing.is_none().then_some(wrk),
         wrk_missing,
+        rounds,
     })
+}
+
+/// The cursor a poller of the fresh feed holds after its first answer.
+async fn cursor(addr: std::net::SocketAddr) -> Result<u64, BenchError> {
+    let target = crate::model::Target { addr };
+    let stream = connect_counted(&target, ByteMeter::new()).await?;
+    let mut connection = GetConnection::over(stream, &target);
+    let body = connection.get("/poll?user=bench").await?;
+    let page: PageBody =
+        serde_json::from_slice(body).map_err(|e| ClientError::Parse(e.to_string()))?;
+    Ok(page.next)
 }
 
 fn per(cpu_seconds: f64, requests: u64) -> f64 {
@@ -237,6 +300,9 @@ fn wrk_available(say: &mut dyn FnMut(&str)) -> Result<(), String> {
 }
 
 async fn run_wrk(bench: &PollBench, url: &str) -> Result<Rate, String> {
+    // wrk is this process's only child to end meanwhile (the server runs on), so the
+    // children's CPU grows by wrk's alone.
+    let cpu_before = crate::sys::children_cpu_seconds();
     let output = tokio::process::Command::new("wrk")
         .arg(format!(
             "-t{}",
@@ -248,8 +314,12 @@ async fn run_wrk(bench: &PollBench, url: &str) -> Result<Rate, String> {
         .output()
         .await
         .map_err(|e| format!("running wrk: {e}"))?;
+    let cpu = crate::sys::children_cpu_seconds() - cpu_before;
     let text = String::from_utf8_lossy(&output.stdout);
-    parse_wrk(&text).ok_or_else(|| format!("wrk's output had no request count: {text}"))
+    let mut rate =
+        parse_wrk(&text).ok_or_else(|| format!("wrk's output had no request count: {text}"))?;
+    rate.client_cpu_us = per(cpu, rate.requests);
+    Ok(rate)
 }
 
 /// Reads `N requests in S.SSs` from wrk's summary.
@@ -276,6 +346,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn rounds_add_up_with_cpu_weighted_by_requests() {
+        let mut total = Rate::default();
+        let round = |requests, client_cpu_us| Rate {
+            requests,
+            seconds: 5.0,
+            server_cpu_us: 10.0,
+            client_cpu_us,
+        };
+        total.add(&round(100, 4.0));
+        total.add(&round(300, 8.0));
+        assert_eq!(total.requests, 400);
+        assert_eq!(total.seconds, 10.0);
+        assert_eq!(total.client_cpu_us, 7.0);
+        assert_eq!(total.server_cpu_us, 10.0);
+        assert_eq!(total.per_second(), 40.0);
+    }
+
+    #[test]
     fn wrk_summary_is_read() {
         let text = "Running 5s test @ http://127.0.0.1:1/poll\n  2 threads and 64 connections\n\
                     \x20 340512 requests in 5.00s, 60.07MB read\nRequests/sec:  68093.41\n";
@@ -293,6 +381,7 @@ mod tests {
             server_binary: "x".into(),
             wrk_threads: 2,
             without_wrk: true,
+            rounds: 1,
         };
         assert!(
             bench
