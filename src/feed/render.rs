@@ -2,7 +2,9 @@
 //! wire JSON is rendered here once per comment, so a backend only stores and orders, and
 //! every technique sends the very same bytes whatever the backend.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
 
 use crate::model::comment::{Comment, NewComment, now_micros};
 
@@ -14,6 +16,8 @@ pub struct StoredComment {
     pub comment: Comment,
     /// `serde_json` rendering of `comment`, shared by all techniques.
     pub json: Arc<str>,
+    /// `json` as `Bytes` over the same allocation, made on first use (see `json_bytes`).
+    shared_bytes: OnceLock<Bytes>,
 }
 
 impl StoredComment {
@@ -24,7 +28,21 @@ impl StoredComment {
         let json: Arc<str> = serde_json::to_string(&comment)
             .expect("a comment of strings and integers always serialises")
             .into();
-        Self { comment, json }
+        Self {
+            comment,
+            json,
+            shared_bytes: OnceLock::new(),
+        }
+    }
+
+    /// `json` as `Bytes`, for senders that take `Bytes` (a WebSocket text frame): made once
+    /// per comment over `json`'s own allocation, so every subscriber's clone is a reference
+    /// count, not a copy. Lazy: a feed whose comments no WebSocket sends pays only the empty
+    /// cell.
+    pub fn json_bytes(&self) -> Bytes {
+        self.shared_bytes
+            .get_or_init(|| Bytes::from_owner(SharedJson(self.json.clone())))
+            .clone()
     }
 
     /// Whether a subscriber named `user` (or anonymous, `None`) should receive this comment.
@@ -34,6 +52,15 @@ impl StoredComment {
             (Some(to), Some(user)) => to == user,
             (Some(_), None) => false,
         }
+    }
+}
+
+/// `Arc<str>` as the `AsRef<[u8]>` owner `Bytes::from_owner` takes.
+struct SharedJson(Arc<str>);
+
+impl AsRef<[u8]> for SharedJson {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
     }
 }
 
