@@ -20,7 +20,6 @@ use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_util::sync::CancellationToken;
 
 use super::{Backoff, ClientCounters, Context, DeliverySink, Gone, Subscriber, feed_error};
 use crate::accounting::{ConnInfo, ConnMeter};
@@ -101,7 +100,6 @@ async fn upgrade(
     let message_limit = state.config.max_message_bytes();
     let read_buffer = state.config.ws_read_buffer;
     let setup = Box::new(Setup {
-        dropped: state.drop_signal_for(user.as_deref()),
         state,
         subscription,
         user,
@@ -128,8 +126,6 @@ struct Setup {
     subscription: Subscription,
     user: Option<String>,
     meter: Option<Arc<ConnMeter>>,
-    /// Cancelled when the admin endpoint drops this connection's technique (or user).
-    dropped: CancellationToken,
     /// Held until the session ends, so a shutdown waits for its close frame.
     _guard: tokio::sync::watch::Receiver<()>,
 }
@@ -323,7 +319,10 @@ fn session(socket: WebSocket, mut setup: Box<Setup>) -> impl Future<Output = ()>
         // Made once, not per pass of the loop: each one made anew registers with (and its
         // drop unregisters from) a list every session shares, under its lock.
         let mut shutdown = std::pin::pin!(setup.state.shutdown.cancelled());
-        let mut dropped = std::pin::pin!(setup.dropped.cancelled());
+        // Taken once the socket is upgraded, as the connection goes live for the admin
+        // endpoint.
+        let drop_signal = setup.state.drop_signal_for(setup.user.as_deref());
+        let mut dropped = std::pin::pin!(drop_signal.cancelled());
         // Publish replies and pings waiting behind a blocked send, sent before the next
         // comment.
         let mut outbox: VecDeque<Message> = VecDeque::new();
