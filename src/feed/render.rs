@@ -21,6 +21,8 @@ pub struct StoredComment {
     /// subscriber that sends it and shared by the rest: a broadcast to N subscribers
     /// renders it once, not N times.
     framed: [OnceLock<Bytes>; Technique::COUNT],
+    /// `json` as `Bytes` over the same allocation, made on first use (see `json_bytes`).
+    shared_bytes: OnceLock<Bytes>,
 }
 
 impl StoredComment {
@@ -35,6 +37,7 @@ impl StoredComment {
             comment,
             json,
             framed: Default::default(),
+            shared_bytes: OnceLock::new(),
         }
     }
 
@@ -46,6 +49,16 @@ impl StoredComment {
             .clone()
     }
 
+    /// `json` as `Bytes`, for senders that take `Bytes` (a WebSocket text frame): made once
+    /// per comment over `json`'s own allocation, so every subscriber's clone is a reference
+    /// count, not a copy. Lazy: a feed whose comments no WebSocket sends pays only the empty
+    /// cell.
+    pub fn json_bytes(&self) -> Bytes {
+        self.shared_bytes
+            .get_or_init(|| Bytes::from_owner(SharedJson(self.json.clone())))
+            .clone()
+    }
+
     /// Whether a subscriber named `user` (or anonymous, `None`) should receive this comment.
     pub fn is_for(&self, user: Option<&str>) -> bool {
         match (&self.comment.to, user) {
@@ -53,6 +66,15 @@ impl StoredComment {
             (Some(to), Some(user)) => to == user,
             (Some(_), None) => false,
         }
+    }
+}
+
+/// `Arc<str>` as the `AsRef<[u8]>` owner `Bytes::from_owner` takes.
+struct SharedJson(Arc<str>);
+
+impl AsRef<[u8]> for SharedJson {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
     }
 }
 

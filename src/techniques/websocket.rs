@@ -6,16 +6,16 @@ use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on};
-use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio_tungstenite::tungstenite;
@@ -23,7 +23,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use super::{Backoff, ClientCounters, Context, DeliverySink, Gone, Subscriber, feed_error};
 use crate::accounting::{ConnInfo, ConnMeter};
-use crate::feed::{Comment, FeedError, Subscription};
+use crate::feed::{Comment, FeedError, StoredComment, Subscription};
 use crate::http::error::{AppError, AppQuery, ObjectOnly, checked_comment, checked_user};
 
 #[derive(Deserialize)]
@@ -95,27 +95,40 @@ async fn upgrade(
         .subscribe(query.after, user.clone())
         .await
         .map_err(|error| feed_error(&state, error))?;
-    let meter = Some(connection.meter);
     // Taken before the upgrade, so a shutdown cannot slip in before the session holds it.
     let guard = state.session_guard();
     let message_limit = state.config.max_message_bytes();
+    let read_buffer = state.config.ws_read_buffer;
+    let setup = Box::new(Setup {
+        state,
+        subscription,
+        user,
+        meter: Some(connection.meter),
+        _guard: guard,
+    });
     Ok(upgrade
         // Sized for comments: tungstenite's 128 KiB default read buffer alone would cost
         // about 134 KiB per idle connection (floors.md).
-        .read_buffer_size(state.config.ws_read_buffer)
+        .read_buffer_size(read_buffer)
         .write_buffer_size(0)
         .max_write_buffer_size(message_limit * 4 + 64 * 1024)
         .max_message_size(message_limit)
         .max_frame_size(message_limit)
-        .on_upgrade(move |socket| async move {
-            session(socket, state, subscription, user, meter).await;
-            drop(guard);
-        }))
+        .on_upgrade(move |socket| session(socket, setup)))
 }
 
-/// The session's send half; at most one frame is in flight (see `session`).
-type Sink = SplitSink<WebSocket, Message>;
-type Source = SplitStream<WebSocket>;
+/// What a session needs besides its socket, in one box. A future keeps what it captured
+/// for its whole life, and three futures nest here (axum's upgrade task holds our callback,
+/// which makes the session's future): captured by value, all of this sat in each of them,
+/// three times per idle connection.
+struct Setup {
+    state: Context,
+    subscription: Subscription,
+    user: Option<String>,
+    meter: Option<Arc<ConnMeter>>,
+    /// Held until the session ends, so a shutdown waits for its close frame.
+    _guard: tokio::sync::watch::Receiver<()>,
+}
 
 /// How long a send must stay blocked before the session asks whether the feed has given up
 /// on it (its queue filled behind the stuck socket): long against a healthy send, short
@@ -135,37 +148,67 @@ enum Sending {
     Other,
 }
 
-/// The send half and what it is sending. A send is started here and finished by the
-/// session's `select!`, never awaited on its own, so a blocked socket stalls only the
-/// sending: shutdown, admin drops, pings and the client's messages are still served.
+/// What the socket did, for the session's one socket arm: it both sends and reads, so the
+/// socket is not split into halves behind a lock.
+enum Io {
+    /// The frame in flight has left (or failed).
+    Flushed(Result<(), axum::Error>),
+    /// The client sent a frame, or the stream ended.
+    Incoming(Option<Result<Message, axum::Error>>),
+}
+
+/// The socket and what it is sending. A send is started and flushed at once; only if the
+/// socket takes nothing more is it finished by the session's `select!`, never awaited on
+/// its own, so a blocked socket stalls only the sending: shutdown, admin drops, pings and
+/// the client's messages are still served.
 struct Writer {
-    sink: Sink,
+    socket: WebSocket,
     sending: Option<Sending>,
 }
 
 impl Writer {
-    /// Hands `message` to the sink; call only when nothing is in flight.
-    fn start(&mut self, message: Message, kind: Sending) -> Result<(), axum::Error> {
-        // `SplitSink` is always ready with nothing in flight: its one slot is empty.
-        self.sink.start_send_unpin(message)?;
-        self.sending = Some(kind);
-        Ok(())
+    /// Sends `message` and flushes it; call only when nothing is in flight. Returns whether
+    /// the frame is still in flight (the socket is blocked), to be finished by `poll_io`.
+    // An `async fn` that never waits: `poll_fn` lends it the task's waker, so a blocked
+    // flush wakes the session when the socket drains.
+    async fn send(&mut self, message: Message, kind: Sending) -> Result<bool, axum::Error> {
+        // With nothing in flight tungstenite is ready (its `ready` flag is set by the last
+        // flush), and with a write buffer of 0 `start_send` writes the frame to the socket.
+        self.socket.start_send_unpin(message)?;
+        match std::future::poll_fn(|cx| Poll::Ready(self.socket.poll_flush_unpin(cx))).await {
+            Poll::Ready(result) => result.map(|()| false),
+            Poll::Pending => {
+                self.sending = Some(kind);
+                Ok(true)
+            }
+        }
+    }
+
+    /// The socket arm: the frame in flight leaving, else a frame from the client (when
+    /// `reading`).
+    fn poll_io(&mut self, cx: &mut std::task::Context<'_>, reading: bool) -> Poll<Io> {
+        if self.sending.is_some() {
+            if let Poll::Ready(result) = self.socket.poll_flush_unpin(cx) {
+                return Poll::Ready(Io::Flushed(result));
+            }
+        }
+        if reading {
+            if let Poll::Ready(incoming) = self.socket.poll_next_unpin(cx) {
+                return Poll::Ready(Io::Incoming(incoming));
+            }
+        }
+        Poll::Pending
     }
 
     /// Finishes what is in flight, sends a close frame and waits briefly for the reply;
     /// each step is bounded, so a stuck socket delays a shutdown by `CLOSE_WAIT` at most.
     /// Boxed: the session's future, held for the life of every idle WebSocket, would
     /// otherwise reserve room for this rare one's timers and frame.
-    fn close<'a>(
-        self,
-        source: &'a mut Source,
-        code: u16,
-        reason: &'a str,
-    ) -> futures_util::future::BoxFuture<'a, ()> {
-        Box::pin(self.close_now(source, code, reason))
+    fn close(self, code: u16, reason: &str) -> futures_util::future::BoxFuture<'_, ()> {
+        Box::pin(self.close_now(code, reason))
     }
 
-    async fn close_now(mut self, source: &mut Source, code: u16, reason: &str) {
+    async fn close_now(mut self, code: u16, reason: &str) {
         // A close reason must fit in a control frame (125 bytes with the code).
         let reason: String = reason.chars().take(100).collect();
         let frame = CloseFrame {
@@ -173,8 +216,8 @@ impl Writer {
             reason: reason.into(),
         };
         let sent = tokio::time::timeout(CLOSE_WAIT, async {
-            self.sink.flush().await?;
-            self.sink.send(Message::Close(Some(frame))).await
+            self.socket.flush().await?;
+            self.socket.send(Message::Close(Some(frame))).await
         })
         .await;
         if !matches!(sent, Ok(Ok(()))) {
@@ -182,7 +225,7 @@ impl Writer {
         }
         // Wait briefly for the client's close reply so the TCP close is orderly.
         let _ = tokio::time::timeout(CLOSE_WAIT, async {
-            while let Some(Ok(message)) = source.next().await {
+            while let Some(Ok(message)) = self.socket.next().await {
                 if matches!(message, Message::Close(_)) {
                     break;
                 }
@@ -250,144 +293,186 @@ fn check_key(headers: &HeaderMap) -> Result<(), AppError> {
     }
 }
 
-async fn session(
-    socket: WebSocket,
-    state: Context,
-    mut subscription: Subscription,
-    user: Option<String>,
-    meter: Option<Arc<ConnMeter>>,
-) {
-    if let Some(meter) = &meter {
-        meter.read_directly();
-        meter.set_write_stall(state.config.write_stall_timeout);
-    }
-    let stats = state.counters();
-    let dropped = state.drop_signal_for(user.as_deref());
-    let (sink, mut source) = socket.split();
+/// A comment's text frame: its JSON shared with every other subscriber, not copied.
+fn comment_frame(comment: &StoredComment) -> Message {
+    let text = Utf8Bytes::try_from(comment.json_bytes())
+        .expect("a comment's JSON is a Rust string, so UTF-8");
+    Message::Text(text)
+}
+
+/// The session. A plain function around an `async` block rather than an `async fn`: an
+/// `async fn`'s future keeps each argument twice (the argument, and the local it is moved
+/// into), and the socket is the biggest thing in it. The block captures the writer and the
+/// setup and uses them in place, so each is held once.
+fn session(socket: WebSocket, mut setup: Box<Setup>) -> impl Future<Output = ()> + Send {
     let mut writer = Writer {
-        sink,
+        socket,
         sending: None,
     };
-    // Publish replies and pings, sent before the next comment.
-    let mut outbox: VecDeque<Message> = VecDeque::new();
-    // A first frame naming the starting cursor, like SSE's `connect` event: a client that
-    // drops before its first comment still knows where to resume from.
-    let hello =
-        serde_json::json!({ "connected": { "user": user, "after": subscription.cursor() } });
-    outbox.push_back(Message::Text(hello.to_string().into()));
-    let mut liveness = Liveness::new(&state.config);
-    let mut stuck_check = Box::pin(tokio::time::sleep(STUCK_CHECK));
-    loop {
-        if writer.sending.is_none() {
-            if let Some(message) = outbox.pop_front() {
-                if writer.start(message, Sending::Other).is_err() {
+    async move {
+        let setup = &mut *setup;
+        if let Some(meter) = &setup.meter {
+            meter.read_directly();
+            meter.set_write_stall(setup.state.config.write_stall_timeout);
+        }
+        let stats = setup.state.counters();
+        // Made once, not per pass of the loop: each one made anew registers with (and its
+        // drop unregisters from) a list every session shares, under its lock.
+        let mut shutdown = std::pin::pin!(setup.state.shutdown.cancelled());
+        // Taken once the socket is upgraded, as the connection goes live for the admin
+        // endpoint.
+        let drop_signal = setup.state.drop_signal_for(setup.user.as_deref());
+        let mut dropped = std::pin::pin!(drop_signal.cancelled());
+        // Publish replies and pings waiting behind a blocked send, sent before the next
+        // comment.
+        let mut outbox: VecDeque<Message> = VecDeque::new();
+        // Armed only while a send is blocked: a timer reset on every send cost a timer-wheel
+        // operation per delivery, and its expiry a needless wakeup 250 ms later.
+        let mut stuck_check: Option<Pin<Box<tokio::time::Sleep>>> = None;
+        // A first frame naming the starting cursor, like SSE's `connect` event: a client
+        // that drops before its first comment still knows where to resume from.
+        let hello = serde_json::json!({
+            "connected": { "user": setup.user, "after": setup.subscription.cursor() }
+        })
+        .to_string();
+        outbox.push_back(Message::Text(hello.into()));
+        let mut liveness = Liveness::new(&setup.state.config);
+        loop {
+            if writer.sending.is_none() {
+                if let Some(message) = outbox.pop_front() {
+                    match writer.send(message, Sending::Other).await {
+                        Ok(true) => arm(&mut stuck_check),
+                        Ok(false) => {}
+                        Err(_) => return,
+                    }
+                } else if outbox.capacity() != 0 {
+                    // Drained: an idle connection holds no queue.
+                    outbox = VecDeque::new();
+                }
+            }
+            let idle = writer.sending.is_none();
+            let reading = outbox.len() < OUTBOX_LIMIT;
+            tokio::select! {
+                _ = &mut shutdown => {
+                    writer.close(1001, "server shutting down").await;
                     return;
                 }
-                stuck_check
-                    .as_mut()
-                    .reset(tokio::time::Instant::now() + STUCK_CHECK);
-            }
-        }
-        let idle = writer.sending.is_none();
-        tokio::select! {
-            _ = state.shutdown.cancelled() => {
-                writer.close(&mut source, 1001, "server shutting down").await;
-                return;
-            }
-            _ = dropped.cancelled() => {
-                // Like a network fault: no close frame, the TCP connection just goes away.
-                stats.dropped_by_admin.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-            flushed = std::future::poll_fn(|cx| writer.sink.poll_flush_unpin(cx)), if !idle => {
-                match flushed {
-                    Ok(()) => {
+                _ = &mut dropped => {
+                    // Like a network fault: no close frame, the TCP connection just goes away.
+                    stats.dropped_by_admin.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                io = std::future::poll_fn(|cx| writer.poll_io(cx, reading)) => match io {
+                    Io::Flushed(Ok(())) => {
                         if writer.sending.take() == Some(Sending::Comment) {
                             stats.comments_delivered.fetch_add(1, Ordering::Relaxed);
                         }
+                        stuck_check = None;
                     }
                     // A write stall (the meter counted it in `dropped_stalled`) or a peer
                     // that went away: no close frame can get through either way.
-                    Err(_) => return,
-                }
-            }
-            _ = &mut stuck_check, if !idle => {
-                // The feed gives up on a subscriber whose queue overflows, but the session
-                // would only learn it after draining that queue through the stuck socket.
-                if let Some(error) = subscription.ended_early() {
-                    count_early_end(stats, &error);
-                    return;
-                }
-                stuck_check.as_mut().reset(tokio::time::Instant::now() + STUCK_CHECK);
-            }
-            next = subscription.next(), if idle => match next {
-                Ok(comment) => {
-                    if writer.start(Message::Text(comment.json.as_ref().into()), Sending::Comment).is_err() {
+                    Io::Flushed(Err(_)) => return,
+                    Io::Incoming(incoming) => {
+                        liveness.heard();
+                        match incoming {
+                            None => return,
+                            Some(Ok(Message::Close(_))) => {
+                                // tungstenite queues the close reply RFC 6455 asks for but sends
+                                // it only on the next write or flush; returning at once dropped
+                                // it, and clients saw "reset without closing handshake".
+                                let flush = tokio::time::timeout(CLOSE_WAIT, writer.socket.flush());
+                                // Boxed for the same reason as `Writer::close`.
+                                let _ = Box::pin(flush).await;
+                                return;
+                            }
+                            Some(Ok(Message::Text(text))) => {
+                                let reply = Box::pin(publish(&setup.state, setup.user.as_deref(), text.as_str())).await;
+                                outbox.push_back(Message::Text(reply.into()));
+                            }
+                            Some(Ok(Message::Binary(_))) => {
+                                writer.close(1003, "binary frames are not supported; send JSON text").await;
+                                return;
+                            }
+                            // tungstenite answers pings itself on its next read.
+                            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                            Some(Err(error)) => {
+                                // A protocol violation (bad frame, bad UTF-8, oversized message):
+                                // say why in the close frame, as RFC 6455 asks, and end the connection.
+                                let (code, reason) = close_reason(&error);
+                                writer.close(code, &reason).await;
+                                return;
+                            }
+                        }
+                    }
+                },
+                _ = std::future::poll_fn(|cx| poll_armed(&mut stuck_check, cx)), if !idle => {
+                    // The feed gives up on a subscriber whose queue overflows, but the session
+                    // would only learn it after draining that queue through the stuck socket.
+                    if let Some(error) = setup.subscription.ended_early() {
+                        count_early_end(stats, &error);
                         return;
                     }
-                    stuck_check.as_mut().reset(tokio::time::Instant::now() + STUCK_CHECK);
+                    arm(&mut stuck_check);
                 }
-                Err(error @ FeedError::Lagged { .. }) => {
-                    stats.dropped_slow.fetch_add(1, Ordering::Relaxed);
-                    writer.close(&mut source, CLOSE_TOO_SLOW, &error.to_string()).await;
-                    return;
-                }
-                Err(FeedError::Unavailable { reason }) => {
-                    stats.dropped_unavailable.fetch_add(1, Ordering::Relaxed);
-                    // The cursor first: a close reason is cut to 100 characters.
-                    let reason = format!("feed unavailable; resume after id {}: {reason}", subscription.cursor());
-                    writer.close(&mut source, CLOSE_TRY_AGAIN, &reason).await;
-                    return;
-                }
-                Err(_) => {
-                    writer.close(&mut source, 1001, "feed closed").await;
-                    return;
-                }
-            },
-            _ = &mut liveness.due, if liveness.enabled() => {
-                if liveness.awaiting {
-                    stats.dropped_unresponsive.fetch_add(1, Ordering::Relaxed);
-                    writer.close(&mut source, CLOSE_NO_PONG, "no frame within the pong timeout after a ping").await;
-                    return;
-                }
-                // An empty ping: 2 bytes on the wire, and 6 for the client's masked pong.
-                outbox.push_back(Message::Ping(Default::default()));
-                liveness.awaiting = true;
-                let deadline = tokio::time::Instant::now() + liveness.timeout;
-                liveness.due.as_mut().reset(deadline);
-            }
-            incoming = source.next(), if outbox.len() < OUTBOX_LIMIT => {
-                liveness.heard();
-                match incoming {
-                    None => return,
-                    Some(Ok(Message::Close(_))) => {
-                        // tungstenite queues the close reply RFC 6455 asks for but sends it
-                        // only on the next write or flush; returning at once dropped it, and
-                        // clients saw "reset without closing handshake".
-                        let _ = tokio::time::timeout(CLOSE_WAIT, writer.sink.flush()).await;
+                next = setup.subscription.next(), if idle => match next {
+                    Ok(comment) => match writer.send(comment_frame(&comment), Sending::Comment).await {
+                        Ok(true) => arm(&mut stuck_check),
+                        Ok(false) => {
+                            stats.comments_delivered.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(_) => return,
+                    },
+                    Err(error @ FeedError::Lagged { .. }) => {
+                        stats.dropped_slow.fetch_add(1, Ordering::Relaxed);
+                        writer.close(CLOSE_TOO_SLOW, &error.to_string()).await;
                         return;
                     }
-                    Some(Ok(Message::Text(text))) => {
-                        // Boxed for the same reason as `Writer::close`.
-                        let reply = Box::pin(publish(&state, user.as_deref(), text.as_str())).await;
-                        outbox.push_back(Message::Text(reply.into()));
-                    }
-                    Some(Ok(Message::Binary(_))) => {
-                        writer.close(&mut source, 1003, "binary frames are not supported; send JSON text").await;
+                    Err(FeedError::Unavailable { reason }) => {
+                        stats.dropped_unavailable.fetch_add(1, Ordering::Relaxed);
+                        // The cursor first: a close reason is cut to 100 characters.
+                        let reason = format!("feed unavailable; resume after id {}: {reason}", setup.subscription.cursor());
+                        writer.close(CLOSE_TRY_AGAIN, &reason).await;
                         return;
                     }
-                    // tungstenite answers pings itself on its next read.
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                    Some(Err(error)) => {
-                        // A protocol violation (bad frame, bad UTF-8, oversized message):
-                        // say why in the close frame, as RFC 6455 asks, and end the connection.
-                        let (code, reason) = close_reason(&error);
-                        writer.close(&mut source, code, &reason).await;
+                    Err(_) => {
+                        writer.close(1001, "feed closed").await;
                         return;
                     }
+                },
+                _ = &mut liveness.due, if liveness.enabled() => {
+                    if liveness.awaiting {
+                        stats.dropped_unresponsive.fetch_add(1, Ordering::Relaxed);
+                        writer.close(CLOSE_NO_PONG, "no frame within the pong timeout after a ping").await;
+                        return;
+                    }
+                    // An empty ping: 2 bytes on the wire, and 6 for the client's masked pong.
+                    outbox.push_back(Message::Ping(Default::default()));
+                    liveness.awaiting = true;
+                    let deadline = tokio::time::Instant::now() + liveness.timeout;
+                    liveness.due.as_mut().reset(deadline);
                 }
             }
         }
+    }
+}
+
+/// (Re)starts the stuck check: `STUCK_CHECK` from now.
+fn arm(stuck_check: &mut Option<Pin<Box<tokio::time::Sleep>>>) {
+    let deadline = tokio::time::Instant::now() + STUCK_CHECK;
+    match stuck_check {
+        Some(sleep) => sleep.as_mut().reset(deadline),
+        None => *stuck_check = Some(Box::pin(tokio::time::sleep_until(deadline))),
+    }
+}
+
+/// The stuck check's expiry; never, while it is not armed.
+fn poll_armed(
+    stuck_check: &mut Option<Pin<Box<tokio::time::Sleep>>>,
+    cx: &mut std::task::Context<'_>,
+) -> Poll<()> {
+    match stuck_check {
+        Some(sleep) => sleep.as_mut().poll(cx),
+        None => Poll::Pending,
     }
 }
 
