@@ -90,7 +90,9 @@ async fn serve_connection(
         // hyper's buffers (`held.rs`) for as long as its requests are held ones.
         let prefix = if held::starts_held(&first[..peeked]) {
             let call = |request| service.call_with(request);
-            match held::serve(&mut io, call, &signal).await {
+            // Boxed, as hyper's side below: each connection's task then carries only the
+            // path it takes, not room for both.
+            match Box::pin(held::serve(&mut io, call, &signal)).await {
                 held::Outcome::Closed => {
                     drop(close);
                     return;
@@ -101,7 +103,9 @@ async fn serve_connection(
             Bytes::new()
         };
         // Boxed: hyper's HTTP/1 connection is the biggest state here, and a held
-        // connection's task would otherwise carry room for it all its life.
+        // connection's task would otherwise carry room for it all its life (an idle SSE
+        // connection: 9.3 KiB unboxed, 7.0 boxed; a keep-alive poller pays about 0.5 KiB
+        // for the extra allocation).
         Box::pin(serve_h1(Prefixed::new(io, prefix), service, &signal)).await;
     } else {
         // Boxed: the auto builder's connection (HTTP/2 state included) is several times
