@@ -113,7 +113,7 @@ async fn subscribe(
             (header::CONTENT_TYPE, "text/event-stream"),
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        Body::from_stream(Heartbeat::new(events, heartbeat)),
+        Body::new(Heartbeat::new(events, heartbeat)),
     )
         .into_response())
 }
@@ -152,17 +152,24 @@ impl<S> Heartbeat<S> {
     }
 }
 
-impl<S: Stream<Item = Result<Bytes, DroppedByAdmin>>> Stream for Heartbeat<S> {
-    type Item = S::Item;
+/// The response body itself (not a stream wrapped into one): each poll of an SSE response
+/// goes through no more layers than it must.
+impl<S: Stream<Item = Result<Bytes, DroppedByAdmin>>> http_body::Body for Heartbeat<S> {
+    type Data = Bytes;
+    type Error = DroppedByAdmin;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<S::Item>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, DroppedByAdmin>>> {
         let this = &mut *self;
         match this.events.as_mut().poll_next(cx) {
             Poll::Ready(Some(Ok(event))) => {
                 this.last_event = tokio::time::Instant::now();
-                return Poll::Ready(Some(Ok(event)));
+                return Poll::Ready(Some(Ok(http_body::Frame::data(event))));
             }
-            Poll::Ready(other) => return Poll::Ready(other),
+            Poll::Ready(Some(Err(error))) => return Poll::Ready(Some(Err(error))),
+            Poll::Ready(None) => return Poll::Ready(None),
             Poll::Pending if this.interval.is_zero() => return Poll::Pending,
             Poll::Pending => {}
         }
@@ -173,7 +180,7 @@ impl<S: Stream<Item = Result<Bytes, DroppedByAdmin>>> Stream for Heartbeat<S> {
             if now >= due {
                 this.last_event = now;
                 this.timer.as_mut().reset(now + this.interval);
-                return Poll::Ready(Some(Ok(HEARTBEAT)));
+                return Poll::Ready(Some(Ok(http_body::Frame::data(HEARTBEAT))));
             }
             // An event went out since the timer was set: the heartbeat is due later.
             this.timer.as_mut().reset(due);
@@ -423,6 +430,13 @@ mod tests {
     use super::*;
     use futures_util::FutureExt;
 
+    /// The next frame's bytes.
+    async fn next(
+        body: &mut Heartbeat<impl Stream<Item = Result<Bytes, DroppedByAdmin>>>,
+    ) -> Bytes {
+        body.frame().await.unwrap().unwrap().into_data().unwrap()
+    }
+
     #[tokio::test]
     async fn a_heartbeat_follows_an_interval_without_events_and_none_with_zero() {
         let interval = Duration::from_millis(40);
@@ -430,28 +444,26 @@ mod tests {
         let events = tokio_stream_of(receiver);
         let mut stream = Heartbeat::new(events, interval);
         sender.send(Bytes::from_static(b"data: 1\n\n")).unwrap();
-        let first = stream.next().await.unwrap().unwrap();
+        let first = next(&mut stream).await;
         assert_eq!(&first[..], b"data: 1\n\n");
         let sent = tokio::time::Instant::now();
-        let heartbeat = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        let heartbeat = tokio::time::timeout(Duration::from_secs(5), next(&mut stream))
             .await
-            .expect("a heartbeat within the safety net")
-            .unwrap()
-            .unwrap();
+            .expect("a heartbeat within the safety net");
         assert_eq!(heartbeat, HEARTBEAT);
         assert!(sent.elapsed() >= interval - Duration::from_millis(2));
         // An event in between pushes the next heartbeat back by a whole interval.
         sender.send(Bytes::from_static(b"data: 2\n\n")).unwrap();
-        assert_eq!(&stream.next().await.unwrap().unwrap()[..], b"data: 2\n\n");
+        assert_eq!(&next(&mut stream).await[..], b"data: 2\n\n");
         let after_event = tokio::time::Instant::now();
-        assert_eq!(stream.next().await.unwrap().unwrap(), HEARTBEAT);
+        assert_eq!(next(&mut stream).await, HEARTBEAT);
         assert!(after_event.elapsed() >= interval - Duration::from_millis(2));
 
         let (_sender, receiver) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
         let mut silent = Heartbeat::new(tokio_stream_of(receiver), Duration::ZERO);
         tokio::task::yield_now().await;
         assert!(
-            silent.next().now_or_never().is_none(),
+            silent.frame().now_or_never().is_none(),
             "no heartbeat at zero"
         );
     }
