@@ -244,17 +244,21 @@ pub fn verdict_6(clean: Option<&TimeSummary>, vanished: Option<&TimeSummary>) ->
 }
 
 /// Claim 7: a held SSE connection's server memory against a keep-alive poller's. Holds when
-/// it costs clearly more (over 1.5x); otherwise it holds only for pollers that close.
+/// it costs clearly more (over 1.5x); otherwise it holds only for pollers that close, and the
+/// condition says whether the poller costs about as much or clearly more (over 1.5x).
 pub fn verdict_7(sse_bytes_per_conn: f64, poller_bytes_per_conn: f64) -> Verdict {
     if sse_bytes_per_conn > 1.5 * poller_bytes_per_conn {
-        Verdict::Holds
-    } else {
-        Verdict::HoldsOnlyWhen(
-            "the pollers close their connections between polls: a keep-alive poller holds one \
-             too, and costs the server about as much"
-                .into(),
-        )
+        return Verdict::Holds;
     }
+    let cost = if poller_bytes_per_conn > 1.5 * sse_bytes_per_conn {
+        "costs the server more than a held SSE connection"
+    } else {
+        "costs the server about as much"
+    };
+    Verdict::HoldsOnlyWhen(format!(
+        "the pollers close their connections between polls: a keep-alive poller holds one \
+         too, and {cost}"
+    ))
 }
 
 /// Claim 8: most polls empty when comments come slower than polls, and more bytes per
