@@ -77,18 +77,17 @@ async fn serve_connection(
     signal: watch::Sender<()>,
     close: watch::Receiver<()>,
 ) {
-    let h1 = tokio::select! {
-        h1 = io.sniff_h1(header_timeout) => h1,
+    let first = tokio::select! {
+        first = io.sniff_h1(header_timeout) => first,
         // Shutdown before the first byte: nothing to finish.
         _ = signal.closed() => return,
     };
-    if h1 {
+    // A connection that starts with a held request (SSE, a long poll) is served without
+    // hyper's buffers (`held.rs`) for as long as its requests are held ones. (Only the
+    // verdict is kept: the task holds nothing of the peeked bytes while it serves.)
+    if let Some(starts_held) = first.map(|first| held::starts_held(first.as_slice())) {
         let mut io = io;
-        let mut first = [0u8; 16];
-        let peeked = io.peek(&mut first).await;
-        // A connection that starts with a held request (SSE, a long poll) is served without
-        // hyper's buffers (`held.rs`) for as long as its requests are held ones.
-        let prefix = if held::starts_held(&first[..peeked]) {
+        let prefix = if starts_held {
             let call = |request| service.call_with(request);
             // Boxed, as hyper's side below: each connection's task then carries only the
             // path it takes, not room for both.

@@ -226,6 +226,18 @@ enum Protocol {
     Handshake,
 }
 
+/// The first bytes of a connection, peeked: as many as the HTTP/2 preface at most.
+pub struct FirstBytes {
+    bytes: [u8; PREFACE.len()],
+    len: usize,
+}
+
+impl FirstBytes {
+    pub fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
 /// An accepted connection: its byte count, its read deadlines, and hyper's bodiless
 /// refusals rewritten with a JSON body.
 pub struct EdgeStream {
@@ -268,30 +280,27 @@ impl EdgeStream {
         &self.meter
     }
 
-    /// Whether a plain connection's first bytes, peeked (left in the socket, to be read and
-    /// counted as usual), rule out the HTTP/2 preface: then it speaks HTTP/1 (see
-    /// `conn.rs`). False when they cannot yet (a prefix of the preface: `P` could start
-    /// either), for TLS (ALPN decides), and when nothing arrived within `wait`, the header
-    /// timeout (the edge's own deadline then ends the connection, as for any silent one).
-    pub async fn sniff_h1(&self, wait: Duration) -> bool {
+    /// A plain connection's first bytes, peeked (left in the socket, to be read and counted
+    /// as usual), when they rule out the HTTP/2 preface: then it speaks HTTP/1 (see
+    /// `conn.rs`), and they tell it which path to take. `None` when they cannot yet (a
+    /// prefix of the preface: `P` could start either), for TLS (ALPN decides), and when
+    /// nothing arrived within `wait`, the header timeout (the edge's own deadline then ends
+    /// the connection, as for any silent one).
+    pub async fn sniff_h1(&self, wait: Duration) -> Option<FirstBytes> {
         let Transport::Plain(counted) = &self.inner else {
-            return false;
+            return None;
         };
-        let mut first = [0u8; PREFACE.len()];
-        match tokio::time::timeout(wait, counted.get_ref().peek(&mut first)).await {
-            Ok(Ok(n)) if n > 0 => first[..n] != PREFACE[..n],
-            _ => false,
+        let mut first = FirstBytes {
+            bytes: [0u8; PREFACE.len()],
+            len: 0,
+        };
+        match tokio::time::timeout(wait, counted.get_ref().peek(&mut first.bytes)).await {
+            Ok(Ok(n)) if n > 0 && first.bytes[..n] != PREFACE[..n] => {
+                first.len = n;
+                Some(first)
+            }
+            _ => None,
         }
-    }
-
-    /// Copies the first bytes waiting in a plain connection's socket into `buf`, leaving them
-    /// there; 0 for TLS or when nothing is waiting. Call after `sniff_h1`, which waited for
-    /// them.
-    pub async fn peek(&self, buf: &mut [u8]) -> usize {
-        let Transport::Plain(counted) = &self.inner else {
-            return 0;
-        };
-        counted.get_ref().peek(buf).await.unwrap_or(0)
     }
 
     /// Drives the TLS handshake, if one is pending, and books its end.
