@@ -21,8 +21,6 @@ pub struct StoredComment {
     /// subscriber that sends it and shared by the rest: a broadcast to N subscribers
     /// renders it once, not N times.
     framed: [OnceLock<Bytes>; Technique::COUNT],
-    /// `json` as `Bytes` over the same allocation, made on first use (see `json_bytes`).
-    shared_bytes: OnceLock<Bytes>,
 }
 
 impl StoredComment {
@@ -37,7 +35,6 @@ impl StoredComment {
             comment,
             json,
             framed: Default::default(),
-            shared_bytes: OnceLock::new(),
         }
     }
 
@@ -49,14 +46,11 @@ impl StoredComment {
             .clone()
     }
 
-    /// `json` as `Bytes`, for senders that take `Bytes` (a WebSocket text frame): made once
-    /// per comment over `json`'s own allocation, so every subscriber's clone is a reference
-    /// count, not a copy. Lazy: a feed whose comments no WebSocket sends pays only the empty
-    /// cell.
-    pub fn json_bytes(&self) -> Bytes {
-        self.shared_bytes
-            .get_or_init(|| Bytes::from_owner(SharedJson(self.json.clone())))
-            .clone()
+    /// `json` as `Bytes` over `json`'s own allocation (no copy), for senders that take
+    /// `Bytes` (a WebSocket text frame); pass it to [`Self::framed`] to make it once per
+    /// comment rather than once per subscriber.
+    pub fn json_as_bytes(&self) -> Bytes {
+        Bytes::from_owner(SharedJson(self.json.clone()))
     }
 
     /// Whether a subscriber named `user` (or anonymous, `None`) should receive this comment.

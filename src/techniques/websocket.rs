@@ -25,6 +25,7 @@ use super::{Backoff, ClientCounters, Context, DeliverySink, Gone, Subscriber, fe
 use crate::accounting::{ConnInfo, ConnMeter};
 use crate::feed::{Comment, FeedError, StoredComment, Subscription};
 use crate::http::error::{AppError, AppQuery, ObjectOnly, checked_comment, checked_user};
+use crate::model::technique::Technique;
 
 #[derive(Deserialize)]
 struct WsQuery {
@@ -295,8 +296,8 @@ fn check_key(headers: &HeaderMap) -> Result<(), AppError> {
 
 /// A comment's text frame: its JSON shared with every other subscriber, not copied.
 fn comment_frame(comment: &StoredComment) -> Message {
-    let text = Utf8Bytes::try_from(comment.json_bytes())
-        .expect("a comment's JSON is a Rust string, so UTF-8");
+    let json = comment.framed(Technique::WebSocket, StoredComment::json_as_bytes);
+    let text = Utf8Bytes::try_from(json).expect("a comment's JSON is a Rust string, so UTF-8");
     Message::Text(text)
 }
 
