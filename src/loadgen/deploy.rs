@@ -218,16 +218,17 @@ pub async fn redis_figures(redis: Option<&RedisServer>) -> (Option<RedisInfo>, O
 }
 
 /// A Redis's figures now, when the cell started one.
-pub async fn redis_info(redis: Option<&RedisServer>) -> Result<Option<RedisInfo>, DeployError> {
+async fn redis_info(redis: Option<&RedisServer>) -> Result<Option<RedisInfo>, DeployError> {
     let Some(redis) = redis else {
         return Ok(None);
     };
     let client = redis::Client::open(redis.url())?;
-    // Generous timeouts: a Redis serving 100,000 long pollers answered INFO after more than
-    // the client's default half second, and a figure read late is still the figure.
+    // The client's own timeouts raised to the one bound `redis_figures` keeps: a Redis
+    // serving 100,000 long pollers answered INFO after more than the client's default half
+    // second, and a figure read late is still the figure.
     let config = redis::AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(std::time::Duration::from_secs(10)))
-        .set_response_timeout(Some(std::time::Duration::from_secs(30)));
+        .set_connection_timeout(Some(REDIS_INFO_WAIT))
+        .set_response_timeout(Some(REDIS_INFO_WAIT));
     let mut connection = client
         .get_multiplexed_async_connection_with_config(&config)
         .await?;
