@@ -231,10 +231,7 @@ impl Subscriber {
             query.push_str(&crate::http::client::encode_component(user));
         }
         if let Some(after) = after {
-            if !query.is_empty() {
-                query.push('&');
-            }
-            query.push_str(&format!("after={after}"));
+            push_param(&mut query, 0, format_args!("after={after}"));
         }
         query
     }
@@ -246,6 +243,16 @@ impl Subscriber {
             _ = tokio::time::sleep(delay) => true,
         }
     }
+}
+
+/// Appends `param` to the query string that starts at `start` in `out`, after a `&` unless
+/// it is the first.
+pub(crate) fn push_param(out: &mut String, start: usize, param: std::fmt::Arguments<'_>) {
+    use std::fmt::Write;
+    if out.len() > start {
+        out.push('&');
+    }
+    let _ = out.write_fmt(param);
 }
 
 /// Receives every comment a subscriber parsed, with the moment it was parsed.

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::{
     Backoff, ClientCounters, Context, DeliverySink, Gone, PageBody, Subscriber, feed_error,
-    page_response,
+    page_response, push_param,
 };
 use crate::http::client::ClientError;
 use crate::http::error::{AppError, AppQuery, checked_user};
@@ -107,7 +107,6 @@ impl Poller {
 
     /// `path?user&after{extra}` into `self.path`, as [`Subscriber::query`] orders them.
     fn render_path(&mut self, path: &str, extra: &str) {
-        use std::fmt::Write;
         let out = &mut self.path;
         out.clear();
         out.push_str(path);
@@ -115,16 +114,10 @@ impl Poller {
         let query = out.len();
         out.push_str(&self.user_query);
         if let Some(after) = self.cursor {
-            if out.len() > query {
-                out.push('&');
-            }
-            let _ = write!(out, "after={after}");
+            push_param(out, query, format_args!("after={after}"));
         }
         if !extra.is_empty() {
-            if out.len() > query {
-                out.push('&');
-            }
-            out.push_str(extra);
+            push_param(out, query, format_args!("{extra}"));
         }
     }
 
@@ -292,7 +285,7 @@ impl KeepAlive {
 /// The empty page ends most polls, so its exact form, `{"comments":[],"next":N}` as
 /// `page_response` writes it, is read without serde; any other body goes through serde,
 /// which reads that form the same way.
-fn parse_page(body: &[u8]) -> Result<PageBody, ClientError> {
+pub(crate) fn parse_page(body: &[u8]) -> Result<PageBody, ClientError> {
     let next = body
         .strip_prefix(b"{\"comments\":[],\"next\":")
         .and_then(|rest| rest.strip_suffix(b"}"));

@@ -19,8 +19,8 @@ use crate::loadgen::target::{ServerLaunch, ServerProcess, StatsReader, TargetErr
 use crate::model::ServerConfig;
 use crate::model::stats::ClientCounters;
 use crate::net::ByteMeter;
-use crate::techniques::short_polling::Poller;
-use crate::techniques::{DeliverySink, PageBody, Subscriber};
+use crate::techniques::short_polling::{Poller, parse_page};
+use crate::techniques::{DeliverySink, Subscriber};
 
 /// Why the benchmark could not run.
 #[derive(Debug, thiserror::Error)]
@@ -208,9 +208,7 @@ async fn cursor(addr: std::net::SocketAddr) -> Result<u64, BenchError> {
     let target = crate::model::Target { addr };
     let stream = connect_counted(&target, ByteMeter::new()).await?;
     let mut connection = GetConnection::over(stream, &target);
-    let body = connection.get("/poll?user=bench").await?;
-    let page: PageBody =
-        serde_json::from_slice(body).map_err(|e| ClientError::Parse(e.to_string()))?;
+    let page = parse_page(connection.get("/poll?user=bench").await?)?;
     Ok(page.next)
 }
 
