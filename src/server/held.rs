@@ -40,6 +40,15 @@ const HELD_PATHS: [&str; 2] = ["/sse", "/long-poll"];
 const HEAD_LIMIT: usize = 4096;
 /// Headers a held request may carry before it is hyper's (hyper allows 100).
 const MAX_HEADERS: usize = 32;
+/// Headers that make a request hyper's: a body, an upgrade, or connection handling this
+/// path does not do.
+const NOT_HELD_HEADERS: [HeaderName; 5] = [
+    header::CONTENT_LENGTH,
+    header::TRANSFER_ENCODING,
+    header::CONNECTION,
+    header::EXPECT,
+    header::UPGRADE,
+];
 /// Bytes kept from a client that sends while its request is held (a pipelined request);
 /// past this nothing more is read until the response is out, as hyper stops at its limit.
 const PENDING_LIMIT: usize = HEAD_LIMIT;
@@ -58,9 +67,9 @@ pub enum Outcome {
 /// request that turns out otherwise is handed over.
 pub fn starts_held(first: &[u8]) -> bool {
     HELD_PATHS.iter().any(|path| {
-        let line = [b"GET ".as_slice(), path.as_bytes()].concat();
-        let n = first.len().min(line.len());
-        first[..n] == line[..n] && first.get(line.len()).is_none_or(|c| b"? ".contains(c))
+        let line = b"GET ".iter().chain(path.as_bytes());
+        first.iter().zip(line).all(|(a, b)| a == b)
+            && first.get(4 + path.len()).is_none_or(|c| b"? ".contains(c))
     })
 }
 
@@ -184,14 +193,7 @@ fn parse_head(buffer: &[u8]) -> Parsed {
         ) else {
             return Parsed::NotOurs;
         };
-        let framing = [
-            header::CONTENT_LENGTH,
-            header::TRANSFER_ENCODING,
-            header::CONNECTION,
-            header::EXPECT,
-            header::UPGRADE,
-        ];
-        if framing.contains(&name) {
+        if NOT_HELD_HEADERS.contains(&name) {
             return Parsed::NotOurs;
         }
         map.append(name, value);
