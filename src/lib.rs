@@ -11,6 +11,8 @@
 //!   descriptor, the comment, the server's settings, the `/stats` wire types, the checked
 //!   scenario, the results of a run.
 //! - [`sys`]: the few libc calls, each behind a safe function.
+//! - [`wake`]: a waker that remembers it rang, so a streaming response polls its quiet
+//!   sources (shutdown, drops, timers, the client leaving) only when one fired.
 //! - [`net`]: byte counting at the socket, used by both sides.
 //! - [`feed`]: the comment feed behind an async, fallible interface, its in-memory and Redis
 //!   backends (and a private redis-server for tests) and the conformance checks every backend
@@ -38,4 +40,5 @@ pub mod report;
 pub mod server;
 pub mod sys;
 pub mod techniques;
+pub mod wake;
 pub mod web;

@@ -5,8 +5,11 @@
 //! ordering, the de-duplication and the horizon are done here, once for every backend.
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, ready};
 
 use tokio::sync::mpsc;
 
@@ -75,12 +78,18 @@ impl EndWatch {
     }
 }
 
+/// A page fetch in flight, owning the pager until it is done: kept in the subscription, so a
+/// caller that stops waiting loses nothing.
+type Fetch = Pin<Box<dyn Future<Output = (Box<dyn Pager>, Result<Catchup, FeedError>)> + Send>>;
+
 /// A subscription. See `Feed`'s visibility rule for what it promises.
 pub struct Subscription {
     /// Comments fetched while catching up and not yet yielded: at most one page.
     buffer: VecDeque<Arc<StoredComment>>,
-    /// While catching up: where the next page comes from.
+    /// While catching up: where the next page comes from (taken while a fetch has it).
     pager: Option<Box<dyn Pager>>,
+    /// A page being fetched: it holds the pager and gives it back with the step.
+    fetching: Option<Fetch>,
     /// Once caught up: the live queue.
     live: Option<Live>,
     /// While catching up: every comment for the subscriber up to this id has been fetched.
@@ -108,6 +117,7 @@ impl Subscription {
         Self {
             buffer: VecDeque::new(),
             pager: None,
+            fetching: None,
             live: Some(live),
             covered: cursor,
             queue,
@@ -127,6 +137,7 @@ impl Subscription {
         Self {
             buffer: VecDeque::new(),
             pager: Some(pager),
+            fetching: None,
             live: None,
             covered: cursor,
             queue,
@@ -178,42 +189,69 @@ impl Subscription {
     }
 
     /// The next comment, waiting for one to be published if need be.
-    // Cancel-safe, as `select!` arms need: a fetch updates the state only once it returned.
+    // Cancel-safe, as `select!` arms need: a fetch in flight stays in the subscription.
     pub async fn next(&mut self) -> Result<Arc<StoredComment>, FeedError> {
+        std::future::poll_fn(|cx| self.poll_next(cx)).await
+    }
+
+    /// The next comment if there is one now; otherwise `cx` is woken when there may be. For
+    /// a response body that polls its subscription directly, with no future per comment.
+    pub fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Arc<StoredComment>, FeedError>> {
         loop {
             let comment = match self.buffer.pop_front() {
                 Some(comment) => comment,
                 None => match &mut self.live {
-                    Some(live) => match live.receiver.recv().await {
+                    Some(live) => match ready!(live.receiver.poll_recv(cx)) {
                         Some(comment) => comment,
-                        None => return Err(self.end_reason()),
+                        None => return Poll::Ready(Err(self.end_reason())),
                     },
                     None => {
-                        self.fetch().await?;
+                        ready!(self.poll_fetch(cx))?;
                         continue;
                     }
                 },
             };
             if let Some(comment) = self.accept(comment) {
-                return Ok(comment);
+                return Poll::Ready(Ok(comment));
             }
         }
     }
 
     /// Fetches the next page of the history, going live on the last one.
-    async fn fetch(&mut self) -> Result<(), FeedError> {
-        let Some(pager) = &mut self.pager else {
-            return Err(FeedError::Closed);
+    fn poll_fetch(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), FeedError>> {
+        if self.fetching.is_none() {
+            let Some(mut pager) = self.pager.take() else {
+                return Poll::Ready(Err(FeedError::Closed));
+            };
+            let after = self.covered;
+            self.fetching = Some(Box::pin(async move {
+                let step = pager.next_page(after).await;
+                (pager, step)
+            }));
+        }
+        let fetch = self.fetching.as_mut().expect("set above");
+        let (pager, step) = ready!(fetch.as_mut().poll(cx));
+        self.fetching = None;
+        let step = match step {
+            Ok(step) => step,
+            Err(error) => {
+                self.pager = Some(pager);
+                return Poll::Ready(Err(error));
+            }
         };
-        let step = pager.next_page(self.covered).await?;
         self.buffer.extend(step.comments);
         self.covered = self.covered.max(step.covered);
-        if let Some(live) = step.live {
-            self.end_watch.went_live(&live);
-            self.live = Some(live);
-            self.pager = None;
+        match step.live {
+            Some(live) => {
+                self.end_watch.went_live(&live);
+                self.live = Some(live);
+            }
+            None => self.pager = Some(pager),
         }
-        Ok(())
+        Poll::Ready(Ok(()))
     }
 
     /// The next comment if one is ready now, without waiting (while catching up, only what

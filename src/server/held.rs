@@ -33,6 +33,8 @@ use http_body::Body as _;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 
+use crate::wake::Alarm;
+
 /// The routes whose requests are held open, served here.
 const HELD_PATHS: [&str; 2] = ["/sse", "/long-poll"];
 /// The longest head served here; a longer one (a long URL, many headers) goes to hyper,
@@ -225,6 +227,10 @@ async fn write_response<S: AsyncRead + AsyncWrite + Unpin>(
     // heartbeat and cancellation futures), so asking it once less per event is CPU saved on
     // every delivery.
     let mut asked = false;
+    // The client's side is polled only when its socket rang this alarm: a streaming
+    // response's task wakes for every event, and the client almost never sends. Made when
+    // the body first waits, so a response written at once makes none.
+    let mut alarm: Option<Alarm> = None;
     loop {
         let step = std::future::poll_fn(|cx| {
             if !std::mem::take(&mut asked) {
@@ -250,7 +256,12 @@ async fn write_response<S: AsyncRead + AsyncWrite + Unpin>(
                     return Poll::Ready(Step::Write);
                 }
             }
-            poll_client_gone(io, pending, cx).map(|()| Step::Gone)
+            let alarm = alarm.get_or_insert_with(Alarm::new);
+            if !alarm.rang(cx) {
+                return Poll::Pending;
+            }
+            let mut quiet = Context::from_waker(alarm.waker());
+            poll_client_gone(io, pending, &mut quiet).map(|()| Step::Gone)
         })
         .await;
         match step {

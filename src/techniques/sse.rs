@@ -4,6 +4,7 @@
 //! `event: comment`, `data: <json>`, with heartbeat comment lines in between. A reconnecting
 //! client resumes after its `Last-Event-ID` header (or `?after=N`), as EventSource does.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -30,6 +31,7 @@ use crate::http::client::ClientError;
 use crate::http::error::{AppError, AppQuery, checked_user};
 use crate::http::link::Connection;
 use crate::model::technique::Technique;
+use crate::wake::Alarm;
 
 #[derive(Deserialize)]
 struct SseQuery {
@@ -98,14 +100,14 @@ async fn subscribe(
         done.clone(),
         dropped.clone(),
     ));
-    let heartbeat = state.config.sse_heartbeat;
-    let events = futures_util::stream::once(async move { Ok(connect) }).chain(comments(
+    let events = Events::new(
         state,
         subscription,
+        connect,
         verdict,
         done.drop_guard(),
         dropped,
-    ));
+    );
     // The head axum's `Sse` wrote; the events are framed here, each comment's once for every
     // subscriber (`StoredComment::framed`), where `Sse` built an `Event` per subscriber.
     Ok((
@@ -113,7 +115,7 @@ async fn subscribe(
             (header::CONTENT_TYPE, "text/event-stream"),
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        Body::new(Heartbeat::new(events, heartbeat)),
+        Body::new(events),
     )
         .into_response())
 }
@@ -126,35 +128,118 @@ fn comment_event(comment: &StoredComment) -> Bytes {
     ))
 }
 
-/// A heartbeat: an SSE comment line with no text, axum's keep-alive.
-const HEARTBEAT: Bytes = Bytes::from_static(b":\n\n");
-
-/// Sends a heartbeat after `interval` without an event, as axum's `KeepAlive` did; but where
-/// it reset its timer on every event (a timer-wheel update per comment per subscriber), this
-/// notes the time of the last event and looks at it only when the timer fires, then sleeps
-/// until a heartbeat is due. A zero interval sends none.
-struct Heartbeat<S> {
-    events: Pin<Box<S>>,
+/// An SSE response's body: the connect event, then each comment's event as it comes, and a
+/// heartbeat after `interval` without an event (none at zero), as axum's `KeepAlive` sent;
+/// it ends at shutdown, fails at an admin drop (the connection ends without its last chunk),
+/// and ends with a `dropped` event when the feed gives up on the subscriber.
+///
+/// One struct polled directly, because every comment goes through it for every subscriber:
+/// it replaced a stream of a connect event chained to an `unfold` over a three-way
+/// `select!`, wrapped in a heartbeat, whose every poll went through each layer and locked the
+/// shutdown and drop tokens' mutexes. The quiet sources (shutdown, admin drop, heartbeat
+/// timer) are now polled only when one of them woke the task ([`Alarm`]), and the heartbeat
+/// timer is looked at only when it fires: axum's `KeepAlive` reset it on every event.
+struct Events {
+    connect: Option<Bytes>,
+    subscription: Subscription,
+    state: Context,
+    verdict: Verdict,
+    /// Tells `while_stuck` the stream is over when this is dropped.
+    _done: DropGuard,
+    /// Rings when the shutdown, the admin drop or the heartbeat timer fires.
+    alarm: Alarm,
+    /// The server's shutdown or this subscriber's admin drop, whichever comes first.
+    stop: Pin<Box<dyn Future<Output = Stop> + Send>>,
     interval: Duration,
     last_event: tokio::time::Instant,
     timer: Pin<Box<tokio::time::Sleep>>,
+    /// The timer has fired and not been reset since: a heartbeat may be due.
+    timer_fired: bool,
+    ended: bool,
 }
 
-impl<S> Heartbeat<S> {
-    fn new(events: S, interval: Duration) -> Self {
+/// Why a stream stops before its subscription ends.
+enum Stop {
+    Shutdown,
+    Dropped,
+}
+
+/// A heartbeat: an SSE comment line with no text, axum's keep-alive.
+const HEARTBEAT: Bytes = Bytes::from_static(b":\n\n");
+
+impl Events {
+    fn new(
+        state: Context,
+        subscription: Subscription,
+        connect: Bytes,
+        verdict: Verdict,
+        done: DropGuard,
+        dropped: CancellationToken,
+    ) -> Self {
+        let shutdown = state.shutdown.clone();
+        let stop = Box::pin(async move {
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled_owned() => Stop::Shutdown,
+                () = dropped.cancelled_owned() => Stop::Dropped,
+            }
+        });
+        let interval = state.config.sse_heartbeat;
         let now = tokio::time::Instant::now();
         Self {
-            events: Box::pin(events),
+            connect: Some(connect),
+            subscription,
+            state,
+            verdict,
+            _done: done,
+            alarm: Alarm::new(),
+            stop,
             interval,
             last_event: now,
             timer: Box::pin(tokio::time::sleep_until(now + interval)),
+            timer_fired: false,
+            ended: false,
+        }
+    }
+
+    /// The event for what the subscription gave; `None` ends the stream after it.
+    fn on_next(&mut self, next: Result<Arc<StoredComment>, FeedError>) -> Option<Bytes> {
+        let stats = self.state.counters();
+        let dropped_event =
+            |body: serde_json::Value| Bytes::from(format!("event: dropped\ndata: {body}\n\n"));
+        match next {
+            Ok(comment) => {
+                stats.comments_delivered.fetch_add(1, Ordering::Relaxed);
+                self.last_event = tokio::time::Instant::now();
+                return Some(comment.framed(Technique::Sse, comment_event));
+            }
+            Err(error @ FeedError::Lagged { resume_after, .. }) => {
+                if self.verdict.claim() {
+                    stats.dropped_slow.fetch_add(1, Ordering::Relaxed);
+                }
+                let body =
+                    serde_json::json!({ "error": error.to_string(), "resume_after": resume_after });
+                self.ended = true;
+                Some(dropped_event(body))
+            }
+            // As for a lagged subscriber: the same event, naming the cursor to resume after.
+            Err(error @ FeedError::Unavailable { .. }) => {
+                if self.verdict.claim() {
+                    stats.dropped_unavailable.fetch_add(1, Ordering::Relaxed);
+                }
+                let body = serde_json::json!({ "error": error.to_string(), "resume_after": self.subscription.cursor() });
+                self.ended = true;
+                Some(dropped_event(body))
+            }
+            Err(_) => {
+                self.ended = true;
+                None
+            }
         }
     }
 }
 
-/// The response body itself (not a stream wrapped into one): each poll of an SSE response
-/// goes through no more layers than it must.
-impl<S: Stream<Item = Result<Bytes, DroppedByAdmin>>> http_body::Body for Heartbeat<S> {
+impl http_body::Body for Events {
     type Data = Bytes;
     type Error = DroppedByAdmin;
 
@@ -163,28 +248,56 @@ impl<S: Stream<Item = Result<Bytes, DroppedByAdmin>>> http_body::Body for Heartb
         cx: &mut TaskContext<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, DroppedByAdmin>>> {
         let this = &mut *self;
-        match this.events.as_mut().poll_next(cx) {
-            Poll::Ready(Some(Ok(event))) => {
-                this.last_event = tokio::time::Instant::now();
-                return Poll::Ready(Some(Ok(http_body::Frame::data(event))));
-            }
-            Poll::Ready(Some(Err(error))) => return Poll::Ready(Some(Err(error))),
-            Poll::Ready(None) => return Poll::Ready(None),
-            Poll::Pending if this.interval.is_zero() => return Poll::Pending,
-            Poll::Pending => {}
+        let data = |bytes| Poll::Ready(Some(Ok(http_body::Frame::data(bytes))));
+        if let Some(connect) = this.connect.take() {
+            return data(connect);
         }
-        loop {
-            std::task::ready!(this.timer.as_mut().poll(cx));
+        if this.ended {
+            return Poll::Ready(None);
+        }
+        if this.alarm.rang(cx) {
+            let mut quiet = TaskContext::from_waker(this.alarm.waker());
+            match this.stop.as_mut().poll(&mut quiet) {
+                Poll::Ready(Stop::Shutdown) => {
+                    this.ended = true;
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(Stop::Dropped) => {
+                    this.ended = true;
+                    if this.verdict.claim() {
+                        let stats = this.state.counters();
+                        stats.dropped_by_admin.fetch_add(1, Ordering::Relaxed);
+                    }
+                    return Poll::Ready(Some(Err(DroppedByAdmin)));
+                }
+                Poll::Pending => {}
+            }
+            // A fired timer stays ready until it is reset.
+            this.timer_fired =
+                !this.interval.is_zero() && this.timer.as_mut().poll(&mut quiet).is_ready();
+        }
+        if let Poll::Ready(next) = this.subscription.poll_next(cx) {
+            return match this.on_next(next) {
+                Some(event) => data(event),
+                None => Poll::Ready(None),
+            };
+        }
+        while this.timer_fired {
             let due = this.last_event + this.interval;
             let now = tokio::time::Instant::now();
             if now >= due {
                 this.last_event = now;
                 this.timer.as_mut().reset(now + this.interval);
-                return Poll::Ready(Some(Ok(http_body::Frame::data(HEARTBEAT))));
+                // Registers the new deadline; the next poll looks again if it rings.
+                this.alarm.ring();
+                return data(HEARTBEAT);
             }
             // An event went out since the timer was set: the heartbeat is due later.
             this.timer.as_mut().reset(due);
+            let mut quiet = TaskContext::from_waker(this.alarm.waker());
+            this.timer_fired = this.timer.as_mut().poll(&mut quiet).is_ready();
         }
+        Poll::Pending
     }
 }
 
@@ -250,59 +363,6 @@ async fn while_stuck(
             }
         }
     }
-}
-
-/// The comment events of one subscription, until shutdown, a drop or a full queue.
-fn comments(
-    state: Context,
-    subscription: Subscription,
-    verdict: Verdict,
-    done: DropGuard,
-    dropped: CancellationToken,
-) -> impl Stream<Item = Result<Bytes, DroppedByAdmin>> {
-    // Made once and polled for every event: a fresh `cancelled()` per event would join and
-    // leave each token's waiter list every time.
-    let shutdown = Box::pin(state.shutdown.clone().cancelled_owned());
-    let dropped = Box::pin(dropped.cancelled_owned());
-    let context = (state, subscription, shutdown, dropped, verdict, done);
-    futures_util::stream::unfold(Some(context), |context| async move {
-        let (state, mut subscription, mut shutdown, mut dropped, verdict, done) = context?;
-        let stats = state.counters();
-        let dropped_event =
-            |body: serde_json::Value| Bytes::from(format!("event: dropped\ndata: {body}\n\n"));
-        tokio::select! {
-            _ = shutdown.as_mut() => None,
-            _ = dropped.as_mut() => {
-                if verdict.claim() {
-                    stats.dropped_by_admin.fetch_add(1, Ordering::Relaxed);
-                }
-                Some((Err(DroppedByAdmin), None))
-            }
-            next = subscription.next() => match next {
-                Ok(comment) => {
-                    stats.comments_delivered.fetch_add(1, Ordering::Relaxed);
-                    let event = comment.framed(Technique::Sse, comment_event);
-                    Some((Ok(event), Some((state, subscription, shutdown, dropped, verdict, done))))
-                }
-                Err(error @ FeedError::Lagged { resume_after, .. }) => {
-                    if verdict.claim() {
-                        stats.dropped_slow.fetch_add(1, Ordering::Relaxed);
-                    }
-                    let body = serde_json::json!({ "error": error.to_string(), "resume_after": resume_after });
-                    Some((Ok(dropped_event(body)), None))
-                }
-                // As for a lagged subscriber: the same event, naming the cursor to resume after.
-                Err(error @ FeedError::Unavailable { .. }) => {
-                    if verdict.claim() {
-                        stats.dropped_unavailable.fetch_add(1, Ordering::Relaxed);
-                    }
-                    let body = serde_json::json!({ "error": error.to_string(), "resume_after": subscription.cursor() });
-                    Some((Ok(dropped_event(body)), None))
-                }
-                Err(_) => None,
-            }
-        }
-    })
 }
 
 /// Subscribes like EventSource: one streaming GET; when the stream ends it waits the
@@ -423,54 +483,4 @@ async fn open_stream(
         let _ = &keep;
         chunk
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use futures_util::FutureExt;
-
-    /// The next frame's bytes.
-    async fn next(
-        body: &mut Heartbeat<impl Stream<Item = Result<Bytes, DroppedByAdmin>>>,
-    ) -> Bytes {
-        body.frame().await.unwrap().unwrap().into_data().unwrap()
-    }
-
-    #[tokio::test]
-    async fn a_heartbeat_follows_an_interval_without_events_and_none_with_zero() {
-        let interval = Duration::from_millis(40);
-        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
-        let events = tokio_stream_of(receiver);
-        let mut stream = Heartbeat::new(events, interval);
-        sender.send(Bytes::from_static(b"data: 1\n\n")).unwrap();
-        let first = next(&mut stream).await;
-        assert_eq!(&first[..], b"data: 1\n\n");
-        let sent = tokio::time::Instant::now();
-        let heartbeat = tokio::time::timeout(Duration::from_secs(5), next(&mut stream))
-            .await
-            .expect("a heartbeat within the safety net");
-        assert_eq!(heartbeat, HEARTBEAT);
-        assert!(sent.elapsed() >= interval - Duration::from_millis(2));
-        // An event in between pushes the next heartbeat back by a whole interval.
-        sender.send(Bytes::from_static(b"data: 2\n\n")).unwrap();
-        assert_eq!(&next(&mut stream).await[..], b"data: 2\n\n");
-        let after_event = tokio::time::Instant::now();
-        assert_eq!(next(&mut stream).await, HEARTBEAT);
-        assert!(after_event.elapsed() >= interval - Duration::from_millis(2));
-
-        let (_sender, receiver) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
-        let mut silent = Heartbeat::new(tokio_stream_of(receiver), Duration::ZERO);
-        tokio::task::yield_now().await;
-        assert!(
-            silent.frame().now_or_never().is_none(),
-            "no heartbeat at zero"
-        );
-    }
-
-    fn tokio_stream_of(
-        mut receiver: tokio::sync::mpsc::UnboundedReceiver<Bytes>,
-    ) -> impl Stream<Item = Result<Bytes, DroppedByAdmin>> {
-        futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx).map(|b| b.map(Ok)))
-    }
 }

@@ -286,7 +286,26 @@ async fn sse_sends_connect_retry_and_heartbeats() {
         serde_json::json!({ "user": "bob", "after": first_id(&server) - 1 }),
         "cursor 0 is the feed's first cursor"
     );
-    // Heartbeats are comment lines, at the configured interval.
+    // Heartbeats are comment lines, one interval after the last thing sent.
+    let connected = std::time::Instant::now();
+    let heartbeat = next_heartbeat(&mut stream).await;
+    assert!(heartbeat.duration_since(connected) >= Duration::from_millis(90));
+    // A comment in between pushes the next heartbeat back a whole interval after it.
+    publish(server.addr, "alice", None, "between").await;
+    assert_eq!(stream.next_event().await.event.as_deref(), Some("comment"));
+    let commented = std::time::Instant::now();
+    let heartbeat = next_heartbeat(&mut stream).await;
+    assert!(heartbeat.duration_since(commented) >= Duration::from_millis(90));
+    let id = publish(server.addr, "alice", None, "hi").await;
+    let event = stream.next_event().await;
+    assert_eq!(event.event.as_deref(), Some("comment"));
+    assert_eq!(event.id, Some(id.to_string()));
+    let comment: pushlab::feed::Comment = serde_json::from_str(&event.data).unwrap();
+    assert_eq!((comment.id, comment.text.as_str()), (id, "hi"));
+}
+
+/// Reads blocks until a heartbeat (a block of comment lines only) and says when it came.
+async fn next_heartbeat(stream: &mut SseStream) -> std::time::Instant {
     loop {
         let block = stream
             .next_block()
@@ -295,18 +314,12 @@ async fn sse_sends_connect_retry_and_heartbeats() {
             .expect("the stream goes on");
         if block.event.is_none() && block.data.is_empty() {
             assert!(
-                !block.comments.is_empty() || block.id.is_none(),
+                !block.comments.is_empty() && block.id.is_none(),
                 "{block:?}"
             );
-            break;
+            return std::time::Instant::now();
         }
     }
-    let id = publish(server.addr, "alice", None, "hi").await;
-    let event = stream.next_event().await;
-    assert_eq!(event.event.as_deref(), Some("comment"));
-    assert_eq!(event.id, Some(id.to_string()));
-    let comment: pushlab::feed::Comment = serde_json::from_str(&event.data).unwrap();
-    assert_eq!((comment.id, comment.text.as_str()), (id, "hi"));
 }
 
 #[tokio::test]
