@@ -211,7 +211,7 @@ impl Events {
             Ok(comment) => {
                 stats.comments_delivered.fetch_add(1, Ordering::Relaxed);
                 self.last_event = tokio::time::Instant::now();
-                return Some(comment.framed(Technique::Sse, comment_event));
+                Some(comment.framed(Technique::Sse, comment_event))
             }
             Err(error @ FeedError::Lagged { resume_after, .. }) => {
                 if self.verdict.claim() {
