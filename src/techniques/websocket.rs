@@ -3,6 +3,7 @@
 //! `{"to":...,"text":...}`, acknowledged with `{"ack":ID}`: the two-way half of the protocol.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -20,12 +21,14 @@ use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_util::sync::WaitForCancellationFuture;
 
 use super::{Backoff, ClientCounters, Context, DeliverySink, Gone, Subscriber, feed_error};
 use crate::accounting::{ConnInfo, ConnMeter};
 use crate::feed::{Comment, FeedError, StoredComment, Subscription};
 use crate::http::error::{AppError, AppQuery, ObjectOnly, checked_comment, checked_user};
 use crate::model::technique::Technique;
+use crate::wake::Alarm;
 
 #[derive(Deserialize)]
 struct WsQuery {
@@ -156,6 +159,8 @@ enum Io {
     Flushed(Result<(), axum::Error>),
     /// The client sent a frame, or the stream ended.
     Incoming(Option<Result<Message, axum::Error>>),
+    /// The shutdown, an admin drop or the liveness timer.
+    Quiet(Quiet),
 }
 
 /// The socket and what it is sending. A send is started and flushed at once; only if the
@@ -185,20 +190,46 @@ impl Writer {
         }
     }
 
-    /// The socket arm: the frame in flight leaving, else a frame from the client (when
-    /// `reading`).
-    fn poll_io(&mut self, cx: &mut std::task::Context<'_>, reading: bool) -> Poll<Io> {
+    /// The socket arm: the frame in flight leaving; else, when `alarm` rang, the quiet
+    /// sources and a frame from the client (when `reading`). The client's side is quiet
+    /// too: a session wakes for every comment, and its client almost never sends, so its
+    /// read (through tungstenite's waker proxies, hyper's upgraded stream, the edge and the
+    /// byte meter to the I/O driver) is polled only when its socket rang.
+    fn poll_io(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        reading: bool,
+        alarm: &Alarm,
+        quiet_sources: QuietSources<'_, '_, '_>,
+    ) -> Poll<Io> {
         if self.sending.is_some() {
             if let Poll::Ready(result) = self.socket.poll_flush_unpin(cx) {
                 return Poll::Ready(Io::Flushed(result));
             }
         }
-        if reading {
-            if let Poll::Ready(incoming) = self.socket.poll_next_unpin(cx) {
-                return Poll::Ready(Io::Incoming(incoming));
-            }
+        if !alarm.rang(cx) {
+            return Poll::Pending;
         }
-        Poll::Pending
+        let mut quiet = std::task::Context::from_waker(alarm.waker());
+        if let Poll::Ready(event) = quiet_sources.poll(&mut quiet) {
+            // The read was not polled: it is owed.
+            alarm.ring();
+            return Poll::Ready(Io::Quiet(event));
+        }
+        if !reading {
+            // Owed, for when reading resumes.
+            alarm.ring();
+            return Poll::Pending;
+        }
+        match self.socket.poll_next_unpin(&mut quiet) {
+            Poll::Ready(incoming) => {
+                // tungstenite may hold more frames already read: read again next time (and
+                // poll the liveness timer the frame resets).
+                alarm.ring();
+                Poll::Ready(Io::Incoming(incoming))
+            }
+            Poll::Pending => Poll::Pending,
+        }
     }
 
     /// Finishes what is in flight, sends a close frame and waits briefly for the reply;
@@ -338,6 +369,9 @@ fn session(socket: WebSocket, mut setup: Box<Setup>) -> impl Future<Output = ()>
         .to_string();
         outbox.push_back(Message::Text(hello.into()));
         let mut liveness = Liveness::new(&setup.state.config);
+        // Rings when the shutdown, the admin drop or the liveness timer fires: they are
+        // polled only then, not on every comment (see `Alarm`).
+        let alarm = Alarm::new();
         loop {
             if writer.sending.is_none() {
                 if let Some(message) = outbox.pop_front() {
@@ -354,16 +388,33 @@ fn session(socket: WebSocket, mut setup: Box<Setup>) -> impl Future<Output = ()>
             let idle = writer.sending.is_none();
             let reading = outbox.len() < OUTBOX_LIMIT;
             tokio::select! {
-                _ = &mut shutdown => {
-                    writer.close(1001, "server shutting down").await;
-                    return;
-                }
-                _ = &mut dropped => {
-                    // Like a network fault: no close frame, the TCP connection just goes away.
-                    stats.dropped_by_admin.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
-                io = std::future::poll_fn(|cx| writer.poll_io(cx, reading)) => match io {
+                io = std::future::poll_fn(|cx| {
+                    let quiet = QuietSources { shutdown: shutdown.as_mut(), dropped: dropped.as_mut(), liveness: &mut liveness };
+                    writer.poll_io(cx, reading, &alarm, quiet)
+                }) => match io {
+                    Io::Quiet(Quiet::Shutdown) => {
+                        writer.close(1001, "server shutting down").await;
+                        return;
+                    }
+                    Io::Quiet(Quiet::Dropped) => {
+                        // Like a network fault: no close frame, the TCP connection just goes away.
+                        stats.dropped_by_admin.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                    Io::Quiet(Quiet::PingDue) => {
+                        if liveness.awaiting {
+                            stats.dropped_unresponsive.fetch_add(1, Ordering::Relaxed);
+                            writer.close(CLOSE_NO_PONG, "no frame within the pong timeout after a ping").await;
+                            return;
+                        }
+                        // An empty ping: 2 bytes on the wire, and 6 for the client's masked pong.
+                        outbox.push_back(Message::Ping(Default::default()));
+                        liveness.awaiting = true;
+                        let deadline = tokio::time::Instant::now() + liveness.timeout;
+                        liveness.due.as_mut().reset(deadline);
+                        // The timer is polled again, for its new deadline.
+                        alarm.ring();
+                    }
                     Io::Flushed(Ok(())) => {
                         if writer.sending.take() == Some(Sending::Comment) {
                             stats.comments_delivered.fetch_add(1, Ordering::Relaxed);
@@ -374,6 +425,7 @@ fn session(socket: WebSocket, mut setup: Box<Setup>) -> impl Future<Output = ()>
                     // that went away: no close frame can get through either way.
                     Io::Flushed(Err(_)) => return,
                     Io::Incoming(incoming) => {
+                        // Resets the liveness timer: `poll_io` rang the alarm, so it is polled again.
                         liveness.heard();
                         match incoming {
                             None => return,
@@ -440,20 +492,41 @@ fn session(socket: WebSocket, mut setup: Box<Setup>) -> impl Future<Output = ()>
                         return;
                     }
                 },
-                _ = &mut liveness.due, if liveness.enabled() => {
-                    if liveness.awaiting {
-                        stats.dropped_unresponsive.fetch_add(1, Ordering::Relaxed);
-                        writer.close(CLOSE_NO_PONG, "no frame within the pong timeout after a ping").await;
-                        return;
-                    }
-                    // An empty ping: 2 bytes on the wire, and 6 for the client's masked pong.
-                    outbox.push_back(Message::Ping(Default::default()));
-                    liveness.awaiting = true;
-                    let deadline = tokio::time::Instant::now() + liveness.timeout;
-                    liveness.due.as_mut().reset(deadline);
-                }
             }
         }
+    }
+}
+
+/// What a session's quiet sources say.
+enum Quiet {
+    Shutdown,
+    Dropped,
+    /// The liveness timer fired: a ping is due, or the pong is overdue.
+    PingDue,
+}
+
+/// The session's quiet sources besides the client's side, polled only after one of them
+/// rang the session's alarm (and first, to register them): their futures lock shared
+/// mutexes on every poll, and a session wakes for every comment.
+struct QuietSources<'a, 's, 'd> {
+    shutdown: Pin<&'a mut WaitForCancellationFuture<'s>>,
+    dropped: Pin<&'a mut WaitForCancellationFuture<'d>>,
+    liveness: &'a mut Liveness,
+}
+
+impl QuietSources<'_, '_, '_> {
+    /// Polls each with `quiet`, the alarm's context.
+    fn poll(self, quiet: &mut std::task::Context<'_>) -> Poll<Quiet> {
+        if self.shutdown.poll(quiet).is_ready() {
+            return Poll::Ready(Quiet::Shutdown);
+        }
+        if self.dropped.poll(quiet).is_ready() {
+            return Poll::Ready(Quiet::Dropped);
+        }
+        if self.liveness.enabled() && self.liveness.due.as_mut().poll(quiet).is_ready() {
+            return Poll::Ready(Quiet::PingDue);
+        }
+        Poll::Pending
     }
 }
 
