@@ -111,23 +111,37 @@ impl Fanout {
     /// (its subscription being dropped) just leaves; either is unregistered. The caller moves
     /// its horizon past the comment only after this returns.
     pub(super) fn fan_out(&mut self, comment: &Arc<StoredComment>) {
-        // Collected first: a delivery may unregister, which changes the maps.
-        let recipients: Vec<u64> = match &comment.comment.to {
-            None => self.subscribers.keys().copied().collect(),
-            Some(to) => self.by_user.get(to).cloned().unwrap_or_default(),
-        };
-        for number in recipients {
-            let Some(subscriber) = self.subscribers.get(&number) else {
-                continue;
-            };
-            match subscriber.sender.try_send(comment.clone()) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    let _ = subscriber.ended.set(EndCause::Lagged);
-                    self.unregister(number);
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => self.unregister(number),
+        // Those to unregister, after the walk: a delivery must not change the maps it walks.
+        let mut gone = Vec::new();
+        let mut deliver = |number: u64, subscriber: &Subscriber| match subscriber
+            .sender
+            .try_send(comment.clone())
+        {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                let _ = subscriber.ended.set(EndCause::Lagged);
+                gone.push(number);
             }
+            Err(mpsc::error::TrySendError::Closed(_)) => gone.push(number),
+        };
+        match &comment.comment.to {
+            // Walked in place: a broadcast reaches every subscriber, so a list of their
+            // numbers and a lookup of each was work per delivery.
+            None => {
+                for (number, subscriber) in &self.subscribers {
+                    deliver(*number, subscriber);
+                }
+            }
+            Some(to) => {
+                for number in self.by_user.get(to).into_iter().flatten() {
+                    if let Some(subscriber) = self.subscribers.get(number) {
+                        deliver(*number, subscriber);
+                    }
+                }
+            }
+        }
+        for number in gone {
+            self.unregister(number);
         }
     }
 

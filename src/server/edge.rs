@@ -599,6 +599,7 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
         }
     });
     let request_version = request.version();
+    let held = request.extensions().get::<Held>().is_some();
     let connect = request.method() == axum::http::Method::CONNECT;
     let response = match check(&request, &state.config) {
         Err(error) => {
@@ -644,6 +645,14 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
         conn.edge.upgraded();
         return response;
     }
+    if held {
+        // Its writer keeps the response's parts until the body is out: no wrapper on
+        // every poll of the body.
+        response
+            .extensions_mut()
+            .insert(WrittenWith(Arc::new(done)));
+        return response;
+    }
     response.map(|body| {
         Body::new(Tracked {
             inner: body,
@@ -651,6 +660,15 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
         })
     })
 }
+
+/// Marks a request served by `held`, whose writer holds the response's parts (and their
+/// extensions) until the body is done or dropped, as hyper does not.
+#[derive(Clone)]
+pub struct Held;
+
+/// The request's [`RequestDone`], in a held response's extensions: dropped with them.
+#[derive(Clone)]
+struct WrittenWith(#[allow(dead_code)] Arc<RequestDone>);
 
 /// Refusals that do not depend on the route.
 fn check(request: &Request, config: &ServerConfig) -> Result<(), AppError> {

@@ -184,6 +184,8 @@ fn parse_head(buffer: &[u8]) -> Parsed {
         return Parsed::NotOurs;
     };
     let mut request = Request::new(Body::empty());
+    // The edge leaves the response's body unwrapped: `write_response` keeps its parts.
+    request.extensions_mut().insert(super::edge::Held);
     *request.method_mut() = Method::GET;
     *request.uri_mut() = uri;
     *request.version_mut() = Version::HTTP_11;
@@ -217,15 +219,16 @@ async fn write_response<S: AsyncRead + AsyncWrite + Unpin>(
     response: Response,
     pending: &mut Vec<u8>,
 ) -> bool {
+    // `parts` is kept until the body is done: its extensions hold the edge's note that the
+    // request is over (see `edge::Held`).
     let (parts, mut body) = response.into_parts();
     let framing = framing(&parts.headers, body.size_hint().exact());
     let date = httpdate::fmt_http_date(std::time::SystemTime::now());
     let mut out = response_head(&parts, framing, &date);
     // Set when the body last answered `Pending` to this task and nothing has run since that
-    // could have taken its wake-up: the next wait need not ask the body again. A stream's
-    // every poll goes through several layers (the edge's tracking, the event stream, its
-    // heartbeat and cancellation futures), so asking it once less per event is CPU saved on
-    // every delivery.
+    // could have taken its wake-up: the next wait need not ask the body again. Every poll
+    // of a stream touches its boxed body and its subscription, so asking it once less per
+    // event is CPU saved on every delivery.
     let mut asked = false;
     // The client's side is polled only when its socket rang this alarm: a streaming
     // response's task wakes for every event, and the client almost never sends. Made when
