@@ -586,8 +586,9 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
         .extensions()
         .get::<ConnectInfo<Conn>>()
         .map(|c| c.0.clone());
-    // Ends the request for the edge when dropped: with the response body once it is out,
-    // or here if the request is dropped first (an HTTP/2 stream reset mid-request), so a
+    // Ends the request for the edge when dropped: with the response body once it is out
+    // (a held response's writer keeps it in the response's extensions instead), or here if
+    // the request is dropped first (an HTTP/2 stream reset mid-request), so a
     // cancelled request cannot keep its connection "busy", free of deadlines, for good.
     let done = conn.as_ref().map(|conn| {
         request

@@ -141,11 +141,12 @@ fn comment_event(comment: &StoredComment) -> Bytes {
 /// timer is looked at only when it fires: axum's `KeepAlive` reset it on every event.
 struct Events {
     connect: Option<Bytes>,
-    subscription: Subscription,
+    /// `None` once the stream has ended: the subscription leaves the feed, and the guard
+    /// tells `while_stuck` so, as soon as the last event is made, not when the body is
+    /// dropped (a stuck last write then gets the write-stall timeout, not the stuck check).
+    live: Option<(Subscription, DropGuard)>,
     state: Context,
     verdict: Verdict,
-    /// Tells `while_stuck` the stream is over when this is dropped.
-    _done: DropGuard,
     /// Rings when the shutdown, the admin drop or the heartbeat timer fires.
     alarm: Alarm,
     /// The server's shutdown or this subscriber's admin drop, whichever comes first.
@@ -155,7 +156,6 @@ struct Events {
     timer: Pin<Box<tokio::time::Sleep>>,
     /// The timer has fired and not been reset since: a heartbeat may be due.
     timer_fired: bool,
-    ended: bool,
 }
 
 /// Why a stream stops before its subscription ends.
@@ -188,17 +188,15 @@ impl Events {
         let now = tokio::time::Instant::now();
         Self {
             connect: Some(connect),
-            subscription,
+            live: Some((subscription, done)),
             state,
             verdict,
-            _done: done,
             alarm: Alarm::new(),
             stop,
             interval,
             last_event: now,
             timer: Box::pin(tokio::time::sleep_until(now + interval)),
             timer_fired: false,
-            ended: false,
         }
     }
 
@@ -219,7 +217,7 @@ impl Events {
                 }
                 let body =
                     serde_json::json!({ "error": error.to_string(), "resume_after": resume_after });
-                self.ended = true;
+                self.live = None;
                 Some(dropped_event(body))
             }
             // As for a lagged subscriber: the same event, naming the cursor to resume after.
@@ -227,12 +225,17 @@ impl Events {
                 if self.verdict.claim() {
                     stats.dropped_unavailable.fetch_add(1, Ordering::Relaxed);
                 }
-                let body = serde_json::json!({ "error": error.to_string(), "resume_after": self.subscription.cursor() });
-                self.ended = true;
+                let cursor = self
+                    .live
+                    .as_ref()
+                    .map(|(subscription, _)| subscription.cursor());
+                let body =
+                    serde_json::json!({ "error": error.to_string(), "resume_after": cursor });
+                self.live = None;
                 Some(dropped_event(body))
             }
             Err(_) => {
-                self.ended = true;
+                self.live = None;
                 None
             }
         }
@@ -252,18 +255,18 @@ impl http_body::Body for Events {
         if let Some(connect) = this.connect.take() {
             return data(connect);
         }
-        if this.ended {
+        if this.live.is_none() {
             return Poll::Ready(None);
         }
         if this.alarm.rang(cx) {
             let mut quiet = TaskContext::from_waker(this.alarm.waker());
             match this.stop.as_mut().poll(&mut quiet) {
                 Poll::Ready(Stop::Shutdown) => {
-                    this.ended = true;
+                    this.live = None;
                     return Poll::Ready(None);
                 }
                 Poll::Ready(Stop::Dropped) => {
-                    this.ended = true;
+                    this.live = None;
                     if this.verdict.claim() {
                         let stats = this.state.counters();
                         stats.dropped_by_admin.fetch_add(1, Ordering::Relaxed);
@@ -276,7 +279,8 @@ impl http_body::Body for Events {
             this.timer_fired =
                 !this.interval.is_zero() && this.timer.as_mut().poll(&mut quiet).is_ready();
         }
-        if let Poll::Ready(next) = this.subscription.poll_next(cx) {
+        let (subscription, _) = this.live.as_mut().expect("checked above");
+        if let Poll::Ready(next) = subscription.poll_next(cx) {
             return match this.on_next(next) {
                 Some(event) => data(event),
                 None => Poll::Ready(None),
@@ -320,7 +324,7 @@ const STUCK_CHECK: Duration = Duration::from_millis(250);
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(1);
 
 /// What ends an SSE connection whose socket is stuck. hyper then polls nothing but the
-/// blocked write, so the stream in `comments` never sees a shutdown, an admin drop or the
+/// blocked write, so the body (`Events`) never sees a shutdown, an admin drop or the
 /// feed giving up; the connection's meter polls this instead, only while a write is blocked,
 /// and fails the write when it completes. (The write-stall timeout is the meter's own.)
 async fn while_stuck(

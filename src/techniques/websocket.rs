@@ -211,25 +211,37 @@ impl Writer {
             return Poll::Pending;
         }
         let mut quiet = std::task::Context::from_waker(alarm.waker());
-        if let Poll::Ready(event) = quiet_sources.poll(&mut quiet) {
-            // The read was not polled: it is owed.
-            alarm.ring();
-            return Poll::Ready(Io::Quiet(event));
+        let QuietSources {
+            mut shutdown,
+            mut dropped,
+            liveness,
+        } = quiet_sources;
+        // Shutdown before an admin drop when both are there (the old `select!` picked at
+        // random); then the client's frames before the liveness timer, since a frame
+        // answers a ping: a pong and the pong deadline ready together keep the client.
+        if shutdown.as_mut().poll(&mut quiet).is_ready() {
+            return Poll::Ready(Io::Quiet(Quiet::Shutdown));
         }
-        if !reading {
-            // Owed, for when reading resumes.
-            alarm.ring();
-            return Poll::Pending;
+        if dropped.as_mut().poll(&mut quiet).is_ready() {
+            return Poll::Ready(Io::Quiet(Quiet::Dropped));
         }
-        match self.socket.poll_next_unpin(&mut quiet) {
-            Poll::Ready(incoming) => {
+        if reading {
+            if let Poll::Ready(incoming) = self.socket.poll_next_unpin(&mut quiet) {
                 // tungstenite may hold more frames already read: read again next time (and
                 // poll the liveness timer the frame resets).
                 alarm.ring();
-                Poll::Ready(Io::Incoming(incoming))
+                return Poll::Ready(Io::Incoming(incoming));
             }
-            Poll::Pending => Poll::Pending,
+        } else {
+            // Owed, for when reading resumes.
+            alarm.ring();
         }
+        if liveness.enabled() && liveness.due.as_mut().poll(&mut quiet).is_ready() {
+            // Polled again once its handler has reset it.
+            alarm.ring();
+            return Poll::Ready(Io::Quiet(Quiet::PingDue));
+        }
+        Poll::Pending
     }
 
     /// Finishes what is in flight, sends a close frame and waits briefly for the reply;
@@ -412,8 +424,6 @@ fn session(socket: WebSocket, mut setup: Box<Setup>) -> impl Future<Output = ()>
                         liveness.awaiting = true;
                         let deadline = tokio::time::Instant::now() + liveness.timeout;
                         liveness.due.as_mut().reset(deadline);
-                        // The timer is polled again, for its new deadline.
-                        alarm.ring();
                     }
                     Io::Flushed(Ok(())) => {
                         if writer.sending.take() == Some(Sending::Comment) {
@@ -512,22 +522,6 @@ struct QuietSources<'a, 's, 'd> {
     shutdown: Pin<&'a mut WaitForCancellationFuture<'s>>,
     dropped: Pin<&'a mut WaitForCancellationFuture<'d>>,
     liveness: &'a mut Liveness,
-}
-
-impl QuietSources<'_, '_, '_> {
-    /// Polls each with `quiet`, the alarm's context.
-    fn poll(self, quiet: &mut std::task::Context<'_>) -> Poll<Quiet> {
-        if self.shutdown.poll(quiet).is_ready() {
-            return Poll::Ready(Quiet::Shutdown);
-        }
-        if self.dropped.poll(quiet).is_ready() {
-            return Poll::Ready(Quiet::Dropped);
-        }
-        if self.liveness.enabled() && self.liveness.due.as_mut().poll(quiet).is_ready() {
-            return Poll::Ready(Quiet::PingDue);
-        }
-        Poll::Pending
-    }
 }
 
 /// (Re)starts the stuck check: `STUCK_CHECK` from now.
