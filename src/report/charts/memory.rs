@@ -40,14 +40,48 @@ pub(super) fn draw(root: &Area, view: &View, plan: &ChartPlan) -> Res {
         ..PlotOptions::new()
     };
     let mut chart = plot(&body, &x, &y, options)?;
-    bars(root, &mut chart, view, &y)?;
+    let labels = bars(root, &mut chart, view, &y)?;
     // Over the bars, so a bar above its goal shows by how much.
     let groups = view.points.len() as f64;
     for (goal, dash, _) in GOALS {
         let level = y.scale.t(goal);
         series_line(&mut chart, &[(0.0, level), (groups, level)], FLOOR, 3, dash)?;
     }
+    // Over the lines, each value on a white ground: a bar ending just under a goal put its
+    // value on the line, crossed out.
+    for label in labels {
+        label.draw(root)?;
+    }
     Ok(())
+}
+
+/// What is written above a bar: its value (where it fits) and the warning sign.
+struct BarLabel {
+    /// The bar's top centre, in pixels.
+    at: (i32, i32),
+    value: Option<String>,
+    warned: bool,
+}
+
+impl BarLabel {
+    fn draw(&self, root: &Area) -> Res {
+        let (cx, top) = self.at;
+        let mut above = top - 4;
+        if let Some(value) = &self.value {
+            let value_style = anchored(font(22), HPos::Center, VPos::Bottom);
+            let half = text_width(root, value, &value_style) as i32 / 2 + 3;
+            root.draw(&Rectangle::new(
+                [(cx - half, above - 24), (cx + half, above + 1)],
+                WHITE.filled(),
+            ))?;
+            root.draw_text(value, &value_style.color(&INK), (cx, above))?;
+            above -= 24;
+        }
+        if self.warned {
+            warn_sign(root, (cx, above - 14))?;
+        }
+        Ok(())
+    }
 }
 
 fn legend_items(view: &View) -> Vec<Legend> {
@@ -84,8 +118,14 @@ fn x_axis(view: &View) -> Axis {
     super::cost::group_axis(view, title)
 }
 
-/// A bar per cell that measured its idle memory, its value above it where it fits.
-fn bars(root: &Area, chart: &mut super::canvas::Chart, view: &View, y: &Axis) -> Res {
+/// A bar per cell that measured its idle memory; returns what to write above each (its
+/// value where it fits), drawn once the goal lines are.
+fn bars(
+    root: &Area,
+    chart: &mut super::canvas::Chart,
+    view: &View,
+    y: &Axis,
+) -> Res<Vec<BarLabel>> {
     let slot = 0.84 / view.techniques.len().max(1) as f64;
     let bar_px = {
         let a = chart.backend_coord(&(0.0, 0.0)).0;
@@ -103,6 +143,7 @@ fn bars(root: &Area, chart: &mut super::canvas::Chart, view: &View, y: &Axis) ->
         .unwrap_or(0) as i32;
     let show_values = widest + 6 <= bar_px;
     let base = y.scale.t(y.scale.lo);
+    let mut labels = Vec::new();
     for (g, point) in view.points.iter().enumerate() {
         for (i, &technique) in view.techniques.iter().enumerate() {
             let Some(cell) = view.cell(point, technique) else {
@@ -118,18 +159,14 @@ fn bars(root: &Area, chart: &mut super::canvas::Chart, view: &View, y: &Axis) ->
                 [(x0, base), (x1, top)],
                 style(technique).colour.filled(),
             )))?;
-            let (cx, cy) = chart.backend_coord(&((x0 + x1) / 2.0, top));
-            let mut above = cy - 4;
-            if show_values {
-                root.draw_text(&label(value), &value_style.color(&INK), (cx, above))?;
-                above -= 24;
-            }
-            if has_warnings(cell) {
-                warn_sign(root, (cx, above - 14))?;
-            }
+            labels.push(BarLabel {
+                at: chart.backend_coord(&((x0 + x1) / 2.0, top)),
+                value: show_values.then(|| label(value)),
+                warned: has_warnings(cell),
+            });
         }
     }
-    Ok(())
+    Ok(labels)
 }
 
 #[cfg(test)]
