@@ -159,8 +159,10 @@ enum Io {
     Flushed(Result<(), axum::Error>),
     /// The client sent a frame, or the stream ended.
     Incoming(Option<Result<Message, axum::Error>>),
-    /// The shutdown, an admin drop or the liveness timer.
-    Quiet(Quiet),
+    Shutdown,
+    Dropped,
+    /// The liveness timer fired: a ping is due, or the pong is overdue.
+    PingDue,
 }
 
 /// The socket and what it is sending. A send is started and flushed at once; only if the
@@ -191,16 +193,19 @@ impl Writer {
     }
 
     /// The socket arm: the frame in flight leaving; else, when `alarm` rang, the quiet
-    /// sources and a frame from the client (when `reading`). The client's side is quiet
-    /// too: a session wakes for every comment, and its client almost never sends, so its
-    /// read (through tungstenite's waker proxies, hyper's upgraded stream, the edge and the
-    /// byte meter to the I/O driver) is polled only when its socket rang.
+    /// sources (the shutdown, the admin drop, the liveness timer: their futures lock shared
+    /// mutexes on every poll, and a session wakes for every comment) and a frame from the
+    /// client (when `reading`). The client's side is quiet too: it almost never sends, so
+    /// its read (through tungstenite's waker proxies, hyper's upgraded stream, the edge and
+    /// the byte meter to the I/O driver) is polled only when its socket rang.
     fn poll_io(
         &mut self,
         cx: &mut std::task::Context<'_>,
         reading: bool,
         alarm: &Alarm,
-        quiet_sources: QuietSources<'_, '_, '_>,
+        mut shutdown: Pin<&mut WaitForCancellationFuture<'_>>,
+        mut dropped: Pin<&mut WaitForCancellationFuture<'_>>,
+        liveness: &mut Liveness,
     ) -> Poll<Io> {
         if self.sending.is_some() {
             if let Poll::Ready(result) = self.socket.poll_flush_unpin(cx) {
@@ -211,19 +216,14 @@ impl Writer {
             return Poll::Pending;
         }
         let mut quiet = std::task::Context::from_waker(alarm.waker());
-        let QuietSources {
-            mut shutdown,
-            mut dropped,
-            liveness,
-        } = quiet_sources;
         // Shutdown before an admin drop when both are there (the old `select!` picked at
         // random); then the client's frames before the liveness timer, since a frame
         // answers a ping: a pong and the pong deadline ready together keep the client.
         if shutdown.as_mut().poll(&mut quiet).is_ready() {
-            return Poll::Ready(Io::Quiet(Quiet::Shutdown));
+            return Poll::Ready(Io::Shutdown);
         }
         if dropped.as_mut().poll(&mut quiet).is_ready() {
-            return Poll::Ready(Io::Quiet(Quiet::Dropped));
+            return Poll::Ready(Io::Dropped);
         }
         if reading {
             if let Poll::Ready(incoming) = self.socket.poll_next_unpin(&mut quiet) {
@@ -239,7 +239,7 @@ impl Writer {
         if liveness.enabled() && liveness.due.as_mut().poll(&mut quiet).is_ready() {
             // Polled again once its handler has reset it.
             alarm.ring();
-            return Poll::Ready(Io::Quiet(Quiet::PingDue));
+            return Poll::Ready(Io::PingDue);
         }
         Poll::Pending
     }
@@ -401,19 +401,18 @@ fn session(socket: WebSocket, mut setup: Box<Setup>) -> impl Future<Output = ()>
             let reading = outbox.len() < OUTBOX_LIMIT;
             tokio::select! {
                 io = std::future::poll_fn(|cx| {
-                    let quiet = QuietSources { shutdown: shutdown.as_mut(), dropped: dropped.as_mut(), liveness: &mut liveness };
-                    writer.poll_io(cx, reading, &alarm, quiet)
+                    writer.poll_io(cx, reading, &alarm, shutdown.as_mut(), dropped.as_mut(), &mut liveness)
                 }) => match io {
-                    Io::Quiet(Quiet::Shutdown) => {
+                    Io::Shutdown => {
                         writer.close(1001, "server shutting down").await;
                         return;
                     }
-                    Io::Quiet(Quiet::Dropped) => {
+                    Io::Dropped => {
                         // Like a network fault: no close frame, the TCP connection just goes away.
                         stats.dropped_by_admin.fetch_add(1, Ordering::Relaxed);
                         return;
                     }
-                    Io::Quiet(Quiet::PingDue) => {
+                    Io::PingDue => {
                         if liveness.awaiting {
                             stats.dropped_unresponsive.fetch_add(1, Ordering::Relaxed);
                             writer.close(CLOSE_NO_PONG, "no frame within the pong timeout after a ping").await;
@@ -505,23 +504,6 @@ fn session(socket: WebSocket, mut setup: Box<Setup>) -> impl Future<Output = ()>
             }
         }
     }
-}
-
-/// What a session's quiet sources say.
-enum Quiet {
-    Shutdown,
-    Dropped,
-    /// The liveness timer fired: a ping is due, or the pong is overdue.
-    PingDue,
-}
-
-/// The session's quiet sources besides the client's side, polled only after one of them
-/// rang the session's alarm (and first, to register them): their futures lock shared
-/// mutexes on every poll, and a session wakes for every comment.
-struct QuietSources<'a, 's, 'd> {
-    shutdown: Pin<&'a mut WaitForCancellationFuture<'s>>,
-    dropped: Pin<&'a mut WaitForCancellationFuture<'d>>,
-    liveness: &'a mut Liveness,
 }
 
 /// (Re)starts the stuck check: `STUCK_CHECK` from now.

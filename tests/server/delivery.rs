@@ -304,6 +304,29 @@ async fn sse_sends_connect_retry_and_heartbeats() {
     assert_eq!((comment.id, comment.text.as_str()), (id, "hi"));
 }
 
+#[tokio::test]
+async fn sse_sends_no_heartbeat_at_a_zero_interval() {
+    let server = start_with(ServerConfig {
+        sse_heartbeat: Duration::ZERO,
+        ..ServerConfig::default()
+    })
+    .await;
+    let mut stream = sse_open(server.addr, "/sse?user=bob", &[], ByteMeter::new())
+        .await
+        .expect("200");
+    assert_eq!(stream.next_event().await.event.as_deref(), Some("connect"));
+    // A zero interval is a timer already due: were it looked at, heartbeats would come
+    // back to back, before the comment.
+    let id = publish(server.addr, "alice", None, "after connect").await;
+    let block = stream
+        .next_block()
+        .await
+        .unwrap()
+        .expect("the stream goes on");
+    assert_eq!(block.event.as_deref(), Some("comment"), "{block:?}");
+    assert_eq!(block.id, Some(id.to_string()));
+}
+
 /// Reads blocks until a heartbeat (a block of comment lines only) and says when it came.
 async fn next_heartbeat(stream: &mut SseStream) -> std::time::Instant {
     loop {

@@ -55,6 +55,11 @@ pub(super) fn draw(root: &Area, view: &View, plan: &ChartPlan) -> Res {
     Ok(())
 }
 
+/// How a bar's value is written: centred over the point it is drawn at, above it.
+fn value_style() -> TextStyle<'static> {
+    anchored(font(22), HPos::Center, VPos::Bottom)
+}
+
 /// What is written above a bar: its value (where it fits) and the warning sign.
 struct BarLabel {
     /// The bar's top centre, in pixels.
@@ -68,7 +73,7 @@ impl BarLabel {
         let (cx, top) = self.at;
         let mut above = top - 4;
         if let Some(value) = &self.value {
-            let value_style = anchored(font(22), HPos::Center, VPos::Bottom);
+            let value_style = value_style();
             let half = text_width(root, value, &value_style) as i32 / 2 + 3;
             root.draw(&Rectangle::new(
                 [(cx - half, above - 24), (cx + half, above + 1)],
@@ -132,7 +137,7 @@ fn bars(
         let b = chart.backend_coord(&(slot, 0.0)).0;
         b - a
     };
-    let value_style = anchored(font(22), HPos::Center, VPos::Bottom);
+    let value_style = value_style();
     let label = |v: f64| format!("{} KiB", num(v));
     let widest = view
         .cells
